@@ -1,0 +1,171 @@
+"""Reading official FAN / LV-ViT checkpoint files and explaining why one does not fit.
+
+Shared by every model family: the family files only remap keys (their
+``checkpoint_filter_fn``), this module does the I/O, unwraps the containers the official
+training scripts write, and turns a key/shape disagreement into a message that says which
+keys differ and which registered variant the file looks like.
+"""
+import os.path as osp
+import zipfile
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+
+import torch
+
+# Containers used by the official training scripts (timm's train.py writes ``state_dict``
+# and ``state_dict_ema``; DeiT-style scripts write ``model``). The EMA weights are the
+# ones the papers evaluate when both are present.
+CONTAINER_KEYS = ('state_dict_ema', 'state_dict', 'model', 'module')
+# Buffers a model builds itself; checkpoints may or may not carry them.
+DERIVED_KEY_SUFFIXES = ('relative_position_index', 'attn_mask', 'num_batches_tracked')
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, unreadable or does not fit the model."""
+
+
+def read_checkpoint(path: str) -> dict:
+    """Load a checkpoint file onto the CPU; name the file in every error."""
+    if not osp.isfile(path):
+        raise CheckpointError(f'checkpoint file not found: {path}')
+    try:
+        # Plain tensors first (safe); the official files may also pickle an
+        # argparse.Namespace of training args, which needs the full unpickler.
+        try:
+            return torch.load(path, map_location='cpu', weights_only=True)
+        except Exception as safe_err:  # noqa: BLE001 - retried below, reported if both fail
+            if isinstance(safe_err, (EOFError, zipfile.BadZipFile)) or \
+                    'failed finding central directory' in str(safe_err):
+                raise
+            return torch.load(path, map_location='cpu', weights_only=False)
+    except CheckpointError:
+        raise
+    except Exception as err:  # noqa: BLE001 - torch raises many types for broken files
+        raise CheckpointError(
+            f'could not read checkpoint {path} ({osp.getsize(path)} bytes): it is '
+            f'truncated or not a PyTorch checkpoint ({type(err).__name__}: {err})') from err
+
+
+def unwrap_state_dict(checkpoint, source: str = 'checkpoint') -> Dict[str, torch.Tensor]:
+    """Return the flat ``{name: tensor}`` dict inside an official checkpoint.
+
+    Accepts a flat state_dict or one nested under ``state_dict_ema``, ``state_dict``,
+    ``model`` (first found, in that order), and strips a ``module.`` (DataParallel) prefix.
+    """
+    if not isinstance(checkpoint, Mapping):
+        raise CheckpointError(f'{source} holds a {type(checkpoint).__name__}, not a state_dict')
+    state_dict = checkpoint
+    for key in CONTAINER_KEYS:
+        if key in checkpoint and isinstance(checkpoint[key], Mapping):
+            state_dict = checkpoint[key]
+            break
+    tensors = {k: v for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise CheckpointError(f'{source} contains no tensors (top-level keys: '
+                              f'{sorted(checkpoint)[:8]})')
+    if all(k.startswith('module.') for k in tensors):
+        tensors = {k[len('module.'):]: v for k, v in tensors.items()}
+    return tensors
+
+
+def load_state_dict_file(path: str) -> Dict[str, torch.Tensor]:
+    """``read_checkpoint`` + ``unwrap_state_dict``."""
+    return unwrap_state_dict(read_checkpoint(path), source=path)
+
+
+def _is_derived(key: str) -> bool:
+    return key.endswith(DERIVED_KEY_SUFFIXES)
+
+
+def compare_state_dicts(expected: Mapping[str, Tuple[int, ...]],
+                        found: Mapping[str, torch.Tensor]):
+    """Missing keys, unexpected keys and ``(key, found_shape, expected_shape)`` mismatches.
+
+    ``expected`` maps names to shapes (a model's ``state_dict`` works too). Buffers that
+    the model derives itself are not reported as missing.
+    """
+    exp_shapes = {k: tuple(getattr(v, 'shape', v)) for k, v in expected.items()}
+    missing = sorted(k for k in exp_shapes if k not in found and not _is_derived(k))
+    unexpected = sorted(k for k in found if k not in exp_shapes)
+    mismatched = sorted((k, tuple(found[k].shape), exp_shapes[k])
+                        for k in exp_shapes if k in found
+                        and tuple(found[k].shape) != exp_shapes[k])
+    return missing, unexpected, mismatched
+
+
+def match_score(expected: Mapping[str, Tuple[int, ...]], found: Mapping[str, torch.Tensor]):
+    """Fraction of the union of keys that agree in name and shape (1.0 = same variant)."""
+    missing, unexpected, mismatched = compare_state_dicts(expected, found)
+    total = len(set(expected) | set(found)) or 1
+    return 1.0 - (len(missing) + len(unexpected) + len(mismatched)) / total
+
+
+def _examples(items: List, limit: int = 5) -> str:
+    shown = ', '.join(str(i) for i in items[:limit])
+    return shown + (f', ... ({len(items) - limit} more)' if len(items) > limit else '')
+
+
+def describe_mismatch(missing, unexpected, mismatched) -> str:
+    """Plain-words summary of a key/shape disagreement."""
+    parts = []
+    if missing:
+        parts.append(f'{len(missing)} weights the model needs are not in the file '
+                     f'(e.g. {_examples(missing)})')
+    if unexpected:
+        parts.append(f'{len(unexpected)} weights in the file have no place in the model '
+                     f'(e.g. {_examples(unexpected)})')
+    if mismatched:
+        shown = [f'{k}: file {tuple(a)} vs model {tuple(b)}' for k, a, b in mismatched]
+        parts.append(f'{len(mismatched)} weights have the wrong shape ({_examples(shown, 3)})')
+    return '; '.join(parts) if parts else 'all keys and shapes agree'
+
+
+def guess_variant(found: Mapping[str, torch.Tensor],
+                  candidates: Mapping[str, Callable[[], Mapping[str, Tuple[int, ...]]]],
+                  ) -> Optional[Tuple[str, float]]:
+    """Name and score of the candidate whose expected keys/shapes fit ``found`` best.
+
+    ``candidates`` maps a variant name to a callable returning its expected
+    ``{key: shape}`` (build the model on the ``meta`` device to make this cheap).
+    """
+    best = None
+    for name, expected_fn in candidates.items():
+        try:
+            score = match_score(expected_fn(), found)
+        except Exception:  # noqa: BLE001 - a candidate that cannot be built does not match
+            continue
+        if best is None or score > best[1]:
+            best = (name, score)
+    return best
+
+
+def shapes_on_meta(build: Callable[[], torch.nn.Module]) -> Dict[str, Tuple[int, ...]]:
+    """``{key: shape}`` of a model built on the meta device (no memory, no init cost)."""
+    with torch.device('meta'):
+        model = build()
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def check_state_dict(model_name: str, expected: Mapping[str, Tuple[int, ...]],
+                     found: Mapping[str, torch.Tensor], source: str,
+                     candidates: Optional[Mapping[str, Callable]] = None,
+                     ignore_missing: Iterable[str] = (), ignore_unexpected: Iterable[str] = ()):
+    """Raise ``CheckpointError`` naming the problem unless ``found`` fits ``expected``.
+
+    ``ignore_*`` are key prefixes that may legitimately be absent / extra (e.g. the
+    classifier head when a dense backbone loads a classification checkpoint).
+    """
+    missing, unexpected, mismatched = compare_state_dicts(expected, found)
+    missing = [k for k in missing if not k.startswith(tuple(ignore_missing))]
+    unexpected = [k for k in unexpected if not k.startswith(tuple(ignore_unexpected))]
+    if not (missing or unexpected or mismatched):
+        return
+    msg = (f'{source} does not fit {model_name}: '
+           f'{describe_mismatch(missing, unexpected, mismatched)}.')
+    if candidates:
+        guess = guess_variant(found, candidates)
+        if guess and guess[0] != model_name and guess[1] > 0.9:
+            msg += f' The file looks like a {guess[0]} checkpoint ({guess[1]:.0%} of keys fit).'
+        elif guess and guess[0] != model_name:
+            msg += (' It does not look like any known variant either (closest: '
+                    f'{guess[0]}, {guess[1]:.0%} of keys fit).')
+    raise CheckpointError(msg)

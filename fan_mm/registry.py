@@ -1,0 +1,47 @@
+"""Registering fan_mm classes into mmdet's and mmseg's registries.
+
+One class goes into both codebases (configs then use the bare ``type='FANHybrid'``, also
+inside ``mmdet::``/``mmseg::`` bases that carry their own scope). Each codebase is
+optional: with only one of them installed, the other is skipped.
+"""
+import importlib
+
+CODEBASES = ('mmdet', 'mmseg')
+
+
+def _registries(kind):
+    found = []
+    for codebase in CODEBASES:
+        try:
+            module = importlib.import_module(f'{codebase}.registry')
+        except ImportError:
+            continue
+        found.append(getattr(module, kind))
+    return found
+
+
+def _register(kind, cls):
+    for registry in _registries(kind):
+        if registry.get(cls.__name__) is not cls:
+            registry.register_module(module=cls, force=True)
+    return cls
+
+
+def register_model(cls):
+    """Class decorator: add ``cls`` to mmdet's and mmseg's ``MODELS``."""
+    return _register('MODELS', cls)
+
+
+def register_transform(cls):
+    """Class decorator: add ``cls`` to mmdet's and mmseg's ``TRANSFORMS``."""
+    return _register('TRANSFORMS', cls)
+
+
+def register_metric(cls):
+    """Class decorator: add ``cls`` to mmdet's and mmseg's ``METRICS``."""
+    return _register('METRICS', cls)
+
+
+def register_hook(cls):
+    """Class decorator: add ``cls`` to mmdet's and mmseg's ``HOOKS``."""
+    return _register('HOOKS', cls)
