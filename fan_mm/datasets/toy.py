@@ -193,7 +193,7 @@ def render_coco_sample(seed: int, split: str, index: int,
                        size: Tuple[int, int] = DEFAULTS['coco']['size']) -> ToyCocoSample:
     """Render image ``index`` of ``split``: 2-4 non-overlapping shapes on a photo crop.
 
-    Shapes have a circumradius of 14-23 % of the short side (big, for anchors and
+    Shapes have a circumradius of 16-24 % of the short side (big, for anchors and
     short training), are kept 2 px inside the image and 3 px apart, so each mask is
     fully visible. A shape is dropped when no free place is found.
     """
@@ -211,7 +211,7 @@ def render_coco_sample(seed: int, split: str, index: int,
     for _ in range(int(rng.integers(2, 5))):
         label = int(rng.integers(len(COCO_CLASSES)))
         for _attempt in range(30):
-            r = float(rng.uniform(0.14, 0.23) * short)
+            r = float(rng.uniform(0.16, 0.24) * short)
             cx = float(rng.uniform(r + 2, w - r - 2))
             cy = float(rng.uniform(r + 2, h - r - 2))
             if all(np.hypot(cx - px, cy - py) > r + pr + 3 for px, py, pr in placed):
