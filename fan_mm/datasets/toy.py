@@ -131,7 +131,7 @@ def _luminance(img: np.ndarray, stretch: bool = True) -> np.ndarray:
     """Luma in [0, 1]; with ``stretch`` the 2nd..98th percentiles map to 0..1."""
     lum = img @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     if stretch:
-        lo, hi = np.percentile(lum, [2, 98])
+        lo, hi = np.percentile(lum[::3, ::3], [2, 98])  # a subsample is enough, and 9x cheaper
         lum = np.clip((lum - lo) / max(hi - lo, 1e-3), 0, 1)
     return lum.astype(np.float32)
 
