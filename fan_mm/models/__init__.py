@@ -2,3 +2,4 @@
 where mmdet / mmseg are installed, the dense backbones in their ``MODELS`` registries."""
 from . import fan  # noqa: F401  (registers the timm models)
 from .fan import FAN  # noqa: F401
+from .backbones import FANHybrid, FANViT  # noqa: F401  (registers into mmdet / mmseg MODELS)

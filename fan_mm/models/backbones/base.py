@@ -108,18 +108,13 @@ def _strip(state_dict: Mapping[str, torch.Tensor], prefix: str) -> Dict[str, tor
     return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
 
 
-def _examples(keys: Sequence[str], limit: int = 4) -> str:
-    keys = sorted(keys)
-    shown = ', '.join(keys[:limit])
-    return shown + (f', ... ({len(keys) - limit} more)' if len(keys) > limit else '')
-
-
-def _group(keys: Iterable[str], prefixes: Iterable[str]) -> Dict[str, List[str]]:
-    """Group keys by the first prefix they start with (for short log lines)."""
+def _group(keys: Iterable[str]) -> Dict[str, List[str]]:
+    """Group keys by module for short log lines (``trunk.head``, ``learnable_downsample``, ...)."""
     groups: Dict[str, List[str]] = {}
     for k in keys:
-        p = next((p for p in prefixes if k.startswith(p)), k)
-        groups.setdefault(p, []).append(k)
+        parts = k.split('.')
+        g = '.'.join(parts[:2]) if parts[0] == TRUNK[:-1] else parts[0]
+        groups.setdefault(g, []).append(k)
     return groups
 
 
@@ -154,7 +149,7 @@ class DenseBackbone(BaseModule):
         return {TRUNK + k: v for k, v in state_dict.items()}
 
     def unused_prefixes(self) -> Sequence[str]:
-        """Wrapper-naming prefixes that a checkpoint may hold and this backbone ignores."""
+        """Wrapper-naming prefixes (or whole keys) that a checkpoint may hold and this backbone ignores."""
         return ()
 
     def new_prefixes(self) -> Sequence[str]:
@@ -232,15 +227,15 @@ class DenseBackbone(BaseModule):
         lines = [f'{type(self).__name__} ({self.variant_name}): loaded {len(load)} tensors '
                  f'from {path}.']
         if unused:
-            groups = _group(unused, self.unused_prefixes())
+            groups = _group(unused)
             lines.append('Not used by the dense backbone (expected: classification-only '
-                         'parts): ' + ', '.join(f'{p}* ({len(ks)} tensors)'
+                         'parts): ' + ', '.join(f'{p} ({len(ks)} tensors)'
                                                for p, ks in groups.items()) + '.')
         if new:
-            groups = _group(new, self.new_prefixes())
+            groups = _group(new)
             lines.append('Not in the checkpoint, trained from scratch (expected: layers '
                          'that only the dense model has): '
-                         + ', '.join(f'{p}* ({len(ks)} tensors)' for p, ks in groups.items())
+                         + ', '.join(f'{p} ({len(ks)} tensors)' for p, ks in groups.items())
                          + '.')
         print_log(' '.join(lines), logger='current', level=logging.INFO)
 
