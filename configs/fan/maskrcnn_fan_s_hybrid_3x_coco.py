@@ -76,8 +76,7 @@ optim_wrapper = dict(
         custom_keys={
             'norm': dict(decay_mult=0.),
             'pos_embed': dict(decay_mult=0.),
-        }),
-    clip_grad=None)
+        }))
 
 # 8 GPUs x 2 images; --auto-scale-lr rescales lr for another total batch size
 auto_scale_lr = dict(enable=False, base_batch_size=16)
