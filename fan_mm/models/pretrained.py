@@ -13,23 +13,34 @@ import torch
 from torch import nn
 from timm.models import build_model_with_cfg
 from timm.models._features import FeatureGetterNet
-import timm
 
-from .checkpoint_utils import (CONTAINER_KEYS, CheckpointError, check_state_dict,
-                               load_state_dict_file, shapes_on_meta, unwrap_state_dict)
-
-# Registered fan_mm families a checkpoint is compared against when it does not fit.
-FAMILY_PATTERNS = ('lvvit_*', 'fan_*')
+from .checkpoint_utils import (CONTAINER_KEYS, DERIVED_KEY_SUFFIXES, CheckpointError, check_state_dict,
+                               load_state_dict_file, registered_variants, unwrap_state_dict)
 
 
-def variant_candidates(patterns: Iterable[str] = FAMILY_PATTERNS) -> Dict[str, Callable]:
-    """``{model name: () -> {key: shape}}`` for every registered fan_mm classifier."""
-    # importing the package registers every family (this module is imported by them,
-    # so the import has to happen here, lazily)
+# A key that only one family's checkpoints have -> the registered names to compare with.
+_FAMILY_SIGNATURES = (
+    ('aux_head.weight', lambda n: n.startswith('lvvit_')),
+    ('layers.0.blocks.0.attn.relative_position_bias_table', lambda n: n.startswith('fan_swin_')),
+    ('cls_attn_blocks.0.norm1.weight',
+     lambda n: n.startswith('fan_') and not n.startswith('fan_swin_')),
+)
+
+
+def variant_candidates(found: Optional[Mapping[str, torch.Tensor]] = None) -> Dict[str, Callable]:
+    """``{model name: () -> {key: shape}}`` of the registered FAN / LV-ViT classifiers.
+
+    With ``found`` (a checkpoint's tensors) only the family whose signature key it holds is
+    listed, if any: every candidate is built (on the meta device) to compare shapes, which
+    takes seconds for all two dozen variants.
+    """
+    # importing the package registers every family; lazily, as the families import this module
     import fan_mm.models  # noqa: F401
-    names = timm.list_models(list(patterns))
-    return {name: (lambda n=name: shapes_on_meta(lambda: timm.create_model(n)))
-            for name in names}
+    candidates = registered_variants()
+    for key, in_family in _FAMILY_SIGNATURES:
+        if found is not None and key in found:
+            return {n: fn for n, fn in candidates.items() if in_family(n)}
+    return candidates
 
 
 def classifier_names(model: nn.Module) -> Sequence[str]:
@@ -62,7 +73,7 @@ def check_against_model(state_dict: Mapping[str, torch.Tensor], model: nn.Module
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     foreign = foreign_classifier_keys(model, state_dict)
     found = {k: v for k, v in state_dict.items() if k not in foreign}
-    check_state_dict(name, expected, found, source, candidates=variant_candidates(),
+    check_state_dict(name, expected, found, source, candidates=variant_candidates(found),
                      ignore_missing=tuple(ignore_missing) + tuple(foreign),
                      ignore_unexpected=tuple(ignore_unexpected))
 
@@ -98,7 +109,7 @@ def load_pretrained_file(model: nn.Module, filter_fn: Callable, path: Optional[s
         del state_dict[key]
     missing, unexpected = model.load_state_dict(state_dict, strict=False)
     heads = tuple(classifier_names(model))
-    missing = [k for k in missing if not k.startswith(heads)]
+    missing = [k for k in missing if not k.startswith(heads) and not k.endswith(DERIVED_KEY_SUFFIXES)]
     if missing or unexpected:  # filter_fn checks first; this is a last safety net
         raise CheckpointError(f'{path} does not fit {arch}: missing {missing[:5]}, '
                               f'unexpected {unexpected[:5]}')

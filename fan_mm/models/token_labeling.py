@@ -42,19 +42,22 @@ Box = Tuple[int, int, int, int]
 # MixToken
 # --------------------------------------------------------------------------------------
 def rand_token_box(grid_size: Sequence[int], lam: float,
-                   generator: Optional[torch.Generator] = None) -> Box:
+                   generator: Optional[torch.Generator] = None,
+                   center: Optional[Tuple[int, int]] = None) -> Box:
     """CutMix-style box ``(r1, c1, r2, c2)`` (rows ``r1:r2``, cols ``c1:c2``) on a token grid.
 
     As the official ``rand_bbox``: on each axis the side is ``int(g * sqrt(1 - lam))``, the
-    centre is uniform in ``[0, g)``, the box is ``[c - side // 2, c + side // 2)`` clipped to
-    the grid (so an unclipped side is even). ``lam`` of the mix is recomputed from the
-    clipped area by ``box_lambda``.
+    centre is uniform in ``[0, g)`` (or ``center``), the box is ``[c - side // 2, c + side // 2)``
+    clipped to the grid (so an unclipped side is even). The mixing weight is recomputed from
+    the clipped area by ``box_lambda``.
     """
     rows, cols = int(grid_size[0]), int(grid_size[1])
     ratio = math.sqrt(1. - float(lam))
     cut_r, cut_c = int(rows * ratio), int(cols * ratio)
-    cr = int(torch.randint(rows, (1,), generator=generator))
-    cc = int(torch.randint(cols, (1,), generator=generator))
+    if center is None:
+        center = (int(torch.randint(rows, (1,), generator=generator)),
+                  int(torch.randint(cols, (1,), generator=generator)))
+    cr, cc = center
     r1, r2 = min(max(cr - cut_r // 2, 0), rows), min(max(cr + cut_r // 2, 0), rows)
     c1, c2 = min(max(cc - cut_c // 2, 0), cols), min(max(cc + cut_c // 2, 0), cols)
     return r1, c1, r2, c2
