@@ -28,7 +28,7 @@ A family subclass provides:
 * optionally ``variant_name`` (str, for messages) and ``variant_candidates()``.
 """
 import logging
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -108,18 +108,13 @@ def _strip(state_dict: Mapping[str, torch.Tensor], prefix: str) -> Dict[str, tor
     return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
 
 
-def _examples(keys: Sequence[str], limit: int = 4) -> str:
-    keys = sorted(keys)
-    shown = ', '.join(keys[:limit])
-    return shown + (f', ... ({len(keys) - limit} more)' if len(keys) > limit else '')
-
-
-def _group(keys: Iterable[str], prefixes: Iterable[str]) -> Dict[str, List[str]]:
-    """Group keys by the first prefix they start with (for short log lines)."""
+def _group(keys: Iterable[str]) -> Dict[str, List[str]]:
+    """Group keys by module for short log lines (``trunk.head``, ``learnable_downsample``, ...)."""
     groups: Dict[str, List[str]] = {}
     for k in keys:
-        p = next((p for p in prefixes if k.startswith(p)), k)
-        groups.setdefault(p, []).append(k)
+        parts = k.split('.')
+        g = '.'.join(parts[:2]) if parts[0] == TRUNK[:-1] else parts[0]
+        groups.setdefault(g, []).append(k)
     return groups
 
 
@@ -154,7 +149,7 @@ class DenseBackbone(BaseModule):
         return {TRUNK + k: v for k, v in state_dict.items()}
 
     def unused_prefixes(self) -> Sequence[str]:
-        """Wrapper-naming prefixes that a checkpoint may hold and this backbone ignores."""
+        """Wrapper-naming prefixes (or whole keys) that a checkpoint may hold and this backbone ignores."""
         return ()
 
     def new_prefixes(self) -> Sequence[str]:
@@ -198,15 +193,15 @@ class DenseBackbone(BaseModule):
             return state_dict
         return self.convert_official(state_dict)
 
-    def load_pretrained(self, path: str, prefix: Optional[str] = None) -> None:
-        """Load, check and report an official or mm-style checkpoint (see class doc)."""
-        state_dict = load_state_dict_file(path)
-        if prefix:
-            sub = _strip(state_dict, prefix)
-            if not sub:
-                raise CheckpointError(f'{path} has no weights under prefix {prefix!r} '
-                                      f'(init_cfg prefix); first keys: {sorted(state_dict)[:5]}')
-            state_dict = sub
+    def match_pretrained(self, state_dict: Mapping[str, torch.Tensor], source: str
+                         ) -> Tuple[Dict[str, torch.Tensor], List[str], List[str]]:
+        """Check a checkpoint (any accepted naming) against this module.
+
+        Returns ``(to_load, unused, new)``: the tensors to load (this module's naming), the file keys this
+        backbone does not use (classifier, pruned parts) and this module's keys the file does not have
+        (dense-only layers). Anything else that disagrees raises ``CheckpointError`` naming the keys and
+        the registered variant the file looks like. Works on a module built on the meta device.
+        """
         state_dict = self.to_wrapper_naming(state_dict)
         own = self.state_dict()
         missing, unexpected, mismatched = compare_state_dicts(own, state_dict)
@@ -215,7 +210,7 @@ class DenseBackbone(BaseModule):
         bad_missing = [k for k in missing if k not in new]
         bad_unexpected = [k for k in unexpected if k not in unused]
         if bad_missing or bad_unexpected or mismatched:
-            msg = (f'{path} does not fit {type(self).__name__} ({self.variant_name}): '
+            msg = (f'{source} does not fit {type(self).__name__} ({self.variant_name}): '
                    f'{describe_mismatch(bad_missing, bad_unexpected, mismatched)}.')
             trunk_sd = _strip(state_dict, TRUNK)
             guess = guess_variant(trunk_sd, self.variant_candidates()) if trunk_sd else None
@@ -226,23 +221,34 @@ class DenseBackbone(BaseModule):
                 msg += (' It does not look like any registered FAN / LV-ViT variant either '
                         f'(closest: {guess[0]}, {guess[1]:.0%} of keys fit).')
             raise CheckpointError(msg)
-        load = {k: v for k, v in state_dict.items() if k in own}
+        return {k: v for k, v in state_dict.items() if k in own}, unused, new
+
+    def describe_match(self, loaded: int, unused: Sequence[str], new: Sequence[str], source: str) -> str:
+        """One plain-words line about what a pretrained load did."""
+        lines = [f'{type(self).__name__} ({self.variant_name}): loaded {loaded} tensors from {source}.']
+        if unused:
+            lines.append('Not used by this backbone (expected: the classifier and parts no requested '
+                         'output needs): '
+                         + ', '.join(f'{p} ({len(ks)} tensors)' for p, ks in _group(unused).items()) + '.')
+        if new:
+            lines.append('Not in the checkpoint, trained from scratch (expected: layers only the dense '
+                         'model has): '
+                         + ', '.join(f'{p} ({len(ks)} tensors)' for p, ks in _group(new).items()) + '.')
+        return ' '.join(lines)
+
+    def load_pretrained(self, path: str, prefix: Optional[str] = None) -> None:
+        """Load, check and report an official or mm-style checkpoint (see class doc)."""
+        state_dict = load_state_dict_file(path)
+        if prefix:
+            sub = _strip(state_dict, prefix)
+            if not sub:
+                raise CheckpointError(f'{path} has no weights under prefix {prefix!r} '
+                                      f'(init_cfg prefix); first keys: {sorted(state_dict)[:5]}')
+            state_dict = sub
+        load, unused, new = self.match_pretrained(state_dict, path)
         result = self.load_state_dict(load, strict=False)
         assert not result.unexpected_keys, result.unexpected_keys
-        lines = [f'{type(self).__name__} ({self.variant_name}): loaded {len(load)} tensors '
-                 f'from {path}.']
-        if unused:
-            groups = _group(unused, self.unused_prefixes())
-            lines.append('Not used by the dense backbone (expected: classification-only '
-                         'parts): ' + ', '.join(f'{p}* ({len(ks)} tensors)'
-                                               for p, ks in groups.items()) + '.')
-        if new:
-            groups = _group(new, self.new_prefixes())
-            lines.append('Not in the checkpoint, trained from scratch (expected: layers '
-                         'that only the dense model has): '
-                         + ', '.join(f'{p}* ({len(ks)} tensors)' for p, ks in groups.items())
-                         + '.')
-        print_log(' '.join(lines), logger='current', level=logging.INFO)
+        print_log(self.describe_match(len(load), unused, new, path), logger='current', level=logging.INFO)
 
     # ---- freezing and norm_eval ------------------------------------------------------------
     def _freeze_stages(self) -> None:
