@@ -11,6 +11,7 @@ Pretrained loading is off (``init_cfg`` dropped); detectors sample fewer proposa
 on COCO (a few objects per image), which changes no layer.
 """
 import copy
+import functools
 import glob
 import importlib
 import json
@@ -76,6 +77,40 @@ def lean_cpu():
     yield
     patch.undo()
     torch.set_num_threads(before)
+
+
+@functools.lru_cache()
+def _zoo_index():
+    """{config path relative to the repo: metafile model entry} from model-index.yml, and the READMEs."""
+    import yaml
+    index = yaml.safe_load(open(osp.join(ROOT, 'model-index.yml')))
+    models, readmes = {}, {}
+    for meta in index['Import']:
+        doc = yaml.safe_load(open(osp.join(ROOT, meta)))
+        for collection in doc['Collections']:
+            readmes[collection['Name']] = open(osp.join(ROOT, collection['README'])).read()
+        for model in doc['Models']:
+            assert model['Config'] not in models, f'{model["Config"]} listed twice'
+            assert model['In Collection'] in readmes, model['Name']
+            models[model['Config']] = model
+    return models, readmes
+
+
+def test_metafiles_list_exactly_the_zoo():
+    models, _ = _zoo_index()
+    zoo = {f'configs/{name}' for name in CONFIGS if name.startswith(('fan/', 'lvvit/'))}
+    assert set(models) == zoo, (sorted(set(models) - zoo), sorted(zoo - set(models)))
+    for path, model in models.items():
+        assert model['Name'] == osp.splitext(osp.basename(path))[0]
+        for result in model.get('Results', []):
+            metrics = result['Metrics']
+            if 'Retention' not in metrics:
+                continue
+            # retention = corrupted / clean: check it against the clean result of the same model
+            clean_name = result['Dataset'][:-len('-C')]
+            clean = next(r['Metrics'] for r in model['Results'] if r['Dataset'] == clean_name)
+            (metric, corrupted), = [(k, v) for k, v in metrics.items() if k != 'Retention']
+            assert abs(100 * corrupted / clean[metric] - metrics['Retention']) < 0.2, (model['Name'], metrics)
 
 
 def _registry(codebase, name):
@@ -172,6 +207,12 @@ def test_config_is_complete(config):
     assert cfg.model.backbone.init_cfg.checkpoint == 'x.pth'
     assert cfg.optim_wrapper.clip_grad.max_norm == 1.0
     assert cfg.optim_wrapper.optimizer.lr == 1e-5 and cfg.train_dataloader.batch_size == 1
+    # the model zoo page and the metafile describe this config as it is
+    models, readmes = _zoo_index()
+    entry = models[f'configs/{name}']
+    assert entry['Metadata']['Pretrained'].split()[0] == osp.basename(ckpt['checkpoint']), entry['Metadata']
+    assert entry['Metadata']['Batch Size'] == cfg.auto_scale_lr.base_batch_size, name
+    assert osp.basename(name) in readmes[entry['In Collection']], f'{name} is not in its README'
 
 
 def test_one_training_step_on_cpu(config):
