@@ -295,7 +295,7 @@ def install_mmcv(args, info, constraints):
         log(f'cached the mmcv wheel as {cached}')
 
 
-def main(argv=None):
+def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--keep-torch', action='store_true',
                         help='use the torch/torchvision already installed (e.g. a CUDA '
@@ -309,7 +309,11 @@ def main(argv=None):
         'MAX_JOBS', os.cpu_count() or 2)), help='parallel compile jobs for mmcv')
     parser.add_argument('--no-project', action='store_true',
                         help='install the dependencies only, not fan_mm itself')
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
 
     repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
     start = time.time()

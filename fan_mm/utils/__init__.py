@@ -1,1 +1,3 @@
+from .checkpoint_compat import install_mmengine_checkpoint_loader
 
+__all__ = ['install_mmengine_checkpoint_loader']

@@ -1,0 +1,209 @@
+"""What ``tools/train.py`` and ``tools/test.py`` do, for mmdet and mmseg configs alike.
+
+The arguments and their semantics are mmdet 3.3's (``--work-dir``, ``--amp``,
+``--auto-scale-lr``, ``--resume [CKPT]``, ``--cfg-options``, ``--launcher``; ``--out``,
+``--show``, ``--show-dir``, ``--tta`` for testing). The codebase is read from the config's
+``default_scope``; everything else is mmengine's Runner.
+"""
+import os
+import os.path as osp
+from copy import deepcopy
+from typing import Optional, Sequence
+
+from mmengine.config import Config, ConfigDict
+
+from ..utils import install_mmengine_checkpoint_loader
+
+CODEBASES = ('mmdet', 'mmseg')
+
+
+def codebase_of(cfg: Config) -> str:
+    """'mmdet' or 'mmseg', from the config's ``default_scope``."""
+    scope = cfg.get('default_scope')
+    if scope not in CODEBASES:
+        raise ValueError(
+            f'config has default_scope={scope!r}; fan_mm tools run mmdet or mmseg configs '
+            "(inherit their default_runtime, or set default_scope='mmdet'/'mmseg')")
+    return scope
+
+
+def load_config(config: str, cfg_options: Optional[dict] = None,
+                work_dir: Optional[str] = None, launcher: str = 'none') -> Config:
+    """Read a config, apply ``--cfg-options`` and pick the work dir like mmdet's tools.
+
+    Work dir priority: argument > ``work_dir`` in the file > ``./work_dirs/<config name>``.
+    """
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'config file not found: {config}')
+    install_mmengine_checkpoint_loader()
+    cfg = Config.fromfile(config)
+    cfg.launcher = launcher
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
+    codebase_of(cfg)
+    return cfg
+
+
+def build_runner(cfg: Config):
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
+
+
+def _limit_dynamo_recompiles():
+    # mmdet's tools do this so torch.compile'd models don't recompile for every shape.
+    from mmdet.utils import setup_cache_size_limit_of_dynamo
+    setup_cache_size_limit_of_dynamo()
+
+
+def prepare_train_config(cfg: Config, amp: bool = False, auto_scale_lr: bool = False,
+                         resume: Optional[str] = None) -> Config:
+    """Apply ``--amp``, ``--auto-scale-lr`` and ``--resume`` as mmdet's train.py does.
+
+    ``resume='auto'`` resumes from the latest checkpoint in the work dir; a path resumes
+    from that file (model, optimizer, scheduler, iteration and message hub).
+    """
+    if amp:
+        optim_wrapper = cfg.optim_wrapper
+        if optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
+            pass
+        elif optim_wrapper.get('type', 'OptimWrapper') == 'OptimWrapper':
+            optim_wrapper.type = 'AmpOptimWrapper'
+            optim_wrapper.setdefault('loss_scale', 'dynamic')
+        else:
+            raise ValueError(f'--amp: cannot switch optim_wrapper type '
+                             f'{optim_wrapper.type!r} to AmpOptimWrapper')
+    if auto_scale_lr:
+        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
+            raise ValueError('--auto-scale-lr: the config has no '
+                             'auto_scale_lr=dict(base_batch_size=...)')
+        cfg.auto_scale_lr.enable = True
+    if resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif resume is not None:
+        if not osp.isfile(resume):
+            raise FileNotFoundError(f'--resume checkpoint not found: {resume}')
+        cfg.resume = True
+        cfg.load_from = resume
+    return cfg
+
+
+def train(config: str, work_dir: Optional[str] = None, amp: bool = False,
+          auto_scale_lr: bool = False, resume: Optional[str] = None,
+          cfg_options: Optional[dict] = None, launcher: str = 'none'):
+    """Train from a config file; returns the trained model (``runner.train()``)."""
+    cfg = load_config(config, cfg_options, work_dir, launcher)
+    prepare_train_config(cfg, amp, auto_scale_lr, resume)
+    if codebase_of(cfg) == 'mmdet':
+        _limit_dynamo_recompiles()
+    runner = build_runner(cfg)
+    return runner.train()
+
+
+def _enable_visualization(cfg: Config, show: bool, show_dir: Optional[str],
+                          wait_time: float):
+    if codebase_of(cfg) == 'mmdet':
+        from mmdet.engine.hooks.utils import trigger_visualization_hook
+
+        class _Args:  # the helper reads these attributes off mmdet's argparse namespace
+            pass
+        args = _Args()
+        args.show, args.show_dir, args.wait_time = show, show_dir, wait_time
+        return trigger_visualization_hook(cfg, args)
+    hook = cfg.default_hooks.get('visualization')
+    if hook is None:
+        raise ValueError('--show/--show-dir need default_hooks.visualization in the config')
+    hook['draw'] = True
+    if show:
+        hook['show'] = True
+        hook['wait_time'] = wait_time
+    if show_dir:
+        cfg.visualizer['save_dir'] = show_dir
+    return cfg
+
+
+def _enable_tta(cfg: Config):
+    if codebase_of(cfg) == 'mmseg':
+        if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+            raise ValueError('--tta needs tta_model and tta_pipeline in the config')
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+        return cfg
+    # mmdet: flip TTA by default, as mmdet's test.py does
+    if 'tta_model' not in cfg:
+        cfg.tta_model = dict(type='DetTTAModel', tta_cfg=dict(
+            nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))
+    if 'tta_pipeline' not in cfg:
+        data_cfg = cfg.test_dataloader.dataset
+        while 'dataset' in data_cfg:
+            data_cfg = data_cfg['dataset']
+        pipeline = deepcopy(data_cfg.pipeline)
+        pipeline[-1] = dict(type='TestTimeAug', transforms=[
+            [dict(type='RandomFlip', prob=1.), dict(type='RandomFlip', prob=0.)],
+            [dict(type='PackDetInputs', meta_keys=(
+                'img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor', 'flip',
+                'flip_direction'))]])
+        cfg.tta_pipeline = pipeline
+    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    return cfg
+
+
+def test(config: str, checkpoint: str, work_dir: Optional[str] = None,
+         out: Optional[str] = None, show: bool = False, show_dir: Optional[str] = None,
+         wait_time: float = 2, tta: bool = False, cfg_options: Optional[dict] = None,
+         launcher: str = 'none') -> dict:
+    """Evaluate a checkpoint on the config's test set; returns the metrics dict.
+
+    ``out``: for mmdet a ``.pkl`` file of raw predictions (DumpDetResults); for mmseg a
+    directory for the predicted maps (IoUMetric ``output_dir``), as in their tools.
+    """
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint file not found: {checkpoint}')
+    cfg = load_config(config, cfg_options, work_dir, launcher)
+    codebase = codebase_of(cfg)
+    cfg.load_from = checkpoint
+    if show or show_dir:
+        cfg = _enable_visualization(cfg, show, show_dir, wait_time)
+    if tta:
+        cfg = _enable_tta(cfg)
+    if out is not None and codebase == 'mmseg':
+        cfg.test_evaluator['output_dir'] = out
+        cfg.test_evaluator['keep_results'] = True
+    if out is not None and codebase == 'mmdet' and not out.endswith(('.pkl', '.pickle')):
+        raise ValueError(f'--out must be a .pkl/.pickle file for mmdet configs, got {out}')
+    if codebase == 'mmdet':
+        _limit_dynamo_recompiles()
+    runner = build_runner(cfg)
+    if out is not None and codebase == 'mmdet':
+        from mmdet.evaluation import DumpDetResults
+        runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=out))
+    return runner.test()
+
+
+def set_local_rank(local_rank: int):
+    """torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK itself."""
+    os.environ.setdefault('LOCAL_RANK', str(local_rank))
+
+
+def common_cli_arguments(parser, extra_launchers: Sequence[str] = ()):
+    """--cfg-options / --launcher / --local-rank, shared by the fan_mm tools."""
+    from mmengine.config import DictAction
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings of the config, key=value pairs, e.g. '
+        'train_cfg.max_iters=10 "model.backbone.drop_path_rate=0.2"')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi',
+                                               *extra_launchers],
+                        default='none', help='job launcher')
+    # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser

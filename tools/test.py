@@ -1,0 +1,40 @@
+"""Evaluate a checkpoint with an mmdet or mmseg config (mmdet's tools/test.py arguments).
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl]
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
+
+from fan_mm.apis.runner import common_cli_arguments, set_local_rank, test  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the dir to save the evaluation metrics')
+    parser.add_argument('--out', help='mmdet: dump predictions to this .pkl file; '
+                        'mmseg: save predicted maps in this directory')
+    parser.add_argument('--show', action='store_true', help='show prediction results')
+    parser.add_argument('--show-dir', help='directory where painted images are saved '
+                        '(inside the work dir\'s timestamped folder)')
+    parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument('--tta', action='store_true', help='test-time augmentation')
+    common_cli_arguments(parser)
+    args = parser.parse_args(argv)
+    set_local_rank(args.local_rank)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    return test(args.config, args.checkpoint, work_dir=args.work_dir, out=args.out,
+                show=args.show, show_dir=args.show_dir, wait_time=args.wait_time,
+                tta=args.tta, cfg_options=args.cfg_options, launcher=args.launcher)
+
+
+if __name__ == '__main__':
+    main()
