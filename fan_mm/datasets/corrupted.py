@@ -716,6 +716,22 @@ def pair_image_dir(dst: str, corruption: str, severity: int) -> str:
     return osp.join(base, *image_dir.split('/')) if image_dir else base
 
 
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host runs (a zombie, e.g. an orphaned worker that a
+    container's init does not reap, counts as dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f'/proc/{pid}/stat', 'rb') as f:
+            return f.read().rsplit(b')', 1)[1].split()[0] != b'Z'
+    except (OSError, IndexError):
+        return True
+
+
 def _remove_stale_temp_files(dst: str) -> int:
     """Remove temporary files of dead processes of this host (killed runs)."""
     host, removed = socket.gethostname(), 0
@@ -729,12 +745,7 @@ def _remove_stale_temp_files(dst: str) -> int:
             h, _, pid = owner.rpartition('-')
             if h != host or not pid.isdigit():
                 continue
-            try:
-                os.kill(int(pid), 0)
-                continue
-            except ProcessLookupError:
-                pass
-            except PermissionError:
+            if _pid_alive(int(pid)):
                 continue
             try:
                 os.unlink(osp.join(dirpath, name))

@@ -35,6 +35,7 @@ def _suite(name: str):
 
 def suite_corruptions(suite: str) -> List[str]:
     """The corruptions of ``suite``, in the order the paper tables list them."""
+    _suite(suite)
     return list(_engine.get_suite(suite))
 
 
