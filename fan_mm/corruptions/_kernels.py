@@ -90,6 +90,23 @@ def poisson_to_uint8(counts, c):
     return out.reshape(counts.shape)
 
 
+@njit(cache=True)
+def salt_and_pepper(img, flipped, salted, amount, salt_vs_pepper):
+    """impulse_noise: skimage's s&p masks (``flipped <= amount``, ``salted <=
+    salt_vs_pepper``: 1 if both, 0 if only flipped), then ``np.uint8(np.clip(x, 0, 1) *
+    255)`` with x = img / 255. elsewhere."""
+    u = img.ravel()
+    f = flipped.ravel()
+    s = salted.ravel()
+    out = np.empty(u.shape[0], np.uint8)
+    for i in range(u.shape[0]):
+        if f[i] <= amount:
+            out[i] = 255 if s[i] <= salt_vs_pepper else 0
+        else:
+            out[i] = np.uint8(_clip01(np.float64(u[i]) / 255.0) * 255.0)
+    return out.reshape(img.shape)
+
+
 # ------------------------------------------------------------------------ blur
 
 
@@ -110,16 +127,6 @@ def glass_shuffle(x, d, rnd):
             k += 1
             for c in range(channels):
                 x[h, w, c] = x[hp, wp, c]
-
-
-@njit(cache=True)
-def glass_first_stage(y):
-    """``np.uint8(y * 255)`` (no clip: the blurred [0, 1] image stays in range)."""
-    flat = y.ravel()
-    out = np.empty(flat.shape[0], np.uint8)
-    for i in range(flat.shape[0]):
-        out[i] = np.uint8(flat[i] * 255.0)
-    return out.reshape(y.shape)
 
 
 @njit(cache=True)
@@ -162,9 +169,12 @@ def motion_blur(src, dys, dxs, kernel, out_h, out_w, to_uint8):
                 sj = min(max(j - dx, 0), width - 1)
                 for c in range(channels):
                     acc[j * channels + c] += kt * np.float64(row[sj * channels + c])
-            off = -dx * channels
-            for jc in range(lo * channels, hi * channels):
-                acc[jc] += kt * np.float64(row[jc + off])
+            # interior: contiguous slices and range(m) indices let LLVM vectorise
+            m = (hi - lo) * channels
+            a = acc[lo * channels:hi * channels]
+            b = row[(lo - dx) * channels:(hi - dx) * channels]
+            for jc in range(m):
+                a[jc] += kt * np.float64(b[jc])
             for j in range(hi, out_w):
                 sj = min(max(j - dx, 0), width - 1)
                 for c in range(channels):

@@ -8,7 +8,8 @@ only the part of the output that the corruption keeps is computed.
 - :func:`gaussian_filter` = ``skimage.filters.gaussian`` / ``scipy.ndimage.gaussian_filter``
   (order 0, modes ``'nearest'`` and ``'reflect'``): separable correlation along axis 0 then
   axis 1, accumulated in float64 as ``c*w0 + sum_{k=r..1} (left_k + right_k) * w_k``; the
-  intermediate array has the dtype of the input (float32 stays float32 between the passes).
+  intermediate has the dtype of the input (float32 stays float32 between the passes).  Both
+  passes run row by row in one loop, so no intermediate image is allocated.
 - :func:`clipped_zoom_region` / :func:`clipped_zoom_accumulate` = imagecorruptions'
   ``clipped_zoom`` (``scipy.ndimage.zoom(order=1, mode='constant', grid_mode=False)`` of a
   centre crop), restricted to the top-left part that the corruption keeps.
@@ -55,101 +56,140 @@ def _extension_index(length, radius, mode):
     return np.where(m >= length, 2 * length - 1 - m, m).astype(np.int64)
 
 
-_BLOCK = 512   # elements per block: the accumulator and its inputs stay in L1 cache
+_BLOCK = 512      # elements per block: the accumulator and its inputs stay in L1 cache
+POST_NONE = 0     # keep the float result
+POST_SCALE = 1    # np.uint8(result * 255)
+POST_CLIP = 2     # np.uint8(np.clip(result, 0, 1) * 255)
+_POSTS = {None: POST_NONE, 'scale255': POST_SCALE, 'clip255': POST_CLIP}
 
 
 @njit(cache=True)
-def _correlate_axis0(src, dst, w, ext):
-    """scipy's symmetric correlate1d along axis 0 of a (H, N) array (N = W * C).
-
-    Column blocks outermost, so that the 2r+1 row segments in use stay in cache."""
-    height, n = src.shape
-    r = w.shape[0] - 1
-    acc = np.empty(_BLOCK, np.float64)
-    w0 = w[0]
-    for j0 in range(0, n, _BLOCK):
-        m = min(_BLOCK, n - j0)
-        for i in range(height):
-            centre = src[ext[i + r], j0:j0 + m]
-            for j in range(m):
-                acc[j] = np.float64(centre[j]) * w0
-            for k in range(r, 0, -1):
-                a = src[ext[i + r - k], j0:j0 + m]
-                b = src[ext[i + r + k], j0:j0 + m]
-                wk = w[k]
-                for j in range(m):
-                    acc[j] += (np.float64(a[j]) + np.float64(b[j])) * wk
-            out = dst[i, j0:j0 + m]
-            for j in range(m):
-                out[j] = acc[j]
+def _load_row(src_row, lut, use_lut, out):
+    if use_lut:
+        for j in range(out.shape[0]):
+            out[j] = lut[np.int64(src_row[j])]
+    else:
+        for j in range(out.shape[0]):
+            out[j] = np.float64(src_row[j])
 
 
 @njit(cache=True)
-def _correlate_axis1(src, dst, w, ext, channels):
-    """scipy's symmetric correlate1d along axis 1 of a (H, W * C) array, C interleaved."""
+def _gaussian_rows(src, lut, use_lut, w0, ext0, w1, ext1, channels, round32, post, dst):
+    """Both passes of scipy's gaussian_filter, one output row at a time.
+
+    Axis 0: ``acc = c * w0[0] + sum_{k=r..1} (up_k + down_k) * w0[k]`` over the row's
+    2r+1 neighbours, which sit in a ring buffer of float64 rows (each input row is converted
+    once: ``lut[u]`` for uint8 input, i.e. u / 255.).  The result is rounded to float32 if
+    the input was float32 (scipy stores the intermediate in the input dtype).  Axis 1: the
+    same sum along the row, padded with ``ext1``; ``post`` converts to uint8 on the way out.
+    """
     height, n = src.shape
     width = n // channels
-    r = w.shape[0] - 1
-    padded = np.empty((width + 2 * r) * channels, np.float64)
+    r0 = w0.shape[0] - 1
+    r1 = w1.shape[0] - 1
+    nring = 2 * r0 + 1
+    ring = np.empty((nring, n), np.float64)
+    row = np.empty(n, np.float64)
+    padded = np.empty((width + 2 * r1) * channels, np.float64)
     acc = np.empty(_BLOCK, np.float64)
+    for p in range(nring - 1):
+        _load_row(src[ext0[p]], lut, use_lut, ring[p % nring])
     for i in range(height):
-        row = src[i]
-        for p in range(width + 2 * r):
-            s = ext[p] * channels
+        p = i + 2 * r0
+        _load_row(src[ext0[p]], lut, use_lut, ring[p % nring])
+        # axis 0 into `row`
+        centre = ring[(i + r0) % nring]
+        c0 = w0[0]
+        for j in range(n):
+            row[j] = centre[j] * c0
+        for k in range(r0, 0, -1):
+            a = ring[(i + r0 - k) % nring]
+            b = ring[(i + r0 + k) % nring]
+            wk = w0[k]
+            for j in range(n):
+                row[j] += (a[j] + b[j]) * wk
+        if round32:
+            for j in range(n):
+                row[j] = np.float64(np.float32(row[j]))
+        # axis 1 from the padded row
+        for q in range(width + 2 * r1):
+            s = ext1[q] * channels
             for c in range(channels):
-                padded[p * channels + c] = row[s + c]
+                padded[q * channels + c] = row[s + c]
         out = dst[i]
+        c1 = w1[0]
         for j0 in range(0, n, _BLOCK):
             m = min(_BLOCK, n - j0)
-            centre = padded[j0 + r * channels:j0 + r * channels + m]
-            w0 = w[0]
+            cen = padded[j0 + r1 * channels:j0 + r1 * channels + m]
             for j in range(m):
-                acc[j] = centre[j] * w0
-            for k in range(r, 0, -1):
-                a = padded[j0 + (r - k) * channels:j0 + (r - k) * channels + m]
-                b = padded[j0 + (r + k) * channels:j0 + (r + k) * channels + m]
-                wk = w[k]
+                acc[j] = cen[j] * c1
+            for k in range(r1, 0, -1):
+                a = padded[j0 + (r1 - k) * channels:j0 + (r1 - k) * channels + m]
+                b = padded[j0 + (r1 + k) * channels:j0 + (r1 + k) * channels + m]
+                wk = w1[k]
                 for j in range(m):
                     acc[j] += (a[j] + b[j]) * wk
-            for j in range(m):
-                out[j0 + j] = acc[j]
+            o = out[j0:j0 + m]
+            if post == POST_NONE:
+                for j in range(m):
+                    o[j] = acc[j]
+            elif post == POST_SCALE:
+                for j in range(m):
+                    o[j] = np.uint8(acc[j] * 255.0)
+            else:
+                for j in range(m):
+                    v = acc[j]
+                    if v < 0.0:
+                        v = 0.0
+                    elif v > 1.0:
+                        v = 1.0
+                    o[j] = np.uint8(v * 255.0)
 
 
-def gaussian_filter(image, sigma, mode='nearest', truncate=4.0):
-    """``skimage.filters.gaussian(image, sigma, mode=mode, truncate=truncate,
-    channel_axis=-1 if image.ndim == 3 else None)`` for float32 / float64 input.
+_LUT01 = np.arange(256) / 255.
+
+
+def gaussian_filter(image, sigma, mode='nearest', truncate=4.0, post=None):
+    """``skimage.filters.gaussian(x, sigma, mode=mode, truncate=truncate,
+    channel_axis=-1 if x.ndim == 3 else None)``, bit-identical.
 
     Args:
-        image: (H, W) or (H, W, C) float array; a 3-D array is filtered per channel.
-        sigma: scalar, or one value per spatial axis (H, W).
+        image: (H, W) or (H, W, C) array; float32 / float64 is filtered as is, uint8 as
+            ``image / 255.`` (float64), the way imagecorruptions calls skimage.
+        sigma: scalar, or one value per spatial axis (H, W); both must be > 0.
         mode: 'nearest' (skimage's default) or 'reflect'.
         truncate: kernel radius in standard deviations.
+        post: None, or fuse the usual conversion to uint8: 'scale255' for
+            ``np.uint8(result * 255)``, 'clip255' for ``np.uint8(np.clip(result, 0, 1) * 255)``.
 
     Returns:
-        A new array of the input's dtype and shape.
+        A new array of the input's shape: float (float32 for float32 input, else float64),
+        or uint8 with ``post``.
     """
-    if image.dtype not in (np.float32, np.float64):
-        raise TypeError(f'gaussian_filter expects float32/float64, got {image.dtype}')
+    if image.dtype not in (np.float32, np.float64, np.uint8):
+        raise TypeError(f'gaussian_filter expects uint8/float32/float64, got {image.dtype}')
     sigmas = np.broadcast_to(np.asarray(sigma, dtype=object), (2,))
+    if not all(s > 1e-15 for s in sigmas):
+        # scipy would skip such an axis; corruptions never ask for it
+        raise ValueError(f'gaussian_filter needs sigma > 0 on both axes, got {sigma!r}')
     image = np.ascontiguousarray(image)
     height, width = image.shape[:2]
     channels = image.shape[2] if image.ndim == 3 else 1
     src = image.reshape(height, width * channels)
     code = _MODES[mode]
-    for axis, s in enumerate(sigmas):
-        if not s > 1e-15:   # scipy skips axes with (near) zero sigma
-            continue
-        w = gaussian_kernel1d(s, truncate)
-        dst = np.empty_like(src)
-        if axis == 0:
-            _correlate_axis0(src, dst, w, _extension_index(height, w.shape[0] - 1, code))
-        else:
-            _correlate_axis1(src, dst, w, _extension_index(width, w.shape[0] - 1, code),
-                             channels)
-        src = dst
-    if src is image.reshape(height, width * channels):
-        src = src.copy()
-    return src.reshape(image.shape)
+    w0 = gaussian_kernel1d(sigmas[0], truncate)
+    w1 = gaussian_kernel1d(sigmas[1], truncate)
+    post_code = _POSTS[post]
+    if post_code != POST_NONE:
+        out_dtype = np.uint8
+    else:
+        out_dtype = np.float32 if image.dtype == np.float32 else np.float64
+    dst = np.empty(src.shape, out_dtype)
+    _gaussian_rows(src, _LUT01, image.dtype == np.uint8,
+                   w0, _extension_index(height, w0.shape[0] - 1, code),
+                   w1, _extension_index(width, w1.shape[0] - 1, code),
+                   channels, image.dtype == np.float32, post_code, dst)
+    return dst.reshape(image.shape)
 
 
 # ----------------------------------------------------------------------------- zoom

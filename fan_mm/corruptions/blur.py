@@ -54,11 +54,11 @@ def glass_blur(img, severity, rng):
     sigma, d, iterations = [(0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2),
                             (1.5, 4, 2)][severity - 1]
     height, width = img.shape[:2]
-    x = K.glass_first_stage(gaussian_filter(_LUT01[img], sigma))
+    x = gaussian_filter(img, sigma, post='scale255')
     n = max(height - 2 * d, 0) * max(width - 2 * d, 0)
     for _ in range(iterations):
         K.glass_shuffle(x, d, rng.rs.randint(-d, d, size=(n, 2)))
-    return K.unit64_to_uint8(gaussian_filter(_LUT01[x], sigma))
+    return gaussian_filter(x, sigma, post='clip255')
 
 
 def motion_kernel_taps(shape, radius, sigma, angle):
@@ -106,4 +106,4 @@ def zoom_blur(img, severity, rng):
 
 def gaussian_blur(img, severity, rng):
     c = [1, 2, 3, 4, 6][severity - 1]
-    return K.unit64_to_uint8(gaussian_filter(_LUT01[img], c))
+    return gaussian_filter(img, c, post='clip255')
