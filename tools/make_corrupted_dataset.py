@@ -38,9 +38,9 @@ def parse_args(argv=None):
     parser.add_argument('--split', default='val', help='split of the preset layout (default val)')
     parser.add_argument('--image-dir', help='image folder relative to SRC, overriding the layout preset')
     parser.add_argument('--suffixes', nargs='+', help='file endings that count as images (default: the preset\'s)')
-    parser.add_argument('--channel-order', default='rgb', choices=['rgb', 'bgr'],
-                        help='channel order the corruption sees: rgb (default) or bgr (mmdet\'s legacy '
-                             'Corrupt protocol; frost, snow and spatter differ)')
+    parser.add_argument('--channel-order', default='rgb', choices=list(protocol.CHANNEL_ORDERS),
+                        help='rgb (default): corrupt the RGB image; bgr_legacy: corrupt the BGR array as if it '
+                             'were RGB, as mmdet\'s Corrupt did (frost, snow and spatter differ)')
     parser.add_argument('--format', default='png', choices=list(corrupted.OUTPUT_FORMATS),
                         help='output format: png (lossless, default) or jpeg (lossy: alters the corruption)')
     parser.add_argument('--png-compression', type=int, default=6, choices=range(10), metavar='0-9',

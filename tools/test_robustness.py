@@ -33,8 +33,8 @@ def parse_args(argv=None):
     src.add_argument('--corrupted-root', metavar='DIR', help='corrupted copy written by make_corrupted_dataset.py')
     src.add_argument('--on-the-fly', action='store_true', help='corrupt images in the pipeline (CorruptImage)')
     parser.add_argument('--seed', type=int, help='base seed of the per-image seeds (on the fly; default 0)')
-    parser.add_argument('--channel-order', choices=['rgb', 'bgr'],
-                        help='channel order the corruption sees (on the fly; default rgb; bgr = mmdet legacy)')
+    parser.add_argument('--channel-order', choices=list(protocol.CHANNEL_ORDERS),
+                        help='on the fly: rgb (default) or bgr_legacy (mmdet\'s historical protocol)')
     parser.add_argument('--work-dir', required=True, help='where robustness.json and the logs go')
     common_cli_arguments(parser)
     args = parser.parse_args(argv)

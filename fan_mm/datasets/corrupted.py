@@ -246,25 +246,20 @@ def decode_image(buf: bytes, name: str) -> Tuple[np.ndarray, List[str]]:
 
 def corrupt_loaded_image(img: np.ndarray, corruption: str, severity: int, seed: int,
                          channel_order: str = 'rgb', img_order: str = 'bgr') -> np.ndarray:
-    """Corrupt an image as the loader produced it; the result has the same channel order.
+    """Corrupt an image as the loader produced it; the result has the same layout and dtype
+    uint8 (float input holding 0..255 values, as with ``to_float32=True``, is rounded first).
 
-    ``channel_order`` is what the corruption sees: ``'rgb'`` (the engine's convention,
-    the default) or ``'bgr'`` (mmdet's historical ``Corrupt`` transform, which fed the BGR
-    array straight into imagecorruptions; frost, snow and spatter differ). ``img_order`` is
-    the order of ``img`` (mmcv loads BGR). Both synthesis and ``CorruptImage`` call this.
+    ``channel_order`` is the protocol: ``'rgb'`` (the engine's convention, the default) or
+    ``'bgr_legacy'`` (mmdet's historical ``Corrupt`` transform fed the BGR array straight
+    into imagecorruptions; frost, snow and spatter differ). ``img_order`` is the layout of
+    ``img`` (mmcv loads BGR). Both synthesis and ``CorruptImage`` call this.
     """
-    if channel_order not in ('rgb', 'bgr') or img_order not in ('rgb', 'bgr'):
-        raise ValueError(f"channel orders must be 'rgb' or 'bgr', got {channel_order!r} / {img_order!r}")
     if img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f'expected an HxWx3 image, got shape {img.shape}')
     if img.dtype != np.uint8:
         img = np.clip(np.rint(img), 0, 255).astype(np.uint8) if np.issubdtype(img.dtype, np.floating) \
-            else img.astype(np.uint8)
-    swap = channel_order != img_order
-    x = np.ascontiguousarray(img[..., ::-1]) if swap else img
-    out = protocol.corrupt_rgb(x, corruption, severity, seed)
-    out = np.asarray(out, dtype=np.uint8)
-    return np.ascontiguousarray(out[..., ::-1]) if swap else out
+            else np.clip(img, 0, 255).astype(np.uint8)
+    return np.asarray(protocol.corrupt_loaded(img, corruption, severity, seed, channel_order, img_order), np.uint8)
 
 
 def encode_image(img_bgr: np.ndarray, fmt: str = 'png', png_compression: int = 6,
@@ -352,7 +347,7 @@ def _settings(source: Source, seed: int, channel_order: str, fmt: str, png_compr
               jpeg_quality: int) -> dict:
     """What fixes the bytes of every file; a destination accepts only one set of these."""
     settings = dict(layout=source.layout, image_dir=source.image_dir, seed=int(seed),
-                    channel_order=channel_order, format=fmt, engine=protocol.engine_info())
+                    channel_order=channel_order, format=fmt, engine=protocol.ENGINE_NAME)
     if fmt == 'png':
         settings['png_compression'] = int(png_compression)
     else:
@@ -594,8 +589,8 @@ def synthesize(src: str, dst: str, suite: str, corruptions: Optional[Sequence[st
         raise SynthesisError(f'seed must be a non-negative integer, got {seed!r}')
     if workers < 0:
         raise SynthesisError(f'workers must be >= 0, got {workers}')
-    if channel_order not in ('rgb', 'bgr'):
-        raise SynthesisError(f"channel order must be 'rgb' or 'bgr', got {channel_order!r}")
+    if channel_order not in protocol.CHANNEL_ORDERS:
+        raise SynthesisError(f'channel order must be one of {protocol.CHANNEL_ORDERS}, got {channel_order!r}')
     if fmt not in OUTPUT_FORMATS:
         raise SynthesisError(f'unknown output format {fmt!r}; choose one of {list(OUTPUT_FORMATS)}')
     _, n = shard

@@ -14,7 +14,7 @@ from fan_mm import corruptions as _engine
 
 __all__ = [
     'suite_names', 'suite_corruptions', 'suite_categories', 'category_of', 'policy_names',
-    'policy_severities', 'severity_plan', 'image_seed', 'corrupt_rgb', 'engine_info',
+    'policy_severities', 'severity_plan', 'image_seed', 'corrupt_loaded', 'engine_info', 'CHANNEL_ORDERS',
     'ProtocolError',
 ]
 
@@ -23,45 +23,39 @@ class ProtocolError(ValueError):
     """An unknown suite, corruption, policy or severity."""
 
 
+def _checked(func, *args, **kwargs):
+    try:
+        return func(*args, **kwargs)
+    except ValueError as e:
+        raise ProtocolError(str(e)) from None
+
+
 def suite_names() -> List[str]:
     return list(_engine.SUITES)
 
 
-def _suite(name: str):
-    if name not in _engine.SUITES:
-        raise ProtocolError(f'unknown suite {name!r}; choose one of {suite_names()}')
-    return _engine.SUITES[name]
-
-
 def suite_corruptions(suite: str) -> List[str]:
-    """The corruptions of ``suite``, in the order the paper tables list them."""
-    _suite(suite)
-    return list(_engine.get_suite(suite))
+    """The corruptions of ``suite`` in the engine's order."""
+    return _checked(_engine.get_corruption_names, suite)
 
 
 def suite_categories(suite: str) -> Dict[str, List[str]]:
-    """``{category: [corruption, ...]}`` for ``suite``, categories and members in table order."""
-    _suite(suite)
-    return {cat: list(names) for cat, names in _engine.suite_categories(suite).items()}
+    """``{category: [corruption, ...]}`` for ``suite`` (brightness is *weather* in ImageNet-C
+    and COCO-C, *digital* in Cityscapes-C)."""
+    return {cat: list(names) for cat, names in _checked(_engine.get_categories, suite).items() if names}
 
 
 def category_of(suite: str, corruption: str) -> str:
-    for cat, names in suite_categories(suite).items():
-        if corruption in names:
-            return cat
-    raise ProtocolError(f'corruption {corruption!r} is not part of suite {suite!r} '
-                        f'({suite_corruptions(suite)})')
+    return _checked(_engine.get_category, corruption, suite)
 
 
 def policy_names() -> List[str]:
-    return list(_engine.POLICIES)
+    return list(_engine.SEVERITY_POLICIES)
 
 
 def policy_severities(policy: str, corruption: str) -> List[int]:
     """Severities that ``policy`` evaluates for ``corruption`` (e.g. noise-1-3: noise 1..3, rest 1..5)."""
-    if policy not in _engine.POLICIES:
-        raise ProtocolError(f'unknown severity policy {policy!r}; choose one of {policy_names()}')
-    return [int(s) for s in _engine.policy_severities(policy, corruption)]
+    return [int(s) for s in _checked(_engine.get_severities, corruption, policy)]
 
 
 def severity_plan(suite: str, corruptions: Optional[Sequence[str]] = None, policy: Optional[str] = None,
@@ -96,18 +90,50 @@ def severity_plan(suite: str, corruptions: Optional[Sequence[str]] = None, polic
 def image_seed(key: str, corruption: str, severity: int, base_seed: int = 0) -> int:
     """Seed for one (image, corruption, severity): depends only on the image's stable
     relative path ``key``, so results do not depend on worker count, order or machine."""
-    return int(_engine.image_seed(key, corruption, int(severity), int(base_seed)))
+    return int(_engine.derive_seed(key, corruption, int(severity), base_seed=int(base_seed)))
 
 
-def corrupt_rgb(image: np.ndarray, corruption: str, severity: int, seed: int) -> np.ndarray:
-    """``fan_mm.corruptions.corrupt`` on an RGB uint8 HxWx3 array (returns uint8 HxWx3)."""
-    return _engine.corrupt(image, corruption, int(severity), seed=int(seed))
+CHANNEL_ORDERS = ('rgb', 'bgr_legacy')
+
+
+def corrupt_loaded(image: np.ndarray, corruption: str, severity: int, seed: int, channel_order: str = 'rgb',
+                   img_order: str = 'bgr') -> np.ndarray:
+    """``fan_mm.corruptions.corrupt`` on an image laid out in ``img_order`` ('bgr' as mmcv
+    loads it, or 'rgb'); the result has the same layout.
+
+    ``channel_order`` is the protocol: ``'rgb'`` corrupts the image as RGB (the engine's
+    convention); ``'bgr_legacy'`` corrupts the BGR array as if it were RGB, which is what
+    mmdet's ``Corrupt`` transform (and so the published COCO-C numbers) did.
+    """
+    if channel_order not in CHANNEL_ORDERS:
+        raise ProtocolError(f'channel order must be one of {CHANNEL_ORDERS}, got {channel_order!r}')
+    if img_order not in ('rgb', 'bgr'):
+        raise ProtocolError(f"image channel order must be 'rgb' or 'bgr', got {img_order!r}")
+    if img_order == 'bgr':
+        return _engine.corrupt(image, corruption, int(severity), seed=int(seed),
+                               channel_order='bgr' if channel_order == 'rgb' else 'bgr_legacy')
+    if channel_order == 'rgb':
+        return _engine.corrupt(image, corruption, int(severity), seed=int(seed), channel_order='rgb')
+    out = _engine.corrupt(np.ascontiguousarray(image[..., ::-1]), corruption, int(severity), seed=int(seed),
+                          channel_order='bgr_legacy')
+    return np.ascontiguousarray(out[..., ::-1])
+
+
+ENGINE_NAME = 'fan_mm.corruptions (imagecorruptions 1.1.2 numerics)'
 
 
 def engine_info() -> Dict[str, str]:
-    """Identify the corruption code, recorded next to every result it produced."""
-    info = {'engine': 'fan_mm.corruptions'}
-    version = getattr(_engine, 'ENGINE_VERSION', None) or getattr(_engine, '__version__', None)
-    if version is not None:
-        info['engine_version'] = str(version)
-    return info
+    """Identify the corruption code (version and a digest of its source files), recorded
+    next to every file and result it produced."""
+    import hashlib
+    import os
+    import os.path as osp
+
+    from fan_mm.version import __version__
+    folder = osp.dirname(osp.abspath(_engine.__file__))
+    h = hashlib.sha256()
+    for name in sorted(os.listdir(folder)):
+        if name.endswith('.py'):
+            with open(osp.join(folder, name), 'rb') as f:
+                h.update(name.encode() + b'\0' + f.read())
+    return {'engine': ENGINE_NAME, 'engine_version': __version__, 'engine_source_sha256': h.hexdigest()}

@@ -55,9 +55,9 @@ class CorruptImage(BaseTransform):
             image prefix). Keys are paths relative to it, as the synthesis tool's keys are
             relative to its image folder. ``None`` uses the file name, which is enough when
             names are unique (Cityscapes, COCO, ADE20K).
-        channel_order (str): what the corruption sees: ``'rgb'`` (default, the engine's
-            convention) or ``'bgr'`` (mmdet's historical protocol, which passed the BGR array
-            to imagecorruptions; frost, snow and spatter come out different).
+        channel_order (str): the protocol: ``'rgb'`` (default: the image is corrupted as
+            RGB, the engine's convention) or ``'bgr_legacy'`` (mmdet's historical protocol,
+            which passed the BGR array to imagecorruptions; frost, snow and spatter differ).
         img_channel_order (str): how ``results['img']`` is laid out; mmcv's
             ``LoadImageFromFile`` gives ``'bgr'`` (default).
     """
@@ -71,9 +71,11 @@ class CorruptImage(BaseTransform):
             raise ValueError(f'CorruptImage: severity must be an integer in 1..5, got {severity!r}')
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f'CorruptImage: seed must be a non-negative integer, got {seed!r}')
-        for name, value in (('channel_order', channel_order), ('img_channel_order', img_channel_order)):
-            if value not in ('rgb', 'bgr'):
-                raise ValueError(f"CorruptImage: {name} must be 'rgb' or 'bgr', got {value!r}")
+        if channel_order not in protocol.CHANNEL_ORDERS:
+            raise ValueError(f'CorruptImage: channel_order must be one of {protocol.CHANNEL_ORDERS}, '
+                             f'got {channel_order!r}')
+        if img_channel_order not in ('rgb', 'bgr'):
+            raise ValueError(f"CorruptImage: img_channel_order must be 'rgb' or 'bgr', got {img_channel_order!r}")
         self.corruption = corruption
         self.severity = int(severity)
         self.seed = int(seed)

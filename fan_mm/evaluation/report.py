@@ -26,7 +26,8 @@ from typing import Dict, List, Optional, Sequence
 
 from fan_mm.datasets import protocol
 
-__all__ = ['ReportError', 'Summary', 'SHORT_NAMES', 'default_metrics', 'summarize', 'write_report',
+__all__ = ['ReportError', 'Summary', 'SHORT_NAMES', 'TABLE_ORDER', 'table_categories', 'default_metrics',
+           'summarize', 'write_report',
            'markdown_tables', 'latex_tables']
 
 # Column names of the FAN paper's tables.
@@ -45,6 +46,25 @@ POLICY_TEXT = {
     'noise-1-3': 'noise corruptions averaged over severities 1-3, the others over 1-5 (SegFormer / FAN '
                  'Cityscapes-C protocol)',
 }
+
+
+# Column order of the FAN paper's Tables 13 and 14 (Cityscapes-C and COCO-C: both use the 16
+# corruptions of Kamann & Rother); other suites follow the engine's order.
+TABLE_ORDER = {
+    'cityscapes-c': (('blur', ('motion_blur', 'defocus_blur', 'glass_blur', 'gaussian_blur')),
+                     ('noise', ('gaussian_noise', 'impulse_noise', 'shot_noise', 'speckle_noise')),
+                     ('digital', ('brightness', 'contrast', 'saturate', 'jpeg_compression')),
+                     ('weather', ('snow', 'spatter', 'fog', 'frost'))),
+}
+
+
+def table_categories(suite: str) -> Dict[str, List[str]]:
+    """``{category: [corruption, ...]}`` of ``suite`` in the order its paper table uses."""
+    engine = protocol.suite_categories(suite)
+    layout = TABLE_ORDER.get(suite)
+    if layout is not None and {c: set(v) for c, v in layout} == {c: set(v) for c, v in engine.items()}:
+        return {cat: list(names) for cat, names in layout}
+    return engine
 
 
 class ReportError(ValueError):
@@ -142,7 +162,7 @@ def summarize(results: dict, metric: str, name: Optional[str] = None, source: st
     k = _scale(metric, meta.get('task')) if scale is None else float(scale)
     per_sev = {c: {str(s): k * float(corrupted_[c][str(s)][metric]) for s in sevs} for c, sevs in plan.items()}
     per_corr = {c: _mean(per_sev[c].values()) for c in plan}
-    cats = {cat: [c for c in names if c in plan] for cat, names in protocol.suite_categories(suite).items()}
+    cats = {cat: [c for c in names if c in plan] for cat, names in table_categories(suite).items()}
     cats = {cat: names for cat, names in cats.items() if names}
     cat_means = {cat: _mean(per_corr[c] for c in names) for cat, names in cats.items()}
     average = _mean(per_corr.values())

@@ -8,7 +8,7 @@ import os.path as osp
 import pytest
 
 from fan_mm.datasets import protocol
-from fan_mm.evaluation.report import ReportError, default_metrics, summarize, write_report
+from fan_mm.evaluation.report import ReportError, default_metrics, summarize, table_categories, write_report
 
 from .conftest import run_tool
 
@@ -61,7 +61,9 @@ TABLE13 = {
 
 
 def test_reproduces_fan_table13_averages_and_table9_retention():
-    assert protocol.suite_corruptions('cityscapes-c') == TABLE13_ORDER  # the paper's column order
+    cats = table_categories('cityscapes-c')  # the paper's column order, the engine's categories
+    assert [c for v in cats.values() for c in v] == TABLE13_ORDER
+    assert all(protocol.category_of('cityscapes-c', c) == cat for cat, v in cats.items() for c in v)
     _, plan = protocol.severity_plan('cityscapes-c', policy='noise-1-3')
     for name, (clean, average, retention, per_corr) in TABLE13.items():
         values = {c: {s: v for s in plan[c]} for c, v in zip(TABLE13_ORDER, per_corr)}

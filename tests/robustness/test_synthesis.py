@@ -77,18 +77,18 @@ def test_byte_identical_whatever_workers_and_shards(toy_city, tmp_path):
     synthesize(toy_city, other, seed=1, workers=0, **ARGS)
     assert tree(other)[f'gaussian_noise/1/{rel}'] != a[f'gaussian_noise/1/{rel}']
     bgr = str(tmp_path / 'bgr')
-    synthesize(toy_city, bgr, channel_order='bgr', workers=0, **ARGS)
+    synthesize(toy_city, bgr, channel_order='bgr_legacy', workers=0, **ARGS)
     assert tree(bgr)[f'frost/3/{rel}'] != a[f'frost/3/{rel}']
 
 
 _SLOW_RUN = '''
 import sys, time
 from fan_mm.datasets import corrupted, protocol
-engine = protocol.corrupt_rgb
+engine = protocol.corrupt_loaded
 def slow(*args, **kwargs):
     time.sleep(0.15)  # give the test time to kill us in the middle of the run
     return engine(*args, **kwargs)
-protocol.corrupt_rgb = slow
+protocol.corrupt_loaded = slow
 corrupted.synthesize(sys.argv[1], sys.argv[2], suite='all', corruptions={corruptions!r},
                      severities={severities!r}, workers=int(sys.argv[3]), progress=False)
 '''
