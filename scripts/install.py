@@ -346,7 +346,7 @@ def main(argv=None):
             ' "| timm", timm.__version__)')
         if rc != 0:
             raise InstallError('final import check failed:\n' + out[-3000:])
-        log(out.splitlines()[-1])
+        log(next((line for line in out.splitlines() if line.startswith('torch ')), out))
         if numpy_version and installed_version('numpy') != numpy_version:
             log(f'note: numpy changed from {numpy_version} to {installed_version("numpy")}')
     except InstallError as err:
