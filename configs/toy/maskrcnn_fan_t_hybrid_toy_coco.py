@@ -2,7 +2,7 @@
 # (4 classes of shapes on photo backgrounds, 256x192 images; make it with
 # `python tools/make_toy_dataset.py coco data/toy_coco`). Same model and optimiser as
 # ../fan/maskrcnn_fan_s_hybrid_3x_coco.py, shrunk to run on a CPU in minutes: tiny backbone
-# from scratch, single-scale 256x192 input, 150 iterations of 2 images (./_base_/toy_coco.py).
+# from scratch, single-scale 256x192 input, 200 iterations of 2 images (./_base_/toy_coco.py).
 # Used by tools/demo.py and the tests; not a benchmark.
 _base_ = [
     '../_base_/models/maskrcnn_fan_hybrid_fpn.py',
