@@ -301,3 +301,46 @@ def test_constructor_overrides_a_shadowing_custom_key():
     with pytest.raises(TypeError, match='no_decay_keys'):
         build_optim_wrapper(model, dict(base, constructor='NoDecayOptimWrapperConstructor',
                                         paramwise_cfg=dict(no_decay_keys='pos_embed')))
+
+
+@pytest.fixture(scope='module')
+def corrupted_copies(tmp_path_factory):
+    """One (corruption, severity) of small Cityscapes- and COCO-layout datasets, as
+    tools/make_corrupted_dataset.py writes them: {dataset class name: corrupted root}."""
+    from fan_mm.datasets import corrupted
+    from fan_mm.datasets.toy import make_toy_cityscapes, make_toy_coco
+    root = tmp_path_factory.mktemp('corrupted')
+    city = make_toy_cityscapes(str(root / 'cityscapes'), num_train=1, num_val=2, size=(128, 64)).root
+    coco = make_toy_coco(str(root / 'coco'), num_train=1, num_val=2, size=(128, 96)).root
+    corrupted.synthesize(city, str(root / 'cityscapes-c'), 'cityscapes-c', corruptions=['brightness'],
+                         severities=[2], layout='cityscapes', progress=False)
+    corrupted.synthesize(coco, str(root / 'coco-c'), 'cityscapes-c', corruptions=['brightness'],
+                         severities=[2], layout='folder', image_dir='val', progress=False)
+    return {'CityscapesDataset': str(root / 'cityscapes-c'), 'CocoDataset': str(root / 'coco-c')}
+
+
+def test_robustness_tools_can_point_the_config_at_corrupted_data(config, corrupted_copies):
+    """What tools/test_robustness.py does to a config: corrupt on the fly after loading, or read
+    one (corruption, severity) of a corrupted copy on disk."""
+    from fan_mm.datasets import corrupted
+    from fan_mm.datasets.corrupted_config import (corrupt_on_the_fly, image_dir, image_prefix_key, leaf_datasets,
+                                                  loader_index, use_corrupted_copy)
+    name, cfg = config
+    clean = leaf_datasets(cfg.test_dataloader['dataset'])
+    on_the_fly = leaf_datasets(corrupt_on_the_fly(cfg.test_dataloader, 'fog', 3)['dataset'])
+    for before, after in zip(clean, on_the_fly):
+        pipeline = after['pipeline']
+        step = pipeline[loader_index(pipeline) + 1]
+        assert step['type'] == 'CorruptImage' and (step['corruption'], step['severity']) == ('fog', 3), name
+        assert step['key_root'] == image_dir(before)
+        assert len(pipeline) == len(before['pipeline']) + 1
+    kind = clean[0]['type']
+    if kind not in corrupted_copies:  # ADE20K: no small dataset of that layout to copy from
+        assert kind == 'ADE20KDataset', f'{name}: add a corrupted copy for {kind}'
+        return
+    root = corrupted_copies[kind]
+    on_disk = use_corrupted_copy(cfg.test_dataloader, root, 'brightness', 2, codebase=cfg.default_scope)
+    for leaf in leaf_datasets(on_disk['dataset']):
+        folder = leaf['data_prefix'][image_prefix_key(leaf)]
+        assert osp.normpath(folder) == osp.normpath(corrupted.pair_image_dir(root, 'brightness', 2)), name
+        assert osp.isdir(folder)
