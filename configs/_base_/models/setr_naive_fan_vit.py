@@ -8,7 +8,6 @@
 _base_ = 'mmseg::_base_/models/setr_naive.py'
 
 norm_cfg = dict(type='SyncBN', requires_grad=True)
-embed_dim = 384  # FAN-ViT width: 192 / 384 / 448 / 480 for T / S / B / L
 model = dict(
     pretrained=None,
     backbone=dict(
@@ -17,9 +16,10 @@ model = dict(
         arch='small',
         mode='single_scale',
         drop_path_rate=0.1),
-    decode_head=dict(in_channels=embed_dim, in_index=3, num_convs=1, up_scale=4, kernel_size=1),
+    # FAN-ViT width: 192 / 384 / 448 / 480 for T / S / B / L
+    decode_head=dict(in_channels=384, in_index=3, num_convs=1, up_scale=4, kernel_size=1),
     auxiliary_head=[
-        dict(type='SETRUPHead', in_channels=embed_dim, channels=256, in_index=i, num_classes=19,
+        dict(type='SETRUPHead', in_channels=384, channels=256, in_index=i, num_classes=19,
              dropout_ratio=0, norm_cfg=norm_cfg, num_convs=1, up_scale=4, kernel_size=1,
              align_corners=False,
              loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4))
