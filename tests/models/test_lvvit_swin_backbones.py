@@ -3,7 +3,6 @@ pretrained loading through init_cfg, wrong checkpoints, freezing, registration, 
 import pytest
 import timm
 import torch
-import torch.nn.functional as F
 
 pytest.importorskip('mmengine')
 pytest.importorskip('mmcv')
@@ -12,7 +11,7 @@ import fan_mm.models  # noqa: E402,F401
 from fan_mm.models.backbones import FANSwin, LVViT  # noqa: E402
 from fan_mm.models.checkpoint_utils import CheckpointError  # noqa: E402
 
-from golden_official import official_state_dict  # noqa: E402
+from golden_official import load_golden, official_file, tap_error  # noqa: E402
 
 SMALL_LV = dict(embed_dim=48, depth=4, num_heads=2, skip_lam=2.0, stem_chs=16)
 SMALL_SWIN = dict(embed_dim=24, depths=(2, 2, 2, 2), num_heads=(1, 2, 3, 4))
@@ -20,13 +19,8 @@ SWIN_T = 'fan_swin_tiny_patch4_window7_224'
 
 
 @pytest.fixture(scope='module')
-def files(tmp_path_factory):
-    root = tmp_path_factory.mktemp('official')
-    paths = {}
-    for name in ('lvvit_t', SWIN_T):
-        paths[name] = root / f'{name}.pth'
-        torch.save({'state_dict': official_state_dict(name)}, paths[name])
-    return paths
+def files():
+    return {name: official_file(name, wrap='state_dict') for name in ('lvvit_t', SWIN_T)}
 
 
 def _check_pyramid(backbone, x):
@@ -87,40 +81,47 @@ def test_fan_swin_non_square_any_size():
     _check_pyramid(partial, torch.randn(1, 3, 64, 96))
 
 
+def _hooked(model, names):
+    outs = {}
+    for name in names:
+        model.get_submodule(name).register_forward_hook(
+            lambda mod, inp, out, name=name: outs.__setitem__(name, out))
+    return outs
+
+
 def test_init_cfg_loads_official_lvvit(files):
-    """init_cfg Pretrained: the trunk is the classifier's (taps equal its block outputs)."""
-    init_cfg = dict(type='Pretrained', checkpoint=str(files['lvvit_t']))
-    backbone = LVViT(arch='t', init_cfg=init_cfg)
+    """init_cfg Pretrained: the trunk computes the official blocks (golden taps)."""
+    backbone = LVViT(arch='t', init_cfg=dict(type='Pretrained', checkpoint=str(files['lvvit_t'])))
     backbone.init_weights()
-    plain = LVViT(arch='t', side_layers=False, init_cfg=init_cfg)
-    plain.init_weights()
-    classifier = timm.create_model('lvvit_t', pretrained=True,
-                                   pretrained_cfg_overlay=dict(file=str(files['lvvit_t'])))
-    assert torch.equal(backbone.trunk.blocks[11].mlp.fc2.weight,
-                       classifier.blocks[11].mlp.fc2.weight)
-    plain.eval(), classifier.eval()
-    x = torch.randn(1, 3, 64, 96)
+    backbone.eval()
+    data, meta, x = load_golden('lvvit_t')
+    taps = _hooked(backbone, [f'trunk.blocks.{i}' for i in backbone.out_indices])
     with torch.no_grad():
-        taps = classifier.forward_intermediates(x, indices=[2, 5, 8, 11], intermediates_only=True)
-        for ours, ref in zip(plain(x), taps):
-            assert torch.allclose(ours, ref, atol=1e-5)
+        outs = backbone(x)
+    assert [tuple(o.shape) for o in outs] == [(2, 240, 56, 56), (2, 240, 28, 28),
+                                              (2, 240, 14, 14), (2, 2048, 14, 14)]
+    for i in backbone.out_indices:
+        assert tap_error(data, f'blocks.{i}', taps[f'trunk.blocks.{i}']) < 1e-4
 
 
 def test_init_cfg_loads_official_fan_swin(files):
+    """init_cfg Pretrained: stages 0-2 (same windows and shifts as the classifier at 224)
+    compute the official ones (golden taps after each merging); outputs get fresh norms."""
     backbone = FANSwin(arch='tiny', init_cfg=dict(type='Pretrained', checkpoint=str(files[SWIN_T])))
     backbone.init_weights()
-    classifier = timm.create_model(SWIN_T, pretrained=True,
-                                   pretrained_cfg_overlay=dict(file=str(files[SWIN_T])))
-    backbone.eval(), classifier.eval()
-    x = torch.randn(1, 3, 224, 224)
+    backbone.eval()
+    data, meta, x = load_golden(SWIN_T)
+    names = [f'trunk.layers.{i}.downsample' for i in range(3)]
+    taps = _hooked(backbone, names)
     with torch.no_grad():
-        ours = backbone(x)
-        ref = classifier.forward_intermediates(x, indices=[0, 1, 2], output_fmt='NHWC',
-                                               intermediates_only=True)
-    # stages 0-2 use the same windows and shifts in both modes; outputs get a fresh LayerNorm
-    for out, r in zip(ours[:3], ref):
-        expected = F.layer_norm(r, r.shape[-1:]).permute(0, 3, 1, 2)
-        assert torch.allclose(out, expected, atol=1e-4)
+        outs = backbone(x)
+    for i, name in enumerate(names):
+        tap = taps[name].reshape(2, -1, taps[name].shape[-1])
+        assert tap_error(data, f'layers.{i}', tap) < 1e-4
+    assert [tuple(o.shape) for o in outs] == [(2, 96, 56, 56), (2, 192, 28, 28),
+                                              (2, 384, 14, 14), (2, 768, 7, 7)]
+    # each output is LayerNorm-ed over channels (fresh norms: unit weight, zero bias)
+    assert torch.allclose(outs[0].mean(1), torch.zeros(2, 56, 56), atol=1e-4)
 
 
 def test_wrong_checkpoints_named(files, tmp_path):
