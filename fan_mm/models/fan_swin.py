@@ -323,7 +323,8 @@ class FANSwinTransformer(nn.Module):
         self.layers = nn.Sequential(*stages)
         self.norm = norm_layer(self.num_features)
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        self.apply(_init_weights)
+        if not self.norm.weight.is_meta:  # meta builds (shape checks) need no init, and it is slow
+            self.apply(_init_weights)
 
     @torch.jit.ignore
     def no_weight_decay(self):
@@ -451,6 +452,9 @@ def remap_checkpoint(state_dict, model: FANSwinTransformer) -> Dict[str, torch.T
             mine = own.get(key)
             if mine is None:
                 continue  # dense mode: masks depend on the input and are not stored
+            if mine.is_meta:  # a model built on the meta device (checkpoint conversion)
+                out[key] = value
+                continue
             if mine.shape == value.shape and key.endswith('relative_position_index') \
                     and not torch.equal(mine, value.to(mine.dtype)):
                 raise CheckpointError(
@@ -469,7 +473,8 @@ def remap_checkpoint(state_dict, model: FANSwinTransformer) -> Dict[str, torch.T
                                               new_bias_shape=own[key].shape)
         out[key] = value
     for key in own:  # derived buffers the file does not carry
-        if key.endswith(('relative_position_index', 'attn_mask')) and key not in out:
+        if key.endswith(('relative_position_index', 'attn_mask')) and key not in out \
+                and not own[key].is_meta:
             out[key] = own[key]
     return out
 

@@ -202,7 +202,10 @@ class LVVisionTransformer(nn.Module):
 
     def init_weights(self):
         """Official init: trunc-normal(.02) for pos_embed, cls_token and Linear weights,
-        zero Linear biases, unit LayerNorms; convs and BN keep PyTorch defaults."""
+        zero Linear biases, unit LayerNorms; convs and BN keep PyTorch defaults. Skipped on
+        the meta device (shape-only builds, where it is slow and meaningless)."""
+        if self.pos_embed.is_meta:
+            return
         trunc_normal_(self.pos_embed, std=.02)
         trunc_normal_(self.cls_token, std=.02)
         self.apply(_init_weights)

@@ -9,7 +9,7 @@ import fan_mm.models  # noqa: F401  (registers the models)
 from fan_mm.models.checkpoint_utils import CheckpointError
 from fan_mm.models.fan_swin import FANSwinBlock, shifted_window_mask
 
-from golden_official import GOLDEN_DIR, load_golden, official_state_dict, read_keys, tap_error
+from golden_official import GOLDEN_DIR, load_golden, official_file, read_keys, tap_error
 
 NAME = 'fan_swin_tiny_patch4_window7_224'
 TOL = 1e-4
@@ -22,16 +22,14 @@ def _small(name=NAME, **kwargs):
 
 
 @pytest.fixture(scope='module')
-def official_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp('fan_swin') / f'{NAME}.pth'
-    torch.save(official_state_dict(NAME), path)
-    return path
+def official_path():
+    return official_file(NAME)
 
 
-def test_golden(official_file):
+def test_golden(official_path):
     """Official-format file -> timm.create_model(pretrained=True): logits, stage taps, buffers."""
     model = timm.create_model(NAME, pretrained=True,
-                              pretrained_cfg_overlay=dict(file=str(official_file))).eval()
+                              pretrained_cfg_overlay=dict(file=str(official_path))).eval()
     data, meta, x = load_golden(NAME)
     taps = {}
     hooks = [model.get_submodule(tap).register_forward_hook(
@@ -183,21 +181,21 @@ def test_error_wrong_relative_position_index(tmp_path):
         _small(pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
 
 
-def test_error_other_variant_names_it(official_file):
+def test_error_other_variant_names_it(official_path):
     with pytest.raises(CheckpointError) as err:
         _small('fan_swin_small_patch4_window7_224', pretrained=True,
-               pretrained_cfg_overlay=dict(file=str(official_file)))
+               pretrained_cfg_overlay=dict(file=str(official_path)))
     msg = str(err.value)
     assert 'does not fit fan_swin_small_patch4_window7_224' in msg and 'wrong shape' in msg
     assert f'looks like a {NAME} checkpoint' in msg
 
 
-def test_error_other_family_and_truncated(official_file, tmp_path):
+def test_error_other_family_and_truncated(official_path, tmp_path):
     with pytest.raises(CheckpointError) as err:
         timm.create_model('lvvit_t', depth=2, pretrained=True,
-                          pretrained_cfg_overlay=dict(file=str(official_file)))
+                          pretrained_cfg_overlay=dict(file=str(official_path)))
     assert f'looks like a {NAME} checkpoint' in str(err.value)
     broken = tmp_path / 'broken.pth'
-    broken.write_bytes(official_file.read_bytes()[:100_000])
+    broken.write_bytes(official_path.read_bytes()[:100_000])
     with pytest.raises(CheckpointError, match='truncated'):
         _small(pretrained=True, pretrained_cfg_overlay=dict(file=str(broken)))

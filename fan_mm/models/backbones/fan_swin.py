@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 
 from ...registry import register_model
+from ..convert import register_converter
 from ..fan_swin import FANSwinTransformer, remap_checkpoint
 from .base import TRUNK, DenseBackbone
 
@@ -42,7 +43,8 @@ class FANSwin(DenseBackbone):
     stages in ``out_indices``.
 
     Args:
-        arch: ``'tiny'``, ``'small'``, ``'base'``, ``'large'`` or a dict with ``embed_dim``,
+        arch: ``'tiny'``, ``'small'``, ``'base'``, ``'large'`` (or the timm name,
+            ``'fan_swin_tiny_patch4_window7_224'``) or a dict with ``embed_dim``,
             ``depths``, ``num_heads`` (and optionally ``mlp_types``).
         pretrain_img_size: size the trunk is built for (224; only the stored masks depend on it).
         window_size: attention window (7).
@@ -74,9 +76,11 @@ class FANSwin(DenseBackbone):
         super().__init__(frozen_stages=frozen_stages, norm_eval=norm_eval, with_cp=with_cp,
                          init_cfg=init_cfg)
         if isinstance(arch, str):
-            if arch not in ARCHS:
-                raise ValueError(f'FANSwin: arch {arch!r} is not one of {sorted(ARCHS)}')
-            arch_cfg = dict(ARCHS[arch])
+            by_name = {cfg['variant']: name for name, cfg in ARCHS.items()}
+            if arch not in ARCHS and arch not in by_name:
+                raise ValueError(f'FANSwin: arch {arch!r} is not one of {sorted(ARCHS)} or '
+                                 f'{sorted(by_name)}')
+            arch_cfg = dict(ARCHS[by_name.get(arch, arch)])
         else:
             arch_cfg = dict(arch)
         self.variant_name = arch_cfg.pop('variant', 'custom FAN-Swin')
@@ -141,3 +145,11 @@ class FANSwin(DenseBackbone):
                                                  stop_early=True)
         return tuple(getattr(self, f'norm{i}')(f).permute(0, 3, 1, 2).contiguous()
                      for i, f in zip(self.out_indices, feats))
+
+
+def _build_for_conversion(model_name: str, codebase: str) -> FANSwin:
+    """``tools/convert_checkpoint.py``: the same layout for mmdet and mmseg."""
+    return FANSwin(arch=model_name)
+
+
+register_converter('fan_swin_*', _build_for_conversion)

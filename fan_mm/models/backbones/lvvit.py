@@ -28,6 +28,7 @@ import torch.nn as nn
 from mmcv.cnn import build_norm_layer
 
 from ...registry import register_model
+from ..convert import register_converter
 from ..lvvit import LVVisionTransformer, remap_checkpoint
 from .base import TRUNK, DenseBackbone
 
@@ -43,6 +44,16 @@ ARCHS: Dict[str, dict] = {
     'l': dict(embed_dim=768, depth=24, num_heads=12, skip_lam=3.0, stem_chs=128,
               out_indices=(14, 17, 20, 23), variant='lvvit_l'),
 }
+
+
+def _parse_arch(arch: str):
+    """``'s'`` / ``'lvvit_s'`` -> ``('s', None)``; ``'lvvit_m_448'`` -> ``('m', 448)``."""
+    name = arch[len('lvvit_'):] if arch.startswith('lvvit_') else arch
+    size, _, res = name.partition('_')
+    if size not in ARCHS or (res and not res.isdigit()):
+        raise ValueError(f'LVViT: arch {arch!r} is not one of {sorted(ARCHS)} or a registered '
+                         "lvvit_* model name (e.g. 'lvvit_s', 'lvvit_m_448')")
+    return size, int(res) if res else None
 
 
 def _side_layer(in_channels: int, out_channels: int, up: int, norm_cfg: dict) -> nn.Sequential:
@@ -66,9 +77,10 @@ class LVViT(DenseBackbone):
     patch tokens as maps, ``D`` channels each at stride 16 (SETR-style heads).
 
     Args:
-        arch: ``'t'``, ``'s'``, ``'m'``, ``'l'`` or a dict of ``LVVisionTransformer`` sizes
+        arch: ``'t'``, ``'s'``, ``'m'``, ``'l'``, a registered name (``'lvvit_s'``,
+            ``'lvvit_m_448'``: sets ``img_size``) or a dict of ``LVVisionTransformer`` sizes
             (``embed_dim``, ``depth``, ``num_heads``, ``skip_lam``, ``stem_chs``).
-        img_size: grid the position embedding is kept at (the checkpoint's: 224).
+        img_size: input size the position embedding is kept for (the checkpoint's, 224).
         out_indices: tapped blocks (default: the official ones of the arch).
         side_layers: build the pyramid (four taps needed).
         out_channels: channels of the last side layer (2048).
@@ -99,8 +111,8 @@ class LVViT(DenseBackbone):
         super().__init__(frozen_stages=frozen_stages, norm_eval=norm_eval, with_cp=with_cp,
                          init_cfg=init_cfg)
         if isinstance(arch, str):
-            if arch not in ARCHS:
-                raise ValueError(f'LVViT: arch {arch!r} is not one of {sorted(ARCHS)}')
+            arch, size = _parse_arch(arch)
+            img_size = size or img_size
             arch_cfg = dict(ARCHS[arch])
         else:
             arch_cfg = dict(arch)
@@ -174,3 +186,11 @@ class LVViT(DenseBackbone):
             sides = (self.side_layer1, self.side_layer2, self.side_layer3, self.side_layer4)
             feats = [side(f) for side, f in zip(sides, feats)]
         return tuple(feats)
+
+
+def _build_for_conversion(model_name: str, codebase: str) -> LVViT:
+    """``tools/convert_checkpoint.py``: the same layout for mmdet and mmseg."""
+    return LVViT(arch=model_name)
+
+
+register_converter('lvvit_*', _build_for_conversion)
