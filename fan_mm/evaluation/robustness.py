@@ -141,13 +141,17 @@ def _prepare_cpu_distributed(cfg) -> None:
     cfg.model_wrapper_cfg = wrapper
 
 
-def _check_files(dataset, what: str) -> None:
-    """Fail before a run (not in its middle) when images of ``dataset`` are missing."""
+def _check_files(dataset, what: str, fmt: str) -> None:
+    """Fail before a run (not in its middle) when images of ``dataset`` are missing.
+
+    Paths are checked under the name the copy stores them (``x.jpg`` -> ``x.png``), as
+    ``CorruptedImageName`` maps them in the pipeline.
+    """
     missing = []
     for i in range(len(dataset)):
         path = dataset.get_data_info(i).get('img_path')
-        if path and not osp.isfile(path):
-            missing.append(path)
+        if path and not osp.isfile(path) and not osp.isfile(corrupted.output_name(path, fmt)):
+            missing.append(corrupted.output_name(path, fmt))
     if missing:
         raise RobustnessError(f'{what}: {len(missing)} of {len(dataset)} images are missing, e.g. {missing[:3]}. '
                               'Was the corrupted copy made from this dataset\'s image folder?')
@@ -242,7 +246,7 @@ def evaluate_robustness(config: str, checkpoint: str, suite: str, work_dir: str,
                 loader_cfg = corrupt_on_the_fly(base_loader, c, s, seed=seed, channel_order=channel_order)
         loader = runner.build_dataloader(loader_cfg, seed=runner.seed)
         if corrupted_root and run is not None:
-            _check_files(loader.dataset, f'{corrupted_root} ({label})')
+            _check_files(loader.dataset, f'{corrupted_root} ({label})', data['settings']['format'])
         runner.test_loop.dataloader = loader
         print_log(f'robustness: run {n}/{len(runs)}: {label}', logger='current')
         metrics = _plain(runner.test())
