@@ -25,7 +25,6 @@ What it guarantees, unlike the public generators (see docs/robustness.md):
   rest carries on; odd inputs (grey, alpha, palette, 16 bit) are converted the way the
   loader converts them and reported (``strict=True`` makes them failures too).
 """
-import errno
 import hashlib
 import io
 import json

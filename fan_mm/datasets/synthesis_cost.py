@@ -26,16 +26,44 @@ ENCODINGS = {'png6': ('png', dict(png_compression=6)), 'png1': ('png', dict(png_
              'jpeg95': ('jpeg', dict(jpeg_quality=95))}
 
 
+_PHOTOS = ('astronaut', 'coffee', 'chelsea', 'rocket', 'immunohistochemistry', 'camera', 'brick', 'gravel')
+
+
+def _photo_mosaic(size) -> np.ndarray:
+    """Real photographs of ``skimage.data`` tiled at their native scale (512 px tiles), so
+    that PNG sizes reflect camera texture rather than the toy scenes' flat areas."""
+    from skimage import data
+    w, h = size
+    tiles = []
+    for name in _PHOTOS:
+        img = np.asarray(getattr(data, name)())
+        img = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img[..., :3]
+        ih, iw = img.shape[:2]
+        side = min(ih, iw, 512)
+        crop = img[(ih - side) // 2:(ih - side) // 2 + side, (iw - side) // 2:(iw - side) // 2 + side]
+        tiles.append(cv2.resize(crop, (512, 512), interpolation=cv2.INTER_LINEAR) if side < 512 else crop)
+    cols = -(-w // 512)
+    rows = -(-h // 512)
+    grid = np.zeros((rows * 512, cols * 512, 3), np.uint8)
+    for i in range(rows * cols):
+        r, c = divmod(i, cols)
+        grid[r * 512:(r + 1) * 512, c * 512:(c + 1) * 512] = tiles[i % len(tiles)]
+    return np.ascontiguousarray(grid[:h, :w])
+
+
 def toy_image(kind: str, size) -> np.ndarray:
-    """A deterministic test image (BGR): a toy street scene ('cityscapes') or shapes on a
-    photo ('coco') from ``fan_mm.datasets.toy``, at ``size`` = (width, height)."""
+    """A deterministic test image (BGR) at ``size`` = (width, height): a toy street scene
+    ('cityscapes') or shapes on a photo ('coco') from ``fan_mm.datasets.toy``, or a mosaic of
+    real photographs ('photos')."""
     from .toy import render_cityscapes_sample, render_coco_sample
+    if kind == 'photos':
+        return np.ascontiguousarray(_photo_mosaic(size)[..., ::-1])
     if kind == 'cityscapes':
         rgb = render_cityscapes_sample(0, 'val', 0, tuple(size))[0]
     elif kind == 'coco':
         rgb = render_coco_sample(0, 'val', 0, tuple(size)).image
     else:
-        raise ValueError(f"kind must be 'cityscapes' or 'coco', got {kind!r}")
+        raise ValueError(f"kind must be 'cityscapes', 'coco' or 'photos', got {kind!r}")
     return np.ascontiguousarray(rgb[..., ::-1])
 
 

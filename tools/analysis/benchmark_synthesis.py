@@ -1,9 +1,9 @@
 """CPU time and disk space of a corrupted dataset, per (corruption, severity), measured on one
 image and scaled to a dataset (see docs/robustness.md, "Costs").
 
-    python tools/analysis/benchmark_synthesis.py --kind cityscapes --size 2048x1024 \\
-        --suite cityscapes-c --policy noise-1-3 --num-images 500 --json city.json
-    python tools/analysis/benchmark_synthesis.py --kind coco --size 640x480 --suite coco-c --num-images 5000
+    python tools/analysis/benchmark_synthesis.py --kind photos --size 2048x1024 \\
+        --suite cityscapes-c --num-images 500 --json city.json
+    python tools/analysis/benchmark_synthesis.py --kind photos --size 640x480 --suite coco-c --num-images 5000
     python tools/analysis/benchmark_synthesis.py --image my.png --suite cityscapes-c --num-images 500
 """
 import argparse
@@ -22,7 +22,8 @@ from fan_mm.datasets.toy import parse_size  # noqa: E402
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--image', help='image file (default: a toy image of --kind and --size)')
-    p.add_argument('--kind', default='cityscapes', choices=['cityscapes', 'coco'])
+    p.add_argument('--kind', default='photos', choices=['photos', 'cityscapes', 'coco'],
+                   help='test image: a mosaic of real photos (default) or a toy scene')
     p.add_argument('--size', default='2048x1024', help='WxH of the toy image (default 2048x1024)')
     p.add_argument('--suite', default='cityscapes-c')
     p.add_argument('--policy', default=None)
@@ -37,7 +38,7 @@ def main(argv=None):
         if img is None:
             sys.exit(f'cannot read {args.image}')
     else:
-        img = synthesis_cost.toy_image(args.kind, parse_size(args.size, args.kind))
+        img = synthesis_cost.toy_image(args.kind, parse_size(args.size, 'coco' if args.kind == 'photos' else args.kind))
 
     def show(r):
         print(f"{r['corruption']:>18} {r['severity']}  corrupt {r['corrupt_s']:7.3f} s  "
