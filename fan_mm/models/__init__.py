@@ -1,1 +1,5 @@
-
+"""fan_mm models: importing this registers the timm classification models (FAN-ViT, FAN-Hybrid) and,
+where mmdet / mmseg are installed, the dense backbones in their ``MODELS`` registries."""
+from . import fan  # noqa: F401  (registers the timm models)
+from .fan import FAN  # noqa: F401
+from .backbones import FANHybrid, FANViT  # noqa: F401  (registers into mmdet / mmseg MODELS)

@@ -169,3 +169,28 @@ def check_state_dict(model_name: str, expected: Mapping[str, Tuple[int, ...]],
             msg += (' It does not look like any known variant either (closest: '
                     f'{guess[0]}, {guess[1]:.0%} of keys fit).')
     raise CheckpointError(msg)
+
+
+# Registered timm names of the families whose checkpoints a wrong file may come from.
+VARIANT_PATTERNS = ('fan_*', 'lvvit_*')
+_SHAPES_CACHE: Dict[str, Dict[str, Tuple[int, ...]]] = {}
+
+
+def variant_shapes(name: str) -> Dict[str, Tuple[int, ...]]:
+    """``{key: shape}`` of the registered timm model ``name`` (built once, on meta)."""
+    if name not in _SHAPES_CACHE:
+        import timm  # local: checkpoint_utils itself does not need timm
+        _SHAPES_CACHE[name] = shapes_on_meta(lambda: timm.create_model(name, pretrained=False))
+    return _SHAPES_CACHE[name]
+
+
+def registered_variants(patterns: Iterable[str] = VARIANT_PATTERNS
+                        ) -> Dict[str, Callable[[], Dict[str, Tuple[int, ...]]]]:
+    """Candidates for ``guess_variant``: every registered FAN / LV-ViT / FAN-Swin model.
+
+    Families register their timm models on import, so whatever fan_mm has imported is
+    considered (a family on another branch simply is not a candidate yet).
+    """
+    import timm
+    names = sorted({n for p in patterns for n in timm.list_models(p)})
+    return {n: (lambda n=n: variant_shapes(n)) for n in names}

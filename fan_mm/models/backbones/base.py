@@ -1,0 +1,270 @@
+"""What every fan_mm dense backbone shares: pretrained loading, freezing, norm_eval, pyramids.
+
+A dense backbone (``FANHybrid``, ``FANViT``, ``LVViT``, ``FANSwin``) is a thin
+``mmengine.model.BaseModule`` around a timm-style classification model (the *trunk*, an
+attribute named ``trunk``), plus the few layers dense prediction adds (e.g. FAN's
+``learnable_downsample``, a feature pyramid). Everything below is family-independent:
+
+* ``DenseBackbone`` loads ``init_cfg=dict(type='Pretrained', checkpoint=...)`` from the
+  official ImageNet files (any container, with or without ``module.``) and from mm-style
+  files whose keys start with ``backbone.``; it checks every key and shape, names the
+  variant a wrong file looks like, and says in plain words which file weights are unused
+  and which backbone weights start from scratch (both expected: the classifier head is
+  unused, the dense layers are new). It also implements ``frozen_stages`` and
+  ``norm_eval`` through one family hook, ``frozen_modules``.
+* ``SimplePyramid``: the ViTDet simple feature pyramid (scale ops only), for plain 1/16
+  trunks under FPN / UPerNet.
+* ``LayerNorm2d``: standard (biased-variance) channels-first LayerNorm.
+
+A family subclass provides:
+
+* ``self.trunk`` (the timm-style model, classification naming under ``trunk.``);
+* ``convert_official(state_dict)``: official checkpoint naming -> wrapper naming
+  (``trunk.`` + the family's ``checkpoint_filter_fn``, extra dense keys mapped);
+* ``unused_prefixes()``: wrapper-naming key prefixes a checkpoint may carry that the
+  backbone does not use (``trunk.head.``, ...);
+* ``new_prefixes()``: backbone key prefixes that are not in an ImageNet checkpoint;
+* ``frozen_modules(frozen_stages)``: modules / parameters to freeze;
+* optionally ``variant_name`` (str, for messages) and ``variant_candidates()``.
+"""
+import logging
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+
+from ..checkpoint_utils import (CheckpointError, compare_state_dicts, describe_mismatch,
+                                guess_variant, load_state_dict_file, registered_variants)
+
+WRAPPER_PREFIX = 'backbone.'  # mm detectors / segmentors keep the backbone here
+TRUNK = 'trunk.'
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of an NCHW map (standard biased variance)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight,
+                         self.bias, self.eps)
+        return x.permute(0, 3, 1, 2).contiguous()
+
+
+class SimplePyramid(nn.Module):
+    """ViTDet's simple feature pyramid: 1/16 maps -> strides 4, 8, 16, 32.
+
+    Li et al., "Exploring Plain Vision Transformer Backbones for Object Detection" (ECCV
+    2022), Sec. 3 / Fig. 2c: scale x4 is two stride-2 transposed convs with LN + GELU
+    between them (channels C -> C/2 -> C/4), x2 one transposed conv (C -> C/2), x1 the
+    identity, x0.5 a 2x2 max pool. ViTDet builds every level from the last map; here each
+    level may also take its own map (pass one map per level: BEiT / LV-ViT style taps).
+    The 1x1 / 3x3 output convs of ViTDet's neck are left to the FPN / UPerNet that
+    follows; ``out_norm`` puts a LayerNorm on each level instead, so that the decoder sees
+    features of comparable scale.
+
+    Args:
+        in_channels: channels of the 1/16 input map(s).
+        scales: one scale per output level, each in (4, 2, 1, 0.5).
+        out_norm: LayerNorm2d on each output.
+    """
+
+    def __init__(self, in_channels: int, scales: Sequence[float] = (4, 2, 1, 0.5),
+                 out_norm: bool = True):
+        super().__init__()
+        self.scales = tuple(float(s) for s in scales)
+        self.ops = nn.ModuleList()
+        self.out_channels = []
+        c = in_channels
+        for scale in self.scales:
+            if scale == 4:
+                op = nn.Sequential(
+                    nn.ConvTranspose2d(c, c // 2, 2, stride=2), LayerNorm2d(c // 2, eps=1e-6),
+                    nn.GELU(), nn.ConvTranspose2d(c // 2, c // 4, 2, stride=2))
+                out = c // 4
+            elif scale == 2:
+                op, out = nn.ConvTranspose2d(c, c // 2, 2, stride=2), c // 2
+            elif scale == 1:
+                op, out = nn.Identity(), c
+            elif scale == 0.5:
+                op, out = nn.MaxPool2d(2, stride=2), c
+            else:
+                raise ValueError(f'SimplePyramid: scale {scale} is not one of 4, 2, 1, 0.5')
+            self.ops.append(op)
+            self.out_channels.append(out)
+        self.norms = nn.ModuleList(
+            LayerNorm2d(c, eps=1e-6) if out_norm else nn.Identity() for c in self.out_channels)
+
+    def forward(self, feats: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+        if len(feats) == 1:
+            feats = list(feats) * len(self.ops)
+        if len(feats) != len(self.ops):
+            raise ValueError(f'SimplePyramid takes 1 or {len(self.ops)} maps, got {len(feats)}')
+        return [norm(op(f)) for op, norm, f in zip(self.ops, self.norms, feats)]
+
+
+def _strip(state_dict: Mapping[str, torch.Tensor], prefix: str) -> Dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+
+
+def _group(keys: Iterable[str]) -> Dict[str, List[str]]:
+    """Group keys by module for short log lines (``trunk.head``, ``learnable_downsample``, ...)."""
+    groups: Dict[str, List[str]] = {}
+    for k in keys:
+        parts = k.split('.')
+        g = '.'.join(parts[:2]) if parts[0] == TRUNK[:-1] else parts[0]
+        groups.setdefault(g, []).append(k)
+    return groups
+
+
+class DenseBackbone(BaseModule):
+    """Base class of the fan_mm dense backbones (see the module docstring).
+
+    Args:
+        frozen_stages: freeze what ``frozen_modules(frozen_stages)`` returns (family
+            specific; -1 freezes nothing).
+        norm_eval: keep BatchNorm layers in eval mode (running statistics frozen) while
+            training.
+        with_cp: activation checkpointing in the trunk blocks (saves memory, costs one
+            more forward per block).
+        init_cfg: mmengine init config; ``dict(type='Pretrained', checkpoint=PATH)`` loads
+            an official ImageNet checkpoint or an mm-style one (``backbone.`` keys, e.g.
+            from ``tools/convert_checkpoint.py`` or a trained detector); the optional
+            ``prefix`` is honoured as in mmengine.
+    """
+
+    variant_name: str = 'this backbone'
+
+    def __init__(self, frozen_stages: int = -1, norm_eval: bool = False, with_cp: bool = False,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+        super().__init__(init_cfg=init_cfg)
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+
+    # ---- family hooks ------------------------------------------------------------------
+    def convert_official(self, state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """Official (classification or dense-copy) naming -> this module's naming."""
+        return {TRUNK + k: v for k, v in state_dict.items()}
+
+    def unused_prefixes(self) -> Sequence[str]:
+        """Wrapper-naming prefixes (or whole keys) that a checkpoint may hold and this backbone ignores."""
+        return ()
+
+    def new_prefixes(self) -> Sequence[str]:
+        """Prefixes of this module's keys that no ImageNet checkpoint provides."""
+        return ()
+
+    def frozen_modules(self, frozen_stages: int) -> List[Union[nn.Module, nn.Parameter]]:
+        return []
+
+    def variant_candidates(self) -> Mapping[str, Callable]:
+        """Registered classification variants to compare a wrong checkpoint against."""
+        return registered_variants()
+
+    # ---- pretrained weights --------------------------------------------------------------
+    def init_weights(self):
+        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
+        pretrained = [c for c in cfgs if isinstance(c, dict) and c.get('type') == 'Pretrained']
+        if not pretrained:
+            return super().init_weights()
+        others = [c for c in cfgs if c is not None and c not in pretrained]
+        init_cfg, self.init_cfg = self.init_cfg, (others or None)
+        try:
+            super().init_weights()
+        finally:
+            self.init_cfg = init_cfg
+        cfg = pretrained[-1]
+        self.load_pretrained(cfg['checkpoint'], prefix=cfg.get('prefix'))
+        self._is_init = True
+
+    def to_wrapper_naming(self, state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """Any accepted checkpoint naming -> this module's naming.
+
+        mm-style files (a detector / segmentor, or ``tools/convert_checkpoint.py`` output)
+        hold the backbone under ``backbone.``; inside it the keys are either already in this
+        module's naming (``trunk.…``) or in the official naming (the NVlabs dense copies).
+        """
+        state_dict = dict(state_dict)
+        if any(k.startswith(WRAPPER_PREFIX) for k in state_dict):
+            state_dict = _strip(state_dict, WRAPPER_PREFIX)
+        if any(k.startswith(TRUNK) for k in state_dict):
+            return state_dict
+        return self.convert_official(state_dict)
+
+    def match_pretrained(self, state_dict: Mapping[str, torch.Tensor], source: str
+                         ) -> Tuple[Dict[str, torch.Tensor], List[str], List[str]]:
+        """Check a checkpoint (any accepted naming) against this module.
+
+        Returns ``(to_load, unused, new)``: the tensors to load (this module's naming), the file keys this
+        backbone does not use (classifier, pruned parts) and this module's keys the file does not have
+        (dense-only layers). Anything else that disagrees raises ``CheckpointError`` naming the keys and
+        the registered variant the file looks like. Works on a module built on the meta device.
+        """
+        state_dict = self.to_wrapper_naming(state_dict)
+        own = self.state_dict()
+        missing, unexpected, mismatched = compare_state_dicts(own, state_dict)
+        unused = [k for k in unexpected if k.startswith(tuple(self.unused_prefixes()))]
+        new = [k for k in missing if k.startswith(tuple(self.new_prefixes()))]
+        bad_missing = [k for k in missing if k not in new]
+        bad_unexpected = [k for k in unexpected if k not in unused]
+        if bad_missing or bad_unexpected or mismatched:
+            msg = (f'{source} does not fit {type(self).__name__} ({self.variant_name}): '
+                   f'{describe_mismatch(bad_missing, bad_unexpected, mismatched)}.')
+            trunk_sd = _strip(state_dict, TRUNK)
+            guess = guess_variant(trunk_sd, self.variant_candidates()) if trunk_sd else None
+            if guess and guess[1] > 0.9:
+                msg += (f' The file looks like a {guess[0]} checkpoint '
+                        f'({guess[1]:.0%} of its keys and shapes fit that model).')
+            elif guess:
+                msg += (' It does not look like any registered FAN / LV-ViT variant either '
+                        f'(closest: {guess[0]}, {guess[1]:.0%} of keys fit).')
+            raise CheckpointError(msg)
+        return {k: v for k, v in state_dict.items() if k in own}, unused, new
+
+    def describe_match(self, loaded: int, unused: Sequence[str], new: Sequence[str], source: str) -> str:
+        """One plain-words line about what a pretrained load did."""
+        lines = [f'{type(self).__name__} ({self.variant_name}): loaded {loaded} tensors from {source}.']
+        if unused:
+            lines.append('Not used by this backbone (expected: the classifier and parts no requested '
+                         'output needs): '
+                         + ', '.join(f'{p} ({len(ks)} tensors)' for p, ks in _group(unused).items()) + '.')
+        if new:
+            lines.append('Not in the checkpoint, trained from scratch (expected: layers only the dense '
+                         'model has): '
+                         + ', '.join(f'{p} ({len(ks)} tensors)' for p, ks in _group(new).items()) + '.')
+        return ' '.join(lines)
+
+    def load_pretrained(self, path: str, prefix: Optional[str] = None) -> None:
+        """Load, check and report an official or mm-style checkpoint (see class doc)."""
+        state_dict = load_state_dict_file(path)
+        if prefix:
+            sub = _strip(state_dict, prefix)
+            if not sub:
+                raise CheckpointError(f'{path} has no weights under prefix {prefix!r} '
+                                      f'(init_cfg prefix); first keys: {sorted(state_dict)[:5]}')
+            state_dict = sub
+        load, unused, new = self.match_pretrained(state_dict, path)
+        result = self.load_state_dict(load, strict=False)
+        assert not result.unexpected_keys, result.unexpected_keys
+        print_log(self.describe_match(len(load), unused, new, path), logger='current', level=logging.INFO)
+
+    # ---- freezing and norm_eval ------------------------------------------------------------
+    def _freeze_stages(self) -> None:
+        for item in self.frozen_modules(self.frozen_stages):
+            if isinstance(item, nn.Parameter):
+                item.requires_grad = False
+                continue
+            item.eval()
+            for p in item.parameters():
+                p.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self
