@@ -231,6 +231,9 @@ class BlockFeatureExtractor:
         self.block_names = [n for n, _ in found]
         self._modules = [m for _, m in found]
         self.indices = resolve_blocks(self.block_names, blocks)
+        # 'all' / 'stages' may include blocks a backbone never runs (dense wrappers that stop early)
+        self._implicit = blocks is None or blocks in ('all', 'stages') or (
+            not isinstance(blocks, (str, int)) and all(b in ('all', 'stages') for b in blocks))
         self.num_prefix_tokens = getattr(model, 'num_prefix_tokens', None)
         self.layout = layout or getattr(model, 'output_fmt', None)
 
@@ -260,12 +263,17 @@ class BlockFeatureExtractor:
         if order != sorted(order):
             warnings.warn(f'{type(self.model).__name__}: blocks ran in another order than registered; '
                           f'block indices follow registration order')
-        missing = wanted - set(outputs)
+        missing = sorted(wanted - set(outputs))
         if missing:
-            raise RuntimeError(f'blocks {[self.block_names[i] for i in sorted(missing)]} did not run')
+            names = [self.block_names[i] for i in missing]
+            if not self._implicit or len(missing) == len(wanted):
+                raise RuntimeError(f'blocks {names} did not run in the forward pass of {type(self.model).__name__}')
+            warnings.warn(f'blocks {names} did not run in the forward pass and are left out')
         image_hw = tuple(inputs.shape[-2:])
         feats = []
         for i in self.indices:
+            if i not in outputs:
+                continue
             tokens, grid = to_tokens(outputs[i], image_hw, self.num_prefix_tokens, self.layout)
             feats.append(BlockFeatures(self.block_names[i], i, tokens.float(), grid))
         return feats

@@ -200,3 +200,57 @@ def test_fan_mm_families(name, grid, photo):
     assert feats[-1].grid == grid
     for f in feats:
         assert f.tokens.shape[1] == f.grid[0] * f.grid[1]
+
+
+def test_blocks_that_do_not_run():
+    class StopsEarly(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = nn.ModuleList([nn.Conv2d(3, 3, 1), nn.Conv2d(3, 3, 1), nn.Conv2d(3, 3, 1)])
+
+        def forward(self, x):
+            return self.blocks[1](self.blocks[0](x))  # the last block is never used
+    x = torch.randn(1, 3, 8, 8)
+    with pytest.warns(UserWarning, match='left out'):
+        feats = BlockFeatureExtractor(StopsEarly(), 'all')(x)
+    assert [f.name for f in feats] == ['blocks.0', 'blocks.1']
+    with pytest.raises(RuntimeError, match=r"blocks.2'\] did not run"):
+        BlockFeatureExtractor(StopsEarly(), [-1])(x)
+
+
+# ---- mm configs: the backbone of an mmdet config, with an mm checkpoint -----------------------------------------
+
+MM_CONFIG = '''
+default_scope = 'mmdet'
+model = dict(
+    type='RetinaNet',
+    data_preprocessor=dict(type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53],
+                           std=[58.395, 57.12, 57.375], bgr_to_rgb=True),
+    backbone=dict(type='ResNet', depth=18, out_indices=(0, 1, 2, 3),
+                  init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet18')))
+'''
+
+
+def test_mm_config_backbone_and_checkpoint(tmp_path, photo):
+    pytest.importorskip('mmcv.ops', reason='mm configs need mmcv with ops')
+    pytest.importorskip('mmdet.models')
+    config = tmp_path / 'retinanet_r18_toy.py'
+    config.write_text(MM_CONFIG)
+    loaded = build_model(str(config), 'none', img_size=64)  # init_cfg (a download) is not used
+    assert 'random init' in loaded.label and loaded.input_size == (64, 64)
+    assert loaded.mean == pytest.approx((0.485, 0.456, 0.406)) and not loaded.extra['bgr']
+    state = {f'backbone.{k}': v + 0.01 if v.is_floating_point() else v
+             for k, v in loaded.model.state_dict().items()}
+    state['bbox_head.retina_cls.weight'] = torch.zeros(1)
+    torch.save({'state_dict': state, 'meta': {}}, tmp_path / 'epoch_1.pth')
+    trained = build_model(str(config), str(tmp_path / 'epoch_1.pth'), img_size=64)
+    assert trained.pretrained and 'epoch_1.pth' in trained.label
+    torch.testing.assert_close(trained.model.conv1.weight, state['backbone.conv1.weight'])
+    ex = BlockFeatureExtractor(trained.model, 'stages')
+    assert ex.block_names[:2] == ['layer1.0', 'layer1.1'] and len(ex) == 8
+    feats = ex(model_inputs(trained, to_pixels([photo], trained.input_size)))
+    assert [f.grid for f in feats] == [(16, 16), (8, 8), (4, 4), (2, 2)]
+    with torch.no_grad():
+        outs = trained.model(model_inputs(trained, to_pixels([photo], trained.input_size)))
+    for f, o in zip(feats, outs):  # the mm backbone's own outputs are the stage ends
+        torch.testing.assert_close(f.tokens, o.flatten(2).transpose(1, 2), rtol=0, atol=0)
