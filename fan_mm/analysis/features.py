@@ -457,7 +457,9 @@ def center_crop(image: np.ndarray, size: int) -> np.ndarray:
 
 def to_pixels(images: Sequence[np.ndarray], size: Tuple[int, int]) -> torch.Tensor:
     """Square uint8 RGB crops -> ``B x 3 x H x W`` float pixels in [0, 1] at the model's input ``size``."""
-    x = torch.stack([torch.from_numpy(np.array(im, dtype=np.uint8, copy=True)).permute(2, 0, 1) for im in images]).float() / 255
+    # copy: crops may be read-only or negatively strided (flips)
+    x = torch.stack([torch.from_numpy(np.array(im, dtype=np.uint8, copy=True)).permute(2, 0, 1)
+                     for im in images]).float() / 255
     if tuple(x.shape[-2:]) != tuple(size):
         x = torch.nn.functional.interpolate(x, size=tuple(size), mode='bicubic', align_corners=False)
         x = x.clamp(0, 1)
