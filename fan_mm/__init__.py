@@ -8,6 +8,7 @@ from its own checkpoints on torch >= 2.6 (see ``fan_mm.utils.checkpoint_compat``
 """
 from .version import __version__
 from . import models  # noqa: F401,E402  (registers models)
+from .datasets import transforms  # noqa: F401,E402  (registers CorruptImage, CorruptedImageName)
 from .utils import install_mmengine_checkpoint_loader  # noqa: E402
 
 install_mmengine_checkpoint_loader()

@@ -1,0 +1,286 @@
+"""Evaluate one checkpoint on the clean test set and on every (corruption, severity).
+
+``evaluate_robustness`` builds mmengine's Runner (and so the model, and the checkpoint
+load) once, then swaps the test dataloader for each run: the clean set, then each
+corrupted variant, read from a synthesised -C folder (``corrupted_root``) or corrupted on
+the fly (``CorruptImage``). After every run ``<work_dir>/robustness.json`` is rewritten
+atomically::
+
+    {"clean": {metric: value},
+     "corrupted": {corruption: {"1": {metric: value}, ...}},
+     "meta": {config, checkpoint, suite, policy, seed, versions, ...}}
+
+Started again with the same model, data and protocol, it skips what is already there.
+Works for any mmseg (``IoUMetric``: mIoU) or mmdet (``CocoMetric``: bbox / segm mAP) config
+and under ``--launcher pytorch``: every image's corruption depends only on its path, and
+the metrics only on the set of predictions, so the numbers do not depend on the number of
+processes.
+
+Departures from mmdet's ``tools/analysis_tools/test_robustness.py`` (its known bugs are
+listed in docs/robustness.md): results are written without ``--out``; missing severities are
+never averaged as zeros (the report refuses them); segm and bbox are both kept; backbones
+are not touched (``init_cfg`` is left alone: testing never initialises weights); the
+corruption of an image does not depend on the seed of the Runner, worker count or batch.
+"""
+import copy
+import hashlib
+import json
+import logging
+import os
+import os.path as osp
+from typing import Dict, List, Optional, Sequence
+
+from fan_mm.datasets import corrupted, protocol
+from fan_mm.datasets.corrupted_config import add_custom_import, corrupt_on_the_fly, use_corrupted_copy
+
+__all__ = ['RESULTS_NAME', 'RobustnessError', 'evaluate_robustness', 'load_results', 'planned_runs']
+
+RESULTS_NAME = 'robustness.json'
+RESULTS_FORMAT = 'fan_mm.robustness_results'
+# Meta entries that must agree for results to be merged into an existing file.
+_IDENTITY_KEYS = ('task', 'config_sha256', 'checkpoint_sha256', 'mode', 'seed', 'channel_order', 'data')
+
+
+class RobustnessError(RuntimeError):
+    """The evaluation cannot run as asked (message says why and what to do)."""
+
+
+def _sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _config_digest(cfg) -> str:
+    """Digest of what decides the numbers (run bookkeeping such as work_dir excluded)."""
+    d = cfg.to_dict()
+    for key in ('work_dir', 'launcher', 'load_from', 'resume', 'custom_imports'):
+        d.pop(key, None)
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _versions(task: str) -> Dict[str, str]:
+    import mmengine
+    import torch
+
+    from fan_mm.version import __version__
+    versions = dict(fan_mm=__version__, torch=torch.__version__, mmengine=mmengine.__version__)
+    for name in ('mmcv', task):
+        try:
+            versions[name] = __import__(name).__version__
+        except ImportError:
+            pass
+    versions.update(protocol.engine_info())
+    return versions
+
+
+def load_results(path: str) -> dict:
+    """Read a robustness.json; raises ``RobustnessError`` naming the file when it is not one."""
+    try:
+        with open(path, 'rb') as f:
+            results = json.loads(f.read().decode('utf-8'))
+    except FileNotFoundError:
+        raise RobustnessError(f'{path}: no such results file') from None
+    except (OSError, ValueError) as e:
+        raise RobustnessError(f'{path}: not readable as JSON ({e})') from None
+    if not isinstance(results, dict) or not {'clean', 'corrupted', 'meta'} <= set(results):
+        raise RobustnessError(f'{path}: not a robustness results file (needs "clean", "corrupted" and "meta"; '
+                              f'found {sorted(results) if isinstance(results, dict) else type(results).__name__})')
+    return results
+
+
+def _write_results(path: str, results: dict) -> None:
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    tmp = f'{path}.tmp-{os.getpid()}'
+    with open(tmp, 'wb') as f:
+        f.write((json.dumps(results, indent=1, sort_keys=False) + '\n').encode('utf-8'))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _plain(metrics: dict) -> Dict[str, float]:
+    """Metric dicts hold numpy scalars and sometimes strings (per-class tables): keep numbers."""
+    out = {}
+    for k, v in metrics.items():
+        try:
+            out[str(k)] = float(v)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def planned_runs(plan: Dict[str, List[int]], results: Optional[dict] = None) -> List[Optional[tuple]]:
+    """Runs still to do: ``None`` for clean, then (corruption, severity) in protocol order."""
+    results = results or {}
+    runs: List[Optional[tuple]] = [] if results.get('clean') else [None]
+    done = results.get('corrupted', {})
+    for c, sevs in plan.items():
+        for s in sevs:
+            if not done.get(c, {}).get(str(s)):
+                runs.append((c, s))
+    return runs
+
+
+def _prepare_cpu_distributed(cfg) -> None:
+    """``--launcher pytorch`` without GPUs (tests, CPU clusters): gloo and a CPU DDP wrapper.
+
+    mmengine 0.10.7 always calls ``torch.cuda.set_device`` and passes ``device_ids`` to DDP;
+    initialising the process group first makes it skip the former, ``device_ids=None`` the latter.
+    """
+    import torch
+    import torch.distributed as dist
+    if torch.cuda.is_available() or dist.is_initialized():
+        return
+    dist.init_process_group(backend='gloo')
+    wrapper = dict(cfg.get('model_wrapper_cfg') or {})
+    wrapper.setdefault('type', 'MMDistributedDataParallel')
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+
+
+def _check_files(dataset, what: str) -> None:
+    """Fail before a run (not in its middle) when images of ``dataset`` are missing."""
+    missing = []
+    for i in range(len(dataset)):
+        path = dataset.get_data_info(i).get('img_path')
+        if path and not osp.isfile(path):
+            missing.append(path)
+    if missing:
+        raise RobustnessError(f'{what}: {len(missing)} of {len(dataset)} images are missing, e.g. {missing[:3]}. '
+                              'Was the corrupted copy made from this dataset\'s image folder?')
+
+
+def evaluate_robustness(config: str, checkpoint: str, suite: str, work_dir: str,
+                        corrupted_root: Optional[str] = None, on_the_fly: bool = False,
+                        corruptions: Optional[Sequence[str]] = None, policy: Optional[str] = None,
+                        severities: Optional[Sequence[int]] = None, seed: Optional[int] = None,
+                        channel_order: Optional[str] = None, cfg_options: Optional[dict] = None,
+                        launcher: str = 'none', results_name: str = RESULTS_NAME) -> dict:
+    """Run clean + every (corruption, severity) of the plan; return the results dict.
+
+    Exactly one of ``corrupted_root`` (a folder written by ``make_corrupted_dataset``;
+    its seed and channel order are used) and ``on_the_fly`` must be given. ``seed`` and
+    ``channel_order`` (defaults 0 and 'rgb') apply on the fly and must match the folder
+    otherwise.
+    """
+    from fan_mm.apis.runner import build_runner, codebase_of, load_config
+
+    if bool(corrupted_root) == bool(on_the_fly):
+        raise RobustnessError('give exactly one of --corrupted-root DIR and --on-the-fly')
+    if not osp.isfile(checkpoint):
+        raise RobustnessError(f'checkpoint file not found: {checkpoint}')
+    policy_label, plan = protocol.severity_plan(suite, corruptions, policy, severities)
+
+    if corrupted_root:
+        manifest = corrupted.load_manifest(corrupted_root)
+        made = manifest['settings']
+        for name, asked in (('seed', seed), ('channel_order', channel_order)):
+            if asked is not None and asked != made[name]:
+                raise RobustnessError(f'{corrupted_root} was made with {name}={made[name]!r}, not {asked!r}')
+        seed, channel_order = made['seed'], made['channel_order']
+        missing = [f'{c}/{s}' for c, sevs in plan.items() for s in sevs
+                   if str(s) not in manifest.get('pairs', {}).get(c, {})]
+        if missing:
+            raise RobustnessError(
+                f'{corrupted_root} lacks complete (corruption/severity) folders {missing}; run '
+                'tools/make_corrupted_dataset.py with the same suite and severities to write or finish them')
+        data = dict(corrupted_root=osp.abspath(corrupted_root), settings=made)
+    else:
+        seed = 0 if seed is None else int(seed)
+        channel_order = channel_order or 'rgb'
+        data = dict(on_the_fly=True)
+
+    cfg = load_config(config, cfg_options, work_dir, launcher)
+    task = codebase_of(cfg)
+    config_sha = _config_digest(cfg)
+    cfg.load_from = checkpoint
+    add_custom_import(cfg)
+    if launcher != 'none':
+        _prepare_cpu_distributed(cfg)
+
+    meta = dict(format=RESULTS_FORMAT, config=config, config_sha256=config_sha, checkpoint=checkpoint,
+                checkpoint_sha256=_sha256_file(checkpoint), task=task, suite=suite, policy=policy_label,
+                corruptions=list(plan), severities={c: list(v) for c, v in plan.items()},
+                categories={cat: [c for c in names if c in plan]
+                            for cat, names in protocol.suite_categories(suite).items()},
+                seed=seed, channel_order=channel_order, mode='disk' if corrupted_root else 'on-the-fly',
+                data=data, versions=_versions(task))
+    results_path = osp.join(cfg.work_dir, results_name)
+
+    runner = build_runner(cfg)
+    from mmengine.dist import broadcast_object_list, get_world_size, is_main_process
+    from mmengine.logging import print_log
+
+    # Rank 0 decides what is done; the others follow (they may not see the same file system).
+    state = [None]
+    if is_main_process():
+        state[0] = _merge_existing(results_path, meta)
+    broadcast_object_list(state)
+    if isinstance(state[0], str):
+        raise RobustnessError(state[0])
+    results = state[0]
+    meta['world_size'] = get_world_size()
+    results['meta'] = meta
+    runs = planned_runs(plan, results)
+    total = 1 + sum(len(v) for v in plan.values())
+    print_log(f'robustness: {total - len(runs)} of {total} runs already in {results_path}; {len(runs)} to do',
+              logger='current')
+
+    base_loader = copy.deepcopy(cfg.test_dataloader)
+    for n, run in enumerate(runs, start=1):
+        if run is None:
+            loader_cfg, label = base_loader, 'clean'
+        else:
+            c, s = run
+            label = f'{c} severity {s}'
+            if corrupted_root:
+                loader_cfg = use_corrupted_copy(base_loader, corrupted_root, c, s, codebase=task)
+            else:
+                loader_cfg = corrupt_on_the_fly(base_loader, c, s, seed=seed, channel_order=channel_order)
+        loader = runner.build_dataloader(loader_cfg, seed=runner.seed)
+        if corrupted_root and run is not None:
+            _check_files(loader.dataset, f'{corrupted_root} ({label})')
+        runner.test_loop.dataloader = loader
+        print_log(f'robustness: run {n}/{len(runs)}: {label}', logger='current')
+        metrics = _plain(runner.test())
+        if not metrics:
+            raise RobustnessError(f'{label}: the test evaluator returned no numeric metric')
+        if run is None:
+            results['clean'] = metrics
+        else:
+            results['corrupted'].setdefault(run[0], {})[str(run[1])] = metrics
+        if is_main_process():
+            _write_results(results_path, _ordered(results, plan))
+    if is_main_process() and not runs:
+        _write_results(results_path, _ordered(results, plan))
+    return _ordered(results, plan)
+
+
+def _ordered(results: dict, plan: Dict[str, List[int]]) -> dict:
+    """Corruptions in protocol order, severities ascending (extra entries from earlier runs kept)."""
+    corrupted_ = results.get('corrupted', {})
+    names = list(plan) + [c for c in corrupted_ if c not in plan]
+    ordered = {c: {s: corrupted_[c][s] for s in sorted(corrupted_[c], key=int)} for c in names if c in corrupted_}
+    return dict(clean=results.get('clean', {}), corrupted=ordered, meta=results['meta'])
+
+
+def _merge_existing(path: str, meta: dict):
+    """Existing results compatible with ``meta``, an empty skeleton, or an error message."""
+    if not osp.exists(path):
+        return dict(clean={}, corrupted={}, meta=meta)
+    try:
+        existing = load_results(path)
+    except RobustnessError as e:
+        return f'{e}; move it away or choose another --work-dir'
+    old = existing.get('meta', {})
+    differ = [k for k in _IDENTITY_KEYS if old.get(k) != meta.get(k)]
+    if old.get('suite') not in (None, meta['suite']):
+        differ.append('suite')
+    if differ:
+        return (f'{path} holds results of another evaluation (differs in {differ}: '
+                f'{ {k: (old.get(k), meta.get(k)) for k in differ} }); choose another --work-dir or remove it')
+    logging.getLogger(__name__).info('continuing %s', path)
+    return dict(clean=existing.get('clean', {}), corrupted=existing.get('corrupted', {}), meta=meta)

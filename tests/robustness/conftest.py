@@ -1,0 +1,49 @@
+"""Tiny datasets for the robustness tests (made once per session in a temp dir).
+
+Images are small (Cityscapes 128x64, COCO 128x96) and the corruptions cheap ones, so the
+whole folder runs in a few minutes on 2 CPU cores.
+"""
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+from fan_mm.datasets.toy import make_toy_cityscapes, make_toy_coco
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CITY_ARGS = dict(num_train=2, num_val=4, size=(128, 64), seed=3)
+COCO_ARGS = dict(num_train=2, num_val=4, size=(128, 96), seed=3)
+
+
+@pytest.fixture(scope='session')
+def toy_city(tmp_path_factory):
+    return make_toy_cityscapes(str(tmp_path_factory.mktemp('toy') / 'cityscapes'), **CITY_ARGS).root
+
+
+@pytest.fixture(scope='session')
+def toy_coco(tmp_path_factory):
+    return make_toy_coco(str(tmp_path_factory.mktemp('toy') / 'coco'), **COCO_ARGS).root
+
+
+def run_tool(tool, *args, env=None, timeout=600, **kwargs):
+    """Run ``tools/<tool>`` in a fresh interpreter; returns the CompletedProcess."""
+    full_env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''),
+                    PYTHONWARNINGS='ignore')
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, osp.join(REPO, 'tools', tool), *map(str, args)], env=full_env,
+                          capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def tree(root, skip_meta=True):
+    """{relative path: bytes} of every file under ``root`` (journal and settings excluded)."""
+    files = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        if skip_meta:
+            dirnames[:] = [d for d in dirnames if d != '.fan_mm']
+        for name in filenames:
+            path = osp.join(dirpath, name)
+            with open(path, 'rb') as f:
+                files[osp.relpath(path, root)] = f.read()
+    return files

@@ -1,0 +1,62 @@
+"""Evaluate a checkpoint on the clean test set and every (corruption, severity) of a suite.
+
+    python tools/test_robustness.py CONFIG CHECKPOINT --suite cityscapes-c --policy noise-1-3 \\
+        --corrupted-root data/cityscapes-c --work-dir work_dirs/fan_city_c
+    python tools/test_robustness.py CONFIG CHECKPOINT --suite coco-c --on-the-fly --work-dir work_dirs/coco_c
+    bash tools/dist_test_robustness.sh CONFIG CHECKPOINT 8 --suite coco-c --corrupted-root data/coco-c ...
+
+Writes WORK_DIR/robustness.json after every run; run it again to finish an interrupted
+evaluation. Then: python tools/robustness_report.py WORK_DIR/robustness.json --out REPORT_DIR
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
+
+from fan_mm.apis.runner import common_cli_arguments, set_local_rank  # noqa: E402
+from fan_mm.datasets import protocol  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Robustness evaluation: clean + every (corruption, severity) with one built model; '
+                    'results in WORK_DIR/robustness.json (resumable).')
+    parser.add_argument('config', help='mmdet or mmseg test config')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--suite', required=True, help=f'corruption suite: {", ".join(protocol.suite_names())}')
+    parser.add_argument('--corruptions', nargs='+', metavar='NAME', help='subset of the suite (default: all)')
+    sev = parser.add_mutually_exclusive_group()
+    sev.add_argument('--severities', nargs='+', type=int, metavar='S', help='severities (1..5) for every corruption')
+    sev.add_argument('--policy', help=f'severity policy: {", ".join(protocol.policy_names())} (default 1-5)')
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument('--corrupted-root', metavar='DIR', help='corrupted copy written by make_corrupted_dataset.py')
+    src.add_argument('--on-the-fly', action='store_true', help='corrupt images in the pipeline (CorruptImage)')
+    parser.add_argument('--seed', type=int, help='base seed of the per-image seeds (on the fly; default 0)')
+    parser.add_argument('--channel-order', choices=list(protocol.CHANNEL_ORDERS),
+                        help='on the fly: rgb (default) or bgr_legacy (mmdet\'s historical protocol)')
+    parser.add_argument('--work-dir', required=True, help='where robustness.json and the logs go')
+    common_cli_arguments(parser)
+    args = parser.parse_args(argv)
+    set_local_rank(args.local_rank)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from fan_mm.evaluation.robustness import RobustnessError, evaluate_robustness
+    from fan_mm.datasets.corrupted import SynthesisError
+    try:
+        evaluate_robustness(
+            args.config, args.checkpoint, args.suite, args.work_dir, corrupted_root=args.corrupted_root,
+            on_the_fly=args.on_the_fly, corruptions=args.corruptions, policy=args.policy,
+            severities=args.severities, seed=args.seed, channel_order=args.channel_order,
+            cfg_options=args.cfg_options, launcher=args.launcher)
+    except (RobustnessError, SynthesisError, protocol.ProtocolError, FileNotFoundError) as e:
+        print(f'test_robustness: error: {e}', file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
