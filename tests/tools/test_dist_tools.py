@@ -39,6 +39,7 @@ def metrics_json(work_dir):
     return json.load(open(found[0]))
 
 
+@pytest.mark.slow  # three tool runs (~3 min on 2 busy cores); the only check of the launch scripts
 def test_two_process_train_and_test_match_one_process(tmp_path):
     from fan_mm.datasets import make_toy_dataset
     make_toy_dataset('coco', str(tmp_path / 'data' / 'toy_coco'), num_train=4, num_val=4)
