@@ -25,7 +25,6 @@ What it guarantees, unlike the public generators (see docs/robustness.md):
   rest carries on; odd inputs (grey, alpha, palette, 16 bit) are converted the way the
   loader converts them and reported (``strict=True`` makes them failures too).
 """
-import errno
 import hashlib
 import io
 import json
@@ -462,14 +461,14 @@ def _done_units(dst: str) -> Tuple[Dict[Tuple[str, str, int], dict], Dict[Tuple[
 _WORKER: dict = {}
 
 
-def _worker_init(src_root: str, image_dir: str, dst: str, settings: dict) -> None:
-    # One thread per process: parallelism is over images, nested pools oversubscribe.
-    cv2.setNumThreads(1)
-    try:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(1)
-    except ImportError:
-        pass
+def _worker_init(src_root: str, image_dir: str, dst: str, settings: dict, limit_threads: bool = True) -> None:
+    if limit_threads:  # worker processes only: parallelism is over images, nested pools oversubscribe
+        cv2.setNumThreads(1)
+        try:
+            from threadpoolctl import threadpool_limits
+            threadpool_limits(1)
+        except ImportError:
+            pass
     _WORKER.clear()
     _WORKER.update(source=Source(src_root, settings['layout'], image_dir, []), dst=dst, settings=settings,
                    cache=None)
@@ -641,7 +640,7 @@ def synthesize(src: str, dst: str, suite: str, corruptions: Optional[Sequence[st
 
     try:
         if pending and workers <= 1:
-            _worker_init(source.root, source.image_dir, dst, worker_settings)
+            _worker_init(source.root, source.image_dir, dst, worker_settings, limit_threads=False)
             for unit in pending:
                 handle(_work(unit))
         elif pending:

@@ -232,10 +232,18 @@ def _check_comparable(summaries: Sequence[Summary]) -> None:
                               '--suite and --policy for all files')
 
 
+def _encoder_size(s: Summary) -> Optional[str]:
+    n = s.meta.get('params', {}).get('backbone')
+    return None if n is None else (f'{n / 1e6:.1f}M' if n >= 1e5 else f'{n / 1e3:.1f}K')
+
+
 def _rows_overview(summaries):
-    header = ['Model', 'Clean', 'Corrupted (mPC)', 'Retention (rPC)'] + [c.capitalize() for c in summaries[0].categories]
-    rows = [[s.name, _f(s.clean), _f(s.average), _pct(s.retention)] +
-            [_f(s.category_means[c]) for c in s.categories] for s in summaries]
+    sizes = [_encoder_size(s) for s in summaries]
+    with_size = all(v is not None for v in sizes)
+    header = ['Model'] + (['Encoder size'] if with_size else []) + ['Clean', 'Corrupted (mPC)', 'Retention (rPC)'] + \
+        [c.capitalize() for c in summaries[0].categories]
+    rows = [[s.name] + ([size] if with_size else []) + [_f(s.clean), _f(s.average), _pct(s.retention)] +
+            [_f(s.category_means[c]) for c in s.categories] for s, size in zip(summaries, sizes)]
     return header, rows
 
 

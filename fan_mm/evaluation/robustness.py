@@ -24,6 +24,7 @@ corruption of an image does not depend on the seed of the Runner, worker count o
 """
 import copy
 import hashlib
+from importlib import import_module
 import json
 import logging
 import os
@@ -141,13 +142,27 @@ def _prepare_cpu_distributed(cfg) -> None:
     cfg.model_wrapper_cfg = wrapper
 
 
-def _check_files(dataset, what: str) -> None:
-    """Fail before a run (not in its middle) when images of ``dataset`` are missing."""
+def _param_counts(model) -> Dict[str, int]:
+    """Parameter counts of the model and of its backbone ("encoder size" in the FAN tables)."""
+    model = getattr(model, 'module', model)  # DDP wrapper
+    counts = {'model': int(sum(p.numel() for p in model.parameters()))}
+    backbone = getattr(model, 'backbone', None)
+    if backbone is not None:
+        counts['backbone'] = int(sum(p.numel() for p in backbone.parameters()))
+    return counts
+
+
+def _check_files(dataset, what: str, fmt: str) -> None:
+    """Fail before a run (not in its middle) when images of ``dataset`` are missing.
+
+    Paths are checked under the name the copy stores them (``x.jpg`` -> ``x.png``), as
+    ``CorruptedImageName`` maps them in the pipeline.
+    """
     missing = []
     for i in range(len(dataset)):
         path = dataset.get_data_info(i).get('img_path')
-        if path and not osp.isfile(path):
-            missing.append(path)
+        if path and not osp.isfile(path) and not osp.isfile(corrupted.output_name(path, fmt)):
+            missing.append(corrupted.output_name(path, fmt))
     if missing:
         raise RobustnessError(f'{what}: {len(missing)} of {len(dataset)} images are missing, e.g. {missing[:3]}. '
                               'Was the corrupted copy made from this dataset\'s image folder?')
@@ -197,6 +212,9 @@ def evaluate_robustness(config: str, checkpoint: str, suite: str, work_dir: str,
     task = codebase_of(cfg)
     config_sha = _config_digest(cfg)
     cfg.load_from = checkpoint
+    # Register CorruptImage / CorruptedImageName now (custom_imports are only read when a
+    # config file is loaded) and in the config, for anyone who rebuilds it from the dump.
+    import_module('fan_mm.datasets.transforms')
     add_custom_import(cfg)
     if launcher != 'none':
         _prepare_cpu_distributed(cfg)
@@ -212,7 +230,6 @@ def evaluate_robustness(config: str, checkpoint: str, suite: str, work_dir: str,
 
     runner = build_runner(cfg)
     from mmengine.dist import broadcast_object_list, get_world_size, is_main_process
-    from mmengine.logging import print_log
 
     # Rank 0 decides what is done; the others follow (they may not see the same file system).
     state = [None]
@@ -223,11 +240,11 @@ def evaluate_robustness(config: str, checkpoint: str, suite: str, work_dir: str,
         raise RobustnessError(state[0])
     results = state[0]
     meta['world_size'] = get_world_size()
+    meta['params'] = _param_counts(runner.model)
     results['meta'] = meta
     runs = planned_runs(plan, results)
     total = 1 + sum(len(v) for v in plan.values())
-    print_log(f'robustness: {total - len(runs)} of {total} runs already in {results_path}; {len(runs)} to do',
-              logger='current')
+    _say(f'robustness: {total - len(runs)} of {total} runs already in {results_path}; {len(runs)} to do')
 
     base_loader = copy.deepcopy(cfg.test_dataloader)
     for n, run in enumerate(runs, start=1):
@@ -242,9 +259,9 @@ def evaluate_robustness(config: str, checkpoint: str, suite: str, work_dir: str,
                 loader_cfg = corrupt_on_the_fly(base_loader, c, s, seed=seed, channel_order=channel_order)
         loader = runner.build_dataloader(loader_cfg, seed=runner.seed)
         if corrupted_root and run is not None:
-            _check_files(loader.dataset, f'{corrupted_root} ({label})')
+            _check_files(loader.dataset, f'{corrupted_root} ({label})', data['settings']['format'])
         runner.test_loop.dataloader = loader
-        print_log(f'robustness: run {n}/{len(runs)}: {label}', logger='current')
+        _say(f'robustness: run {n}/{len(runs)}: {label}')
         metrics = _plain(runner.test())
         if not metrics:
             raise RobustnessError(f'{label}: the test evaluator returned no numeric metric')
@@ -257,6 +274,13 @@ def evaluate_robustness(config: str, checkpoint: str, suite: str, work_dir: str,
     if is_main_process() and not runs:
         _write_results(results_path, _ordered(results, plan))
     return _ordered(results, plan)
+
+
+def _say(message: str) -> None:
+    """Progress on the main process's stdout, whatever the config's log level."""
+    from mmengine.dist import is_main_process
+    if is_main_process():
+        print(message, flush=True)
 
 
 def _ordered(results: dict, plan: Dict[str, List[int]]) -> dict:

@@ -45,7 +45,7 @@ from .checkpoint_utils import CheckpointError
 from .fan import ChannelProcessing, DWConv, DWConvMlp
 from .pretrained import build_model, check_against_model, flat_state_dict, source_of
 
-__all__ = ['FANSwinTransformer', 'checkpoint_filter_fn']
+__all__ = ['FANSwinTransformer', 'checkpoint_filter_fn', 'remap_checkpoint']
 
 
 class WindowAttention(_TimmWindowAttention):
@@ -323,7 +323,8 @@ class FANSwinTransformer(nn.Module):
         self.layers = nn.Sequential(*stages)
         self.norm = norm_layer(self.num_features)
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        self.apply(_init_weights)
+        if not self.norm.weight.is_meta:  # meta builds (shape checks) need no init, and it is slow
+            self.apply(_init_weights)
 
     @torch.jit.ignore
     def no_weight_decay(self):
@@ -432,16 +433,15 @@ def _init_weights(m: nn.Module):
         nn.init.zeros_(m.bias)
 
 
-def checkpoint_filter_fn(state_dict, model: FANSwinTransformer):
-    """Official FAN-Swin checkpoint -> this model's state_dict.
+def remap_checkpoint(state_dict, model: FANSwinTransformer) -> Dict[str, torch.Tensor]:
+    """Official FAN-Swin checkpoint -> this model's state_dict (buffers checked, shapes not).
 
     Unwraps the official containers; resizes relative position tables to the model's windows
     (bicubic, timm's ``resize_rel_pos_bias_table``) where the model was built with other
     windows; checks the file's ``relative_position_index`` / ``attn_mask`` buffers against
     the ones the model builds (equal for the same windows and size: a different buffer means
-    the file was made by a different architecture) and keeps the model's own; raises
-    ``CheckpointError`` for any other key / shape disagreement, naming the variant the file
-    looks like.
+    the file was made by another architecture) and keeps the model's own, also where the
+    file has none; drops the masks when the model does not store them (dense mode).
     """
     source = source_of(state_dict)
     state_dict = flat_state_dict(state_dict, source)
@@ -452,6 +452,9 @@ def checkpoint_filter_fn(state_dict, model: FANSwinTransformer):
             mine = own.get(key)
             if mine is None:
                 continue  # dense mode: masks depend on the input and are not stored
+            if mine.is_meta:  # a model built on the meta device (checkpoint conversion)
+                out[key] = value
+                continue
             if mine.shape == value.shape and key.endswith('relative_position_index') \
                     and not torch.equal(mine, value.to(mine.dtype)):
                 raise CheckpointError(
@@ -465,15 +468,24 @@ def checkpoint_filter_fn(state_dict, model: FANSwinTransformer):
             value = mine
         elif key.endswith('relative_position_bias_table') and key in own \
                 and own[key].shape != value.shape and own[key].shape[1] == value.shape[1]:
-            window = model.get_submodule(key.rsplit('.', 1)[0]).window_size
+            window = model.get_submodule(key.rsplit('.', 1)[0]).window_size  # (h, w) of the attention
             value = resize_rel_pos_bias_table(value, new_window_size=window,
                                               new_bias_shape=own[key].shape)
         out[key] = value
-    check_against_model(out, model, source)
     for key in own:  # derived buffers the file does not carry
-        if key.endswith(('relative_position_index', 'attn_mask')) and key not in out:
+        if key.endswith(('relative_position_index', 'attn_mask')) and key not in out \
+                and not own[key].is_meta:
             out[key] = own[key]
     return out
+
+
+def checkpoint_filter_fn(state_dict, model: FANSwinTransformer) -> Dict[str, torch.Tensor]:
+    """``remap_checkpoint``, then ``CheckpointError`` naming the keys / shapes that disagree
+    and the registered variant the file looks like."""
+    source = source_of(state_dict)
+    state_dict = remap_checkpoint(state_dict, model)
+    check_against_model(state_dict, model, source)
+    return state_dict
 
 
 def _create_fan_swin(variant: str, pretrained: bool = False, **kwargs) -> FANSwinTransformer:

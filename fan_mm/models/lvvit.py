@@ -20,7 +20,7 @@ official code). What it adds or changes:
 """
 import math
 from functools import partial
-from typing import Callable, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -31,7 +31,7 @@ from timm.models._features import feature_take_indices
 from .pretrained import build_model, check_against_model, flat_state_dict, source_of
 from .token_labeling import sample_token_box, swap_box_with_flipped
 
-__all__ = ['LVVisionTransformer', 'ConvStem', 'LVViTBlock', 'checkpoint_filter_fn']
+__all__ = ['LVVisionTransformer', 'ConvStem', 'LVViTBlock', 'checkpoint_filter_fn', 'remap_checkpoint']
 
 
 class ConvStem(nn.Module):
@@ -202,7 +202,10 @@ class LVVisionTransformer(nn.Module):
 
     def init_weights(self):
         """Official init: trunc-normal(.02) for pos_embed, cls_token and Linear weights,
-        zero Linear biases, unit LayerNorms; convs and BN keep PyTorch defaults."""
+        zero Linear biases, unit LayerNorms; convs and BN keep PyTorch defaults. Skipped on
+        the meta device (shape-only builds, where it is slow and meaningless)."""
+        if self.pos_embed.is_meta:
+            return
         trunc_normal_(self.pos_embed, std=.02)
         trunc_normal_(self.cls_token, std=.02)
         self.apply(_init_weights)
@@ -359,16 +362,15 @@ def _init_weights(m: nn.Module):
         nn.init.zeros_(m.bias)
 
 
-def checkpoint_filter_fn(state_dict, model: LVVisionTransformer):
-    """Official LV-ViT checkpoint -> this model's state_dict.
+def remap_checkpoint(state_dict, model: LVVisionTransformer) -> Dict[str, torch.Tensor]:
+    """Official LV-ViT checkpoint -> this model's naming, unchecked.
 
     Unwraps ``state_dict_ema`` / ``state_dict`` / ``model`` containers and a ``module.``
-    prefix, resizes ``pos_embed`` bicubically to the model's grid (checkpoints at 384 / 448 /
-    512 or a model built for another size) and raises ``CheckpointError`` naming the keys or
-    shapes that disagree and the registered variant the file looks like.
+    prefix; resizes ``pos_embed`` bicubically (cls entry kept, no antialias, as the official
+    fine-tuning loader) to the model's grid, for checkpoints at 384 / 448 / 512 or a model
+    built for another size.
     """
-    source = source_of(state_dict)
-    state_dict = flat_state_dict(state_dict, source)
+    state_dict = flat_state_dict(state_dict, source_of(state_dict))
     pos = state_dict.get('pos_embed')
     if pos is not None and pos.ndim == 3 and pos.shape[-1] == model.pos_embed.shape[-1] \
             and pos.shape[1] != model.pos_embed.shape[1]:
@@ -377,6 +379,14 @@ def checkpoint_filter_fn(state_dict, model: LVVisionTransformer):
             state_dict['pos_embed'] = resample_abs_pos_embed(
                 pos, new_size=list(model.grid_size), old_size=[side, side], num_prefix_tokens=1,
                 interpolation='bicubic', antialias=False)
+    return state_dict
+
+
+def checkpoint_filter_fn(state_dict, model: LVVisionTransformer) -> Dict[str, torch.Tensor]:
+    """``remap_checkpoint``, then ``CheckpointError`` naming the keys / shapes that disagree
+    and the registered variant the file looks like."""
+    source = source_of(state_dict)
+    state_dict = remap_checkpoint(state_dict, model)
     check_against_model(state_dict, model, source)
     return state_dict
 

@@ -188,8 +188,9 @@ def token_label_target(score_topk: torch.Tensor, crop_boxes: torch.Tensor,
                        official_transposed_crop: bool = False) -> torch.Tensor:
     """Full token-labeling target ``[B, K, 2 + N]``, as the official ``mixup_target``.
 
-    Column 0: smoothed one-hot of ``labels`` (zeros when ``labels`` is None); column 1: the
-    crop-level soft label; columns 2..: the N token labels (row-major), all smoothed.
+    Column 0: smoothed one-hot of ``labels`` (on ``1 - s + s/K``, off ``s/K``; zeros when
+    ``labels`` is None); column 1: the crop-level soft label; columns 2..: the N token labels
+    (row-major), soft labels smoothed by ``smooth``.
     ``score_topk`` ``[B, 2, k, H, W]`` must already be flipped with the image.
     """
     dense = topk_to_dense(score_topk, num_classes)
@@ -199,8 +200,9 @@ def token_label_target(score_topk: torch.Tensor, crop_boxes: torch.Tensor,
     if labels is None:
         gt = soft.new_zeros(B, num_classes, 1)
     else:
-        gt = smooth(F.one_hot(labels.long().view(B), num_classes).to(soft), smoothing,
-                    num_classes)[:, :, None]
+        # one-hot with on = 1 - s + s/K, off = s/K (sums to 1), as the official one_hot
+        one_hot = F.one_hot(labels.long().view(B), num_classes).to(soft)
+        gt = (one_hot * (1. - smoothing) + smoothing / num_classes)[:, :, None]
     return torch.cat([gt, soft], 2)
 
 

@@ -3,8 +3,12 @@
 The goldens (``data/golden``, see its README) hold outputs of the official models run with
 weights that ``recipe.golden_weight`` derives from each key name.
 """
+import atexit
+import functools
 import importlib.util
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +36,9 @@ def read_keys(name):
     return rows
 
 
+@functools.lru_cache(maxsize=None)
 def official_state_dict(name):
-    """The official-format state_dict the goldens were computed with.
+    """The official-format state_dict the goldens were computed with (cached: do not modify).
 
     Integer / derived buffers come from ``<name>.buffers.npz`` where it exists (the official
     values), else zeros (``num_batches_tracked``), as in a freshly built official model.
@@ -63,3 +68,19 @@ def tap_error(data, tap, value):
     """Max abs difference at the golden's sampled positions of ``tap``."""
     flat = value.detach().reshape(-1).numpy()
     return float(np.abs(flat[data[tap + ':idx']] - data[tap + ':val']).max())
+
+
+_FILES_DIR = []
+
+
+def official_file(name, wrap=None):
+    """Path of a checkpoint file holding ``official_state_dict(name)`` (written once per run),
+    flat or under the container key ``wrap``."""
+    if not _FILES_DIR:
+        _FILES_DIR.append(Path(tempfile.mkdtemp(prefix='fan_mm_golden_')))
+        atexit.register(shutil.rmtree, _FILES_DIR[0], ignore_errors=True)
+    path = _FILES_DIR[0] / f'{name}.{wrap or "flat"}.pth'
+    if not path.exists():
+        sd = official_state_dict(name)
+        torch.save({wrap: sd} if wrap else sd, path)
+    return path

@@ -8,7 +8,7 @@ import fan_mm.models  # noqa: F401  (registers the models)
 from fan_mm.models.checkpoint_utils import CheckpointError
 from fan_mm.models.lvvit import LVVisionTransformer
 
-from golden_official import load_golden, official_state_dict, read_keys, tap_error
+from golden_official import load_golden, official_file, read_keys, tap_error
 
 TOL = 1e-4
 
@@ -19,10 +19,9 @@ def _tiny(**kwargs):
 
 
 @pytest.mark.parametrize('name', ['lvvit_t', 'lvvit_s'])
-def test_golden(name, tmp_path):
+def test_golden(name):
     """Official weights file -> timm.create_model(pretrained=True): logits and every tap."""
-    path = tmp_path / f'{name}.pth'
-    torch.save(official_state_dict(name), path)
+    path = official_file(name)
     model = timm.create_model(name, pretrained=True,
                               pretrained_cfg_overlay=dict(file=str(path))).eval()
     data, meta, x = load_golden(name)

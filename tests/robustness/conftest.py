@@ -13,6 +13,11 @@ import pytest
 from fan_mm.datasets.toy import make_toy_cityscapes, make_toy_coco
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DATA = osp.join(REPO, 'tests', 'data', 'robustness')  # test configs and the test-only digest metric
+SEG_CFG = osp.join(DATA, 'seg_fcn_tiny.py')
+DET_CFG = osp.join(DATA, 'det_maskrcnn_tiny.py')
+if DATA not in sys.path:
+    sys.path.insert(0, DATA)
 CITY_ARGS = dict(num_train=2, num_val=4, size=(128, 64), seed=3)
 COCO_ARGS = dict(num_train=2, num_val=4, size=(128, 96), seed=3)
 
@@ -29,7 +34,7 @@ def toy_coco(tmp_path_factory):
 
 def run_tool(tool, *args, env=None, timeout=600, **kwargs):
     """Run ``tools/<tool>`` in a fresh interpreter; returns the CompletedProcess."""
-    full_env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''),
+    full_env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, DATA, os.environ.get('PYTHONPATH', '')]),
                     PYTHONWARNINGS='ignore')
     full_env.update(env or {})
     return subprocess.run([sys.executable, osp.join(REPO, 'tools', tool), *map(str, args)], env=full_env,
@@ -47,3 +52,21 @@ def tree(root, skip_meta=True):
             with open(path, 'rb') as f:
                 files[osp.relpath(path, root)] = f.read()
     return files
+
+
+def make_checkpoint(config, path):
+    """Save a seeded, randomly initialised model of ``config`` as an mmengine checkpoint."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    cfg = Config.fromfile(config)
+    init_default_scope(cfg.default_scope)
+    registry = __import__(f'{cfg.default_scope}.registry', fromlist=['MODELS']).MODELS
+    __import__(f'{cfg.default_scope}.models')
+    state = torch.random.get_rng_state()
+    torch.manual_seed(0)
+    model = registry.build(cfg.model)
+    model.init_weights()
+    torch.random.set_rng_state(state)
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
+    return str(path)

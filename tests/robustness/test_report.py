@@ -8,7 +8,7 @@ import os.path as osp
 import pytest
 
 from fan_mm.datasets import protocol
-from fan_mm.evaluation.report import ReportError, default_metrics, summarize, table_categories, write_report
+from fan_mm.evaluation.report import ReportError, default_metrics, summarize, table_categories
 
 from .conftest import run_tool
 
