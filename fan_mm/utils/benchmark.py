@@ -98,7 +98,7 @@ def build_backbone(spec: str, img_size: int, device: torch.device) -> nn.Module:
     if 'cl' in flags:
         model = model.to(memory_format=torch.channels_last)
     if 'compile' in flags:
-        model = torch.compile(model)
+        model.compile()  # in place (nn.Module.compile): parameter names unchanged
     return model
 
 
@@ -354,7 +354,14 @@ def build_model_from_config(config: str, cfg_options: Optional[dict] = None):
     import fan_mm.models  # noqa: F401  (registers the backbones)
     _strip_pretrained(cfg)
     model = MODELS.build(cfg.model)
-    model.init_weights()
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel('WARNING')  # init_weights logs every parameter
+    try:
+        model.init_weights()
+    finally:
+        logger.setLevel(level)
     return model, scope
 
 
@@ -404,14 +411,16 @@ def _num_classes(model, scope: str) -> int:
 
 def bench_model(config: str, batch: int, height: int, width: int, boxes: int, precision: str,
                 device: torch.device, warmup: int, repeats: int, name: Optional[str] = None,
-                cfg_options: Optional[dict] = None) -> Dict:
+                cfg_options: Optional[dict] = None, compile_backbone: bool = False) -> Dict:
     """One row: training iteration (loss forward + backward + AdamW step, AMP with a grad scaler for fp16,
     as mmengine's AmpOptimWrapper) and inference (``mode='predict'``) of the model of ``config``."""
     torch.manual_seed(0)
     model, scope = build_model_from_config(config, cfg_options)
     model = model.to(device)
+    if compile_backbone:  # in place: parameter names stay as they are
+        model.backbone.compile()
     inputs, samples = synthetic_batch(scope, batch, height, width, boxes, _num_classes(model, scope), device)
-    row = dict(name=name or config, config=config, scope=scope,
+    row = dict(name=name or config, config=config, scope=scope, compile_backbone=compile_backbone,
                params_m=sum(p.numel() for p in model.parameters()) / 1e6)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == 'fp16')
@@ -443,7 +452,8 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
 
 def run_model_benchmark(configs: Sequence[Tuple[str, str]], batch: int, height: int, width: int, boxes: int,
                         precision: str, device: str, warmup: int, repeats: int,
-                        reference: Optional[str] = None, cfg_options: Optional[dict] = None) -> Dict:
+                        reference: Optional[str] = None, cfg_options: Optional[dict] = None,
+                        compile_backbone: bool = False) -> Dict:
     """``configs``: (name, config) pairs, all measured in this process; ratios against ``reference`` (a name)."""
     if precision not in PRECISIONS:
         raise ValueError(f'precision={precision!r}: use one of {list(PRECISIONS)}')
@@ -456,7 +466,7 @@ def run_model_benchmark(configs: Sequence[Tuple[str, str]], batch: int, height: 
     for name, config in configs:
         try:
             rows.append(bench_model(config, batch, height, width, boxes, precision, dev, warmup, repeats,
-                                    name=name, cfg_options=cfg_options))
+                                    name=name, cfg_options=cfg_options, compile_backbone=compile_backbone))
         except torch.cuda.OutOfMemoryError as e:
             rows.append(dict(name=name, config=config, error=f'OOM: {e}'.split('\n')[0]))
             torch.cuda.empty_cache()
@@ -467,6 +477,7 @@ def run_model_benchmark(configs: Sequence[Tuple[str, str]], batch: int, height: 
                 r['train_ratio'] = r['train_ms'] / ref['train_ms']
                 r['infer_ratio'] = r['infer_ms'] / ref['infer_ms']
                 r['mem_ratio'] = r['train_peak_gib'] / ref['train_peak_gib'] if ref['train_peak_gib'] else None
-    return dict(kind='model', env=environment(dev), batch=batch, height=height, width=width, boxes=boxes,
+    return dict(kind='model', env=environment(dev), compile_backbone=compile_backbone, batch=batch,
+                height=height, width=width, boxes=boxes,
                 precision=precision, warmup=warmup, repeats=repeats, reference=reference if ref else None,
                 rows=rows)

@@ -32,6 +32,8 @@ def parse_args(argv=None):
     p.add_argument('--device', default='cuda')
     p.add_argument('--warmup', type=int, default=5)
     p.add_argument('--repeats', type=int, default=20)
+    p.add_argument('--compile-backbone', action='store_true',
+                   help='torch.compile every model\'s backbone (in place; fixed input size, so no recompiles)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override settings of every config')
     p.add_argument('--json', help='write the result here')
     return p.parse_args(argv)
@@ -48,7 +50,7 @@ def main(argv=None):
     try:
         result = run_model_benchmark(pairs, a.batch, a.height, a.width, a.boxes, a.precision, a.device,
                                      a.warmup, a.repeats, reference=a.reference or None,
-                                     cfg_options=a.cfg_options)
+                                     cfg_options=a.cfg_options, compile_backbone=a.compile_backbone)
     except (ValueError, RuntimeError, FileNotFoundError) as e:
         sys.exit(f'benchmark_model: {e}')
     print(write_result(result, a.json))
