@@ -87,9 +87,10 @@ engine = protocol.corrupt_loaded
 def slow(*args, **kwargs):
     time.sleep(0.15)  # give the test time to kill us in the middle of the run
     return engine(*args, **kwargs)
-protocol.corrupt_loaded = slow
-corrupted.synthesize(sys.argv[1], sys.argv[2], suite='all', corruptions={corruptions!r},
-                     severities={severities!r}, workers=int(sys.argv[3]), progress=False)
+protocol.corrupt_loaded = slow  # module level: worker processes re-run this file's top level
+if __name__ == '__main__':
+    corrupted.synthesize(sys.argv[1], sys.argv[2], suite='all', corruptions={corruptions!r},
+                         severities={severities!r}, workers=int(sys.argv[3]), progress=False)
 '''
 
 
