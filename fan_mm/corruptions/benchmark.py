@@ -133,7 +133,7 @@ def format_table(rows):
              f"(s), severities {','.join(map(str, sev))} | identical |",
              '|---|---:|---:|---:|---|:---:|']
     for name, agg in per.items():
-        cells = ', '.join(f"{_fmt(r['reference_s'], '.1f')}/{r['fan_mm_s']:.3f}"
+        cells = ', '.join(f"{_fmt(r['reference_s'], '.3g')}/{r['fan_mm_s']:.3f}"
                           for r in rows if r['corruption'] == name)
         lines.append(f"| {name} | {agg['fan_mm_s']:.2f} | {_fmt(agg['reference_s'], '.1f')} | "
                      f"{_fmt(agg['speedup'], '.1f')}x | {cells} | "
