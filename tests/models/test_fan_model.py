@@ -33,9 +33,10 @@ def test_state_dict_equals_official_dump(name):
     assert len(model.blocks) == DEPTH[name]
 
 
-@pytest.mark.parametrize('name', VIT + HYBRID)
-def test_forward_shapes_non_square(name):
-    """All sizes run at a non-square input (shape propagation on the meta device)."""
+@pytest.mark.parametrize('name', VIT[2:] + HYBRID[2:])
+def test_big_variants_forward_non_square(name):
+    """Base / large run at a non-square input (shape propagation on the meta device; tiny / small are
+    covered numerically by the goldens at 160 x 224)."""
     model = _meta_model(name).eval()
     x = torch.empty(2, 3, 96, 160, device='meta')  # multiples of 32; tokens 6 x 10
     assert tuple(model(x).shape) == (2, 1000)
@@ -49,14 +50,12 @@ def test_forward_shapes_non_square(name):
     assert tuple(nlc[0].shape) == (2, 60, C)
 
 
-@pytest.mark.parametrize('name', ['fan_base_18_p16_224', 'fan_large_16_p4_hybrid'])
-def test_big_variants_compute(name):
-    """Real numbers from the big variants at a small non-square input: finite, input-dependent logits."""
+def test_large_hybrid_computes():
+    """Real numbers from the largest variant (ConvNeXt [3, 5], head_init_scale) at a small non-square input."""
     torch.manual_seed(0)
-    model = timm.create_model(name).eval()
-    x = torch.randn(2, 3, 64, 96)
+    model = timm.create_model('fan_large_16_p4_hybrid').eval()
     with torch.no_grad():
-        out = model(x)
+        out = model(torch.randn(2, 3, 32, 64))
     assert out.shape == (2, 1000) and torch.isfinite(out).all()
     assert (out[0] - out[1]).abs().max() > 0
 
@@ -105,14 +104,15 @@ def test_round_trip_through_create_model(tmp_path):
                               pretrained_cfg_overlay=dict(file=str(path)))
     assert model.head.weight.shape == (10, 192)
     assert torch.equal(model.blocks[3].mlp.q.weight, src.blocks[3].mlp.q.weight)
+    assert model.pretrained_cfg['custom_load'] is True  # the checked loader, also for overlaid files
     # 22k / 384 pretrained tags share the architecture
-    tagged = timm.create_model('fan_tiny_8_p4_hybrid', pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
-    assert tagged.pretrained_cfg['custom_load'] is True
     assert timm.models.get_pretrained_cfg('fan_base_16_p4_hybrid.in22k_ft_in1k_384').input_size == (3, 384, 384)
 
 
 def _load(name, path):
-    return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    # on the meta device: the file is read and checked, nothing is initialised or copied
+    with torch.device('meta'):
+        return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
 
 
 @pytest.fixture(scope='module')
