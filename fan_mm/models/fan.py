@@ -775,9 +775,9 @@ class FAN(nn.Module):
             self.blocks = self.blocks[:max_index + 1]
             self.cls_attn_blocks = nn.ModuleList()
             self.cls_token = None
-            self.feature_info = self.feature_info[:max_index + 1]
         else:
             self.cls_attn_blocks = self.cls_attn_blocks[:max_index + 1 - n_blocks]
+        self.feature_info = self.feature_info[:max_index + 1]
         if prune_norm:
             self.norm = nn.Identity()
         if prune_head:

@@ -98,6 +98,8 @@ def test_mmdet_mask_rcnn_load_from(official, tmp_path):
     convert_checkpoint(str(official['fan_tiny_8_p4_hybrid']), str(dst))
     import mmdet
     from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
     cfg = Config.fromfile(os.path.join(os.path.dirname(mmdet.__file__), '.mim', 'configs', '_base_', 'models',
                                        'mask-rcnn_r50_fpn.py'))
     cfg.model.backbone = dict(type='FANHybrid', arch='tiny')
