@@ -778,9 +778,9 @@ class FAN(nn.Module):
             self.blocks = self.blocks[:max_index + 1]
             self.cls_attn_blocks = nn.ModuleList()
             self.cls_token = None
-            self.feature_info = self.feature_info[:max_index + 1]
         else:
             self.cls_attn_blocks = self.cls_attn_blocks[:max_index + 1 - n_blocks]
+        self.feature_info = self.feature_info[:max_index + 1]
         if prune_norm:
             self.norm = nn.Identity()
         if prune_head:
@@ -864,6 +864,11 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: nn.Module) 
 
 def _create_fan(variant: str, pretrained: bool = False, **kwargs) -> FAN:
     out_indices = kwargs.pop('out_indices', 3)
+    overlay = kwargs.get('pretrained_cfg_overlay')
+    if overlay and overlay.get('file') and 'custom_load' not in overlay:
+        # timm resets ``custom_load`` when a file is overlaid; FAN files always go through the checked
+        # loader (FAN.load_pretrained), which names a missing / truncated / wrong file.
+        kwargs['pretrained_cfg_overlay'] = dict(overlay, custom_load=True)
     return build_model_with_cfg(
         FAN, variant, pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
