@@ -104,6 +104,22 @@ def test_init_cfg_loads_official_lvvit(files):
         assert tap_error(data, f'blocks.{i}', taps[f'trunk.blocks.{i}']) < 1e-4
 
 
+def test_shifted_window_attention_pads_like_mmdet_swin():
+    """On a map that is no multiple of the window, a shifted FAN-Swin window attention
+    equals mmdet's ``ShiftWindowMSA`` (pad bottom / right, shift, mask, crop)."""
+    swin = pytest.importorskip('mmdet.models.backbones.swin')
+    from fan_mm.models.fan_swin import FANSwinBlock
+    torch.manual_seed(0)
+    block = FANSwinBlock(24, (14, 14), num_heads=2, window_size=7, shift_size=3).eval()
+    ref = swin.ShiftWindowMSA(24, 2, 7, shift_size=3).eval()
+    weights = {k: v for k, v in block.attn.state_dict().items() if 'index' not in k}
+    assert not ref.w_msa.load_state_dict(weights, strict=False).unexpected_keys
+    x = torch.randn(2, 9, 11, 24)
+    with torch.no_grad():
+        expected = ref(x.reshape(2, 99, 24), (9, 11)).reshape(2, 9, 11, 24)
+        assert torch.allclose(block._attn(x), expected, atol=1e-5)
+
+
 def test_init_cfg_loads_official_fan_swin(files):
     """init_cfg Pretrained: stages 0-2 (same windows and shifts as the classifier at 224)
     compute the official ones (golden taps after each merging); outputs get fresh norms."""
@@ -183,3 +199,17 @@ def test_convert_checkpoint_for_load_from(files, tmp_path):
                                       strict=False)
     assert not result.unexpected_keys
     assert all(k.startswith('side_layer') for k in result.missing_keys)
+    # FAN-Swin, model named (no identification): masks are dropped, the output norms are new
+    dst = tmp_path / 'mm' / 'fan_swin_t_mm.pth'
+    meta = convert_checkpoint(str(files[SWIN_T]), str(dst), model=SWIN_T, codebase='mmdet')
+    assert meta['backbone'] == 'FANSwin'
+    state_dict = torch.load(dst, map_location='cpu')['state_dict']
+    assert not any(k.endswith('attn_mask') for k in state_dict)
+    with torch.device('meta'):
+        backbone = FANSwin(arch='tiny')
+    result = backbone.load_state_dict({k[len('backbone.'):]: v for k, v in state_dict.items()},
+                                      strict=False, assign=True)
+    assert not result.unexpected_keys
+    assert sorted(result.missing_keys) == sorted(f'norm{i}.{p}' for i in range(4)
+                                                 for p in ('weight', 'bias'))
+

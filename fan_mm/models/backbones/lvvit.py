@@ -25,7 +25,6 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
-from mmcv.cnn import build_norm_layer
 
 from ...registry import register_model
 from ..convert import register_converter
@@ -56,14 +55,30 @@ def _parse_arch(arch: str):
     return size, int(res) if res else None
 
 
+def _norm(cfg: dict, channels: int) -> nn.Module:
+    """mmcv's ``build_norm_layer`` (BN, SyncBN, GN, ...); BN / SyncBN also without mmcv."""
+    try:
+        from mmcv.cnn import build_norm_layer
+    except ImportError:  # mmcv is only needed for the other norm types
+        layers = {'BN': nn.BatchNorm2d, 'BN2d': nn.BatchNorm2d, 'SyncBN': nn.SyncBatchNorm}
+        if cfg.get('type') not in layers:
+            raise ImportError(f"norm_cfg type {cfg.get('type')!r} needs mmcv") from None
+        norm = layers[cfg['type']](channels, **{k: v for k, v in cfg.items()
+                                                 if k in ('eps', 'momentum')})
+        for p in norm.parameters():
+            p.requires_grad = cfg.get('requires_grad', True)
+        return norm
+    return build_norm_layer(cfg, channels)[1]
+
+
 def _side_layer(in_channels: int, out_channels: int, up: int, norm_cfg: dict) -> nn.Sequential:
     """[transposed conv k=s=up, norm, ReLU,] 1x1 conv, norm, ReLU (official layer order)."""
     layers: List[nn.Module] = []
     if up > 1:
         layers += [nn.ConvTranspose2d(in_channels, in_channels, up, stride=up, bias=False),
-                   build_norm_layer(norm_cfg, in_channels)[1], nn.ReLU(inplace=True)]
+                   _norm(norm_cfg, in_channels), nn.ReLU(inplace=True)]
     layers += [nn.Conv2d(in_channels, out_channels, 1, bias=False),
-               build_norm_layer(norm_cfg, out_channels)[1], nn.ReLU(inplace=True)]
+               _norm(norm_cfg, out_channels), nn.ReLU(inplace=True)]
     return nn.Sequential(*layers)
 
 
