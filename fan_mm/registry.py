@@ -22,7 +22,9 @@ def _registries(kind):
 
 def _register(kind, cls):
     for registry in _registries(kind):
-        if registry.get(cls.__name__) is not cls:
+        # ``module_dict`` rather than ``get``: ``get`` imports the whole codebase (all of
+        # mmdet.models / mmseg.models, ~10 s) just to look a name up.
+        if registry.module_dict.get(cls.__name__) is not cls:
             registry.register_module(module=cls, force=True)
     return cls
 

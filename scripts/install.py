@@ -52,7 +52,7 @@ RUNTIME_PACKAGES = [
     'mmengine=={mmengine}', 'mmdet=={mmdet}', 'mmsegmentation=={mmsegmentation}',
     'timm=={timm}', 'imagecorruptions=={imagecorruptions}', 'numba=={numba}',
     'pycocotools', 'ftfy', 'regex', 'opencv-python', 'scikit-image', 'scipy', 'matplotlib',
-    'tqdm', 'Pillow', 'pytest',
+    'tqdm', 'Pillow', 'pytest', 'scikit-learn',
 ]
 MMCV_OPS_CHECK = r'''
 import torch

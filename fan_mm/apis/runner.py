@@ -48,9 +48,31 @@ def load_config(config: str, cfg_options: Optional[dict] = None,
     return cfg
 
 
+def _setup_cpu_distributed(cfg: Config) -> None:
+    """Let ``--launcher pytorch`` run on machines without a GPU (CI, debugging): gloo process group.
+
+    mmengine's ``init_dist`` calls ``torch.cuda.set_device`` and its default DDP wrapper passes
+    ``device_ids=[LOCAL_RANK]``; both fail without CUDA. So the process group is created here (mmengine
+    skips ``init_dist`` when one exists) and DDP is built without ``device_ids``. GPU runs are untouched.
+    """
+    import torch
+    import torch.distributed as dist
+    if cfg.get('launcher', 'none') != 'pytorch' or torch.cuda.is_available() or dist.is_initialized():
+        return
+    backend = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend', 'gloo')
+    if backend != 'gloo':
+        raise RuntimeError(f'--launcher pytorch without a GPU needs the gloo backend, the config asks for '
+                           f'{backend!r}: add --cfg-options env_cfg.dist_cfg.backend=gloo')
+    dist.init_process_group(backend='gloo')
+    if cfg.get('model_wrapper_cfg') is None:
+        cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
+                                     find_unused_parameters=cfg.get('find_unused_parameters', False))
+
+
 def build_runner(cfg: Config):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+    _setup_cpu_distributed(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)

@@ -81,16 +81,6 @@ def speckle(img, noise):
 
 
 @njit(cache=True)
-def poisson_to_uint8(counts, c):
-    """shot_noise: ``np.uint8(np.clip(counts / float(c), 0, 1) * 255)``."""
-    k = counts.ravel()
-    out = np.empty(k.shape[0], np.uint8)
-    for i in range(k.shape[0]):
-        out[i] = np.uint8(_clip01(np.float64(k[i]) / c) * 255.0)
-    return out.reshape(counts.shape)
-
-
-@njit(cache=True)
 def salt_and_pepper(img, flipped, salted, amount, salt_vs_pepper):
     """impulse_noise: skimage's s&p masks (``flipped <= amount``, ``salted <=
     salt_vs_pepper``: 1 if both, 0 if only flipped), then ``np.uint8(np.clip(x, 0, 1) *

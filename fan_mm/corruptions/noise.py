@@ -1,8 +1,9 @@
 """Noise corruptions: gaussian_noise, shot_noise, impulse_noise, speckle_noise.
 
-The random numbers are drawn with the same numpy legacy calls (``normal``, ``poisson``) and
-shapes as 1.1.2, from a ``RandomState`` seeded with the call's seed; the element-wise
-arithmetic runs in one compiled pass.  Bit-exact.
+The random numbers are drawn with the same numpy legacy calls (``normal``) and shapes as
+1.1.2, from a ``RandomState`` seeded with the call's seed; the element-wise arithmetic runs
+in one compiled pass.  shot_noise's ``np.random.poisson`` is replayed in compiled code on the
+same uniform stream with its per-grey-level set-up hoisted (:mod:`._random`).  Bit-exact.
 
 impulse_noise is ``skimage.util.random_noise(x / 255., mode='s&p', amount=c, rng=seed)``:
 1.1.2 passes no ``rng``, so its output cannot be reproduced at all; fan_mm fixes the seed.
@@ -11,6 +12,7 @@ one compiled pass (scikit-image itself allocates and copies the image six times)
 """
 import numpy as np
 from . import _kernels as K
+from ._random import shot_noise_poisson
 
 _LUT01 = np.arange(256) / 255.   # x / 255. for every uint8 value (bit-identical)
 
@@ -23,9 +25,7 @@ def gaussian_noise(img, severity, rng):
 
 def shot_noise(img, severity, rng):
     c = [60, 25, 12, 5, 3][severity - 1]
-    lam = _LUT01[img] * c
-    counts = rng.rs.poisson(lam)
-    return K.poisson_to_uint8(counts, float(c))
+    return shot_noise_poisson(rng.rs, img, _LUT01 * c, float(c))
 
 
 def impulse_noise(img, severity, rng):

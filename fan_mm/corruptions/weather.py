@@ -14,6 +14,7 @@ under weather; it lives in :mod:`.digital` next to saturate, its HSV twin).
 All bit-exact.
 """
 import collections
+import threading
 
 import cv2
 import numpy as np
@@ -21,7 +22,7 @@ import numpy as np
 from . import _kernels as K
 from ._ndimage import clipped_zoom_region, gaussian_filter
 from .blur import motion_kernel_taps
-from .resources import load_frost
+from .resources import frost_dir, load_frost
 
 _LUT01 = np.arange(256) / 255.
 _LUT01_F32 = (np.arange(256, dtype=np.float32) / np.float32(255.))  # float32 x / 255.
@@ -54,17 +55,22 @@ def snow(img, severity, rng):
 
 _FROST_CACHE = collections.OrderedDict()
 _FROST_CACHE_SIZE = 8
+_FROST_LOCK = threading.Lock()
 
 
 def _resized_frost(idx, size):
-    key = (idx, size)
-    if key in _FROST_CACHE:
-        _FROST_CACHE.move_to_end(key)
-        return _FROST_CACHE[key]
+    """``cv2.resize(frost_idx, size, INTER_CUBIC)``, cached: datasets repeat image sizes."""
+    key = (frost_dir(), idx, size)
+    with _FROST_LOCK:
+        if key in _FROST_CACHE:
+            _FROST_CACHE.move_to_end(key)
+            return _FROST_CACHE[key]
     image = cv2.resize(load_frost(idx), dsize=size, interpolation=cv2.INTER_CUBIC)
-    _FROST_CACHE[key] = image
-    if len(_FROST_CACHE) > _FROST_CACHE_SIZE:
-        _FROST_CACHE.popitem(last=False)
+    image.setflags(write=False)
+    with _FROST_LOCK:
+        _FROST_CACHE[key] = image
+        if len(_FROST_CACHE) > _FROST_CACHE_SIZE:
+            _FROST_CACHE.popitem(last=False)
     return image
 
 

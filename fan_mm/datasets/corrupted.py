@@ -645,7 +645,16 @@ def synthesize(src: str, dst: str, suite: str, corruptions: Optional[Sequence[st
                 handle(_work(unit))
         elif pending:
             import multiprocessing as mp
-            ctx = mp.get_context('fork' if 'fork' in mp.get_all_start_methods() else 'spawn')
+            # Not 'fork': a parent that has already run OpenMP / BLAS / OpenCV thread pools
+            # (torch, numba, cv2 in the same process, e.g. inside a test session or a
+            # notebook) can deadlock its forked children in their first parallel call. A
+            # fork server is a fresh process that imported this module and never started
+            # those pools, so forking from it is safe and cheap.
+            if 'forkserver' in mp.get_all_start_methods():
+                ctx = mp.get_context('forkserver')
+                ctx.set_forkserver_preload([__name__])
+            else:
+                ctx = mp.get_context('spawn')
             # Small chunks keep the pool balanced while consecutive units still share an image.
             with ctx.Pool(workers, _worker_init, (source.root, source.image_dir, dst, worker_settings)) as pool:
                 for record in pool.imap_unordered(_work, pending, chunksize=4):

@@ -405,9 +405,12 @@ class ChannelProcessing(nn.Module):
     def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
         B, N, C = x.shape
         h = self.num_heads
-        q = self.q(x).reshape(B, N, h, C // h).softmax(dim=1)
-        k = x.reshape(B, N, h, C // h).softmax(dim=1).mean(dim=-1)  # (B, N, h): token importance per head
-        gate = torch.einsum('bnhc,bnh->bhc', q, k).sigmoid() * self.temperature.reshape(1, h, 1)
+        # The softmaxes over tokens run on (B, C, N) copies, i.e. over the last, contiguous dimension:
+        # softmax over dim 1 of (B, N, C) takes CUDA's strided "spatial" kernel, which was 60% of a
+        # FAN-S-Hybrid training step at 896x896 (docs/benchmarks.md). Same values, same order of terms.
+        q = self.q(x).transpose(1, 2).softmax(dim=-1).reshape(B, h, C // h, N)
+        k = x.transpose(1, 2).softmax(dim=-1).reshape(B, h, C // h, N).mean(dim=2)  # (B, h, N): token importance
+        gate = (q @ k.unsqueeze(-1)).squeeze(-1).sigmoid() * self.temperature.reshape(1, h, 1)
         gate = self.attn_drop(gate)
         v = self.norm_v(self.mlp_v(x, H, W))
         return v * gate.reshape(B, 1, C)

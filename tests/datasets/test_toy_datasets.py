@@ -17,9 +17,9 @@ from pycocotools.coco import COCO
 
 from fan_mm.datasets import toy
 from fan_mm.datasets.toy import (CITYSCAPES_TRAIN_IDS, CITYSCAPES_USED_TRAIN_IDS, COCO_CLASSES, COCO_PALETTE,
-                                 IGNORE_INDEX, MANIFEST_NAME, cityscapes_sample_name, load_manifest, make_toy_cityscapes,
-                                 make_toy_coco, make_toy_dataset, parse_size, render_cityscapes_sample,
-                                 render_coco_sample, verify_toy_dataset)
+                                 IGNORE_INDEX, MANIFEST_NAME, cityscapes_sample_name, load_manifest,
+                                 make_toy_cityscapes, make_toy_coco, make_toy_dataset, parse_size,
+                                 render_cityscapes_sample, render_coco_sample, verify_toy_dataset)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

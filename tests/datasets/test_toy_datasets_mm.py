@@ -6,13 +6,9 @@ import os.path as osp
 import numpy as np
 import pytest
 
-mmdet_datasets = pytest.importorskip('mmdet.datasets')  # TEMPORARY until mmcv with ops is installed
-mmseg_datasets = pytest.importorskip('mmseg.datasets')  # TEMPORARY until mmcv with ops is installed
+from mmengine.registry import DefaultScope
 
-from mmengine.registry import DefaultScope  # noqa: E402
-
-from fan_mm.datasets.toy import (CITYSCAPES_USED_TRAIN_IDS, COCO_CLASSES, COCO_METAINFO,  # noqa: E402
-                                 IGNORE_INDEX)
+from fan_mm.datasets.toy import CITYSCAPES_USED_TRAIN_IDS, COCO_CLASSES, COCO_METAINFO, IGNORE_INDEX
 
 
 def _coco_dataset(root, split, pipeline, test_mode=False, metainfo=dict(classes=COCO_CLASSES)):

@@ -1,0 +1,346 @@
+"""Every config under ``configs/`` (found by globbing, so a new config is tested without edits):
+
+* it builds its model, and one training step (loss mode, then backward) runs on CPU with a small
+  input -- real architectures, tiny images; every backbone parameter receives a gradient (so DDP
+  needs no ``find_unused_parameters``);
+* its optimizer wrapper puts zero weight decay on every normalisation layer and position
+  parameter, keeps the base decay elsewhere, and applies the head lr multiplier to heads only.
+
+Configs whose model dicts are identical (1x / 3x, the IN-22K variants) share one built model.
+Pretrained loading is off (``init_cfg`` dropped); detectors sample fewer proposals and RoIs than
+on COCO (a few objects per image), which changes no layer.
+"""
+import copy
+import functools
+import glob
+import importlib
+import json
+import math
+import os.path as osp
+
+import pytest
+import torch
+import torch.nn as nn
+
+mmengine_config = pytest.importorskip('mmengine.config')
+pytest.importorskip('mmdet.models')
+pytest.importorskip('mmseg.models')
+
+import fan_mm  # noqa: E402,F401  (registers the backbones and the optimizer constructor)
+from fan_mm.utils.optim_constructor import is_norm_module  # noqa: E402
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIG_DIR = osp.join(ROOT, 'configs')
+CONFIGS = sorted(
+    osp.relpath(p, CONFIG_DIR) for p in glob.glob(osp.join(CONFIG_DIR, '**', '*.py'), recursive=True)
+    if '_base_' not in osp.relpath(p, CONFIG_DIR).split(osp.sep))
+# parameter names that count as position parameters (no weight decay)
+POSITION_KEYS = ('pos_embed', 'cls_token', 'relative_position_bias_table', 'absolute_pos_embed')
+IMAGE_SIZE = 64  # multiple of 32 (detection pyramids) and of 16 (ViT tokens)
+BATCH = 2  # UPerNet's 1x1 pyramid pooling needs more than one value per BatchNorm channel
+
+
+def test_the_glob_finds_the_zoo():
+    # the glob is what makes the parametrised tests cover new configs: make sure it works
+    assert len(CONFIGS) >= 39, CONFIGS
+    for expected in ('fan/maskrcnn_fan_s_hybrid_3x_coco.py',
+                     'fan/cascade_maskrcnn_fan_t_hybrid_3x_coco.py',
+                     'fan/segformer_fan_l_hybrid_cityscapes_1024x1024_160k.py',
+                     'fan/setr_mla_fan_b_vit_cityscapes_1024x1024_160k.py',
+                     'fan/upernet_fan_b_hybrid_ade20k_512x512_160k.py',
+                     'fan/upernet_fan_swin_s_cityscapes_1024x1024_160k.py',
+                     'fan/maskrcnn_fan_swin_t_1x_coco.py',
+                     'lvvit/upernet_lvvit_l_ade20k_512x512_160k.py'):
+        assert expected in CONFIGS
+
+
+@pytest.fixture(scope='module', autouse=True)
+def lean_cpu():
+    """One OpenMP thread (2 threads on 2 shared cores spin against each other: 1 is ~10x faster
+    here), and mmengine's model-index YAML files read once: resolving each ``mmdet::`` /
+    ``mmseg::`` base parses all ~200 of them again (about 1 s of CPU per config)."""
+    import mmengine.config.utils as config_utils
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    cache = {}
+    load = config_utils.load
+
+    def cached_load(path, *args, **kwargs):
+        if not (isinstance(path, str) and path.endswith(('.yml', '.yaml'))):
+            return load(path, *args, **kwargs)
+        if path not in cache:
+            cache[path] = load(path, *args, **kwargs)
+        return cache[path]  # read-only use (_get_cfg_metainfo)
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(config_utils, 'load', cached_load)
+    yield
+    patch.undo()
+    torch.set_num_threads(before)
+
+
+@functools.lru_cache()
+def _zoo_index():
+    """{config path relative to the repo: metafile model entry} from model-index.yml, and the READMEs."""
+    import yaml
+    index = yaml.safe_load(open(osp.join(ROOT, 'model-index.yml')))
+    models, readmes = {}, {}
+    for meta in index['Import']:
+        doc = yaml.safe_load(open(osp.join(ROOT, meta)))
+        for collection in doc['Collections']:
+            readmes[collection['Name']] = open(osp.join(ROOT, collection['README'])).read()
+        for model in doc['Models']:
+            assert model['Config'] not in models, f'{model["Config"]} listed twice'
+            assert model['In Collection'] in readmes, model['Name']
+            models[model['Config']] = model
+    return models, readmes
+
+
+def test_metafiles_list_exactly_the_zoo():
+    models, _ = _zoo_index()
+    zoo = {f'configs/{name}' for name in CONFIGS if name.startswith(('fan/', 'lvvit/'))}
+    assert set(models) == zoo, (sorted(set(models) - zoo), sorted(zoo - set(models)))
+    for path, model in models.items():
+        assert model['Name'] == osp.splitext(osp.basename(path))[0]
+        for result in model.get('Results', []):
+            metrics = result['Metrics']
+            if 'Retention' not in metrics:
+                continue
+            # retention = corrupted / clean: check it against the clean result of the same model
+            clean_name = result['Dataset'][:-len('-C')]
+            clean = next(r['Metrics'] for r in model['Results'] if r['Dataset'] == clean_name)
+            (metric, corrupted), = [(k, v) for k, v in metrics.items() if k != 'Retention']
+            assert abs(100 * corrupted / clean[metric] - metrics['Retention']) < 0.2, (model['Name'], metrics)
+
+
+def _registry(codebase, name):
+    return getattr(importlib.import_module(f'{codebase}.registry'), name)
+
+
+def _strip_init(model_cfg):
+    """A copy of the model config without pretrained loading (what the build test needs)."""
+    cfg = copy.deepcopy(model_cfg)
+    cfg.pop('pretrained', None)
+    cfg.backbone.pop('init_cfg', None)
+    return cfg
+
+
+def _build(cfg):
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.registry import DefaultScope
+
+    model_cfg = _strip_init(cfg.model)
+    if 'size' in model_cfg.get('data_preprocessor', {}):  # segmentors pad every input to the crop
+        model_cfg.data_preprocessor.size = (IMAGE_SIZE, IMAGE_SIZE)
+    if cfg.default_scope == 'mmdet':  # a few objects per image: sample far fewer proposals / RoIs
+        model_cfg.train_cfg.rpn_proposal.update(nms_pre=200, max_per_img=100)
+        rcnn = model_cfg.train_cfg.rcnn
+        for stage in (rcnn if isinstance(rcnn, list) else [rcnn]):
+            stage.sampler.num = 16
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = _registry(cfg.default_scope, 'MODELS').build(model_cfg)
+    return revert_sync_batchnorm(model)  # as mmengine's runner does without distributed training
+
+
+def _det_batch(model):
+    from mmdet.testing import demo_mm_inputs
+    num_classes = model.roi_head.bbox_head[0].num_classes if isinstance(
+        model.roi_head.bbox_head, nn.ModuleList) else model.roi_head.bbox_head.num_classes
+    data = demo_mm_inputs(batch_size=BATCH, image_shapes=[(3, IMAGE_SIZE, IMAGE_SIZE)] * BATCH,
+                          num_items=[3] * BATCH, num_classes=num_classes, with_mask=True)
+    return data
+
+
+def _seg_batch(model):
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    g = torch.Generator().manual_seed(0)
+    inputs, samples = [], []
+    for _ in range(BATCH):
+        inputs.append(torch.randint(0, 256, (3, IMAGE_SIZE, IMAGE_SIZE), generator=g, dtype=torch.uint8))
+        sample = SegDataSample(metainfo=dict(img_shape=(IMAGE_SIZE, IMAGE_SIZE),
+                                             ori_shape=(IMAGE_SIZE, IMAGE_SIZE)))
+        labels = torch.randint(0, model.decode_head.num_classes, (1, IMAGE_SIZE, IMAGE_SIZE), generator=g)
+        sample.gt_sem_seg = PixelData(data=labels)
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+class Built:
+    """One built model per distinct model config, shared by the tests of the configs using it."""
+    cache = {}
+
+    @classmethod
+    def get(cls, cfg):
+        key = (cfg.default_scope, json.dumps(_strip_init(cfg.model).to_dict(), sort_keys=True, default=repr))
+        if key not in cls.cache:
+            cls.cache.clear()  # keep one model in memory (FAN-L / LV-ViT-L are large)
+            cls.cache[key] = dict(model=_build(cfg), stepped=False)
+        return cls.cache[key]
+
+
+@pytest.fixture(scope='module', params=CONFIGS)
+def config(request):
+    cfg = mmengine_config.Config.fromfile(osp.join(CONFIG_DIR, request.param))
+    return request.param, cfg
+
+
+def test_config_is_complete(config):
+    name, cfg = config
+    assert cfg.default_scope in ('mmdet', 'mmseg'), name
+    assert 'fan_mm' in cfg.custom_imports['imports'], f'{name}: custom_imports must import fan_mm'
+    assert cfg.auto_scale_lr.base_batch_size > 0
+    assert cfg.optim_wrapper.get('constructor') == 'NoDecayOptimWrapperConstructor', name
+    if not name.startswith(('fan/', 'lvvit/')):  # toy configs train from scratch
+        return
+    # the zoo: every config names the ImageNet checkpoint it expects, in the dict and the comment
+    ckpt = cfg.model.backbone.init_cfg
+    assert ckpt['type'] == 'Pretrained' and ckpt['checkpoint'].startswith('pretrained/'), ckpt
+    text = open(osp.join(CONFIG_DIR, name)).read()
+    assert osp.basename(ckpt['checkpoint']) in text, f'{name}: the comment should name the checkpoint file'
+    # --cfg-options friendliness: the keys users change merge (no None placeholder blocks them)
+    cfg = copy.deepcopy(cfg)
+    cfg.merge_from_dict({'model.backbone.init_cfg.checkpoint': 'x.pth',
+                         'optim_wrapper.clip_grad.max_norm': 1.0,
+                         'optim_wrapper.optimizer.lr': 1e-5,
+                         'train_dataloader.batch_size': 1})
+    assert cfg.model.backbone.init_cfg.checkpoint == 'x.pth'
+    assert cfg.optim_wrapper.clip_grad.max_norm == 1.0
+    assert cfg.optim_wrapper.optimizer.lr == 1e-5 and cfg.train_dataloader.batch_size == 1
+    # the model zoo page and the metafile describe this config as it is
+    models, readmes = _zoo_index()
+    entry = models[f'configs/{name}']
+    assert entry['Metadata']['Pretrained'].split()[0] == osp.basename(ckpt['checkpoint']), entry['Metadata']
+    assert entry['Metadata']['Batch Size'] == cfg.auto_scale_lr.base_batch_size, name
+    assert osp.basename(name) in readmes[entry['In Collection']], f'{name} is not in its README'
+
+
+def test_one_training_step_on_cpu(config):
+    name, cfg = config
+    entry = Built.get(cfg)
+    model = entry['model']
+    if entry['stepped']:  # same model config as a config already stepped
+        return
+    model.train()
+    model.zero_grad(set_to_none=True)
+    batch = _det_batch(model) if cfg.default_scope == 'mmdet' else _seg_batch(model)
+    data = model.data_preprocessor(batch, True)
+    losses = model(**data, mode='loss')
+    loss, log_vars = model.parse_losses(losses)
+    assert torch.isfinite(loss), f'{name}: loss {log_vars}'
+    decode_keys = [k for k in log_vars if 'loss' in k]
+    assert decode_keys, log_vars
+    loss.backward()
+    missing = [n for n, p in model.backbone.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, f'{name}: backbone parameters without gradient: {missing[:10]}'
+    grads = [p.grad for p in model.backbone.parameters() if p.grad is not None]
+    assert all(torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads), f'{name}: all backbone gradients are zero'
+    entry['stepped'] = True
+
+
+def test_no_weight_decay_on_norms_and_position_parameters(config):
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import DefaultScope
+    name, cfg = config
+    model = Built.get(cfg)['model']
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        optim_wrapper = build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
+    base_lr = cfg.optim_wrapper.optimizer.lr
+    base_wd = cfg.optim_wrapper.optimizer.weight_decay
+    assert base_wd > 0
+
+    group_of = {}
+    for group in optim_wrapper.optimizer.param_groups:
+        for p in group['params']:
+            assert id(p) not in group_of, f'{name}: a parameter is in two groups'
+            group_of[id(p)] = group
+    norm_params = {id(p) for m in model.modules() if is_norm_module(m) for p in m.parameters(recurse=False)}
+    assert norm_params, name
+    head_lr_mult = cfg.optim_wrapper.paramwise_cfg.get('custom_keys', {}).get('head', {}).get('lr_mult', 1.)
+    n_decayed = 0
+    for pname, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        group = group_of[id(p)]
+        if id(p) in norm_params or any(k in pname for k in POSITION_KEYS):
+            assert group['weight_decay'] == 0, f'{name}: {pname} (norm / position) has weight decay'
+        elif p.ndim > 1:
+            assert math.isclose(group['weight_decay'], base_wd), f'{name}: {pname} lost its weight decay'
+            n_decayed += 1
+        expected_lr = base_lr * (head_lr_mult if pname.startswith(('decode_head.', 'auxiliary_head.')) else 1.)
+        assert math.isclose(group['lr'], expected_lr), f'{name}: {pname} lr {group["lr"]} != {expected_lr}'
+    assert n_decayed > 0
+
+
+def test_constructor_overrides_a_shadowing_custom_key():
+    """mmengine alone: the 'head' key wins over 'norm' for a head's BatchNorm; ours does not."""
+    from mmengine.optim import build_optim_wrapper
+    model = nn.Module()
+    model.backbone = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    model.backbone.pos_embed = nn.Parameter(torch.zeros(1, 4))
+    model.decode_head = nn.Sequential(nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4))
+    keys = {'head': dict(lr_mult=10.), 'norm': dict(decay_mult=0.), 'pos_embed': dict(decay_mult=0.)}
+    base = dict(optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.1))
+
+    def decay_of(wrapper, param):
+        return next(g['weight_decay'] for g in wrapper.optimizer.param_groups if g['params'][0] is param)
+
+    plain = build_optim_wrapper(model, dict(base, paramwise_cfg=dict(custom_keys=keys)))
+    assert decay_of(plain, model.decode_head[1].weight) == pytest.approx(0.1)  # the shadowing
+    assert decay_of(plain, model.backbone[1].weight) == pytest.approx(0.1)  # BN not named *norm*
+    ours = build_optim_wrapper(model, dict(base, constructor='NoDecayOptimWrapperConstructor',
+                                           paramwise_cfg=dict(custom_keys={'head': dict(lr_mult=10.)},
+                                                              no_decay_keys=['pos_embed'])))
+    assert decay_of(ours, model.decode_head[1].weight) == 0
+    assert decay_of(ours, model.backbone[1].weight) == 0
+    assert decay_of(ours, model.backbone.pos_embed) == 0
+    assert decay_of(ours, model.backbone[0].weight) == pytest.approx(0.1)
+    head_conv = next(g for g in ours.optimizer.param_groups if g['params'][0] is model.decode_head[0].weight)
+    assert head_conv['lr'] == pytest.approx(1e-2) and head_conv['weight_decay'] == pytest.approx(0.1)
+    with pytest.raises(TypeError, match='no_decay_keys'):
+        build_optim_wrapper(model, dict(base, constructor='NoDecayOptimWrapperConstructor',
+                                        paramwise_cfg=dict(no_decay_keys='pos_embed')))
+
+
+@pytest.fixture(scope='module')
+def corrupted_copies(tmp_path_factory):
+    """One (corruption, severity) of small Cityscapes- and COCO-layout datasets, as
+    tools/make_corrupted_dataset.py writes them: {dataset class name: corrupted root}."""
+    from fan_mm.datasets import corrupted
+    from fan_mm.datasets.toy import make_toy_cityscapes, make_toy_coco
+    root = tmp_path_factory.mktemp('corrupted')
+    city = make_toy_cityscapes(str(root / 'cityscapes'), num_train=1, num_val=2, size=(128, 64)).root
+    coco = make_toy_coco(str(root / 'coco'), num_train=1, num_val=2, size=(128, 96)).root
+    corrupted.synthesize(city, str(root / 'cityscapes-c'), 'cityscapes-c', corruptions=['brightness'],
+                         severities=[2], layout='cityscapes', progress=False)
+    corrupted.synthesize(coco, str(root / 'coco-c'), 'cityscapes-c', corruptions=['brightness'],
+                         severities=[2], layout='folder', image_dir='val', progress=False)
+    return {'CityscapesDataset': str(root / 'cityscapes-c'), 'CocoDataset': str(root / 'coco-c')}
+
+
+def test_robustness_tools_can_point_the_config_at_corrupted_data(config, corrupted_copies):
+    """What tools/test_robustness.py does to a config: corrupt on the fly after loading, or read
+    one (corruption, severity) of a corrupted copy on disk."""
+    from fan_mm.datasets import corrupted
+    from fan_mm.datasets.corrupted_config import (corrupt_on_the_fly, image_dir, image_prefix_key, leaf_datasets,
+                                                  loader_index, use_corrupted_copy)
+    name, cfg = config
+    clean = leaf_datasets(cfg.test_dataloader['dataset'])
+    on_the_fly = leaf_datasets(corrupt_on_the_fly(cfg.test_dataloader, 'fog', 3)['dataset'])
+    for before, after in zip(clean, on_the_fly):
+        pipeline = after['pipeline']
+        step = pipeline[loader_index(pipeline) + 1]
+        assert step['type'] == 'CorruptImage' and (step['corruption'], step['severity']) == ('fog', 3), name
+        assert step['key_root'] == image_dir(before)
+        assert len(pipeline) == len(before['pipeline']) + 1
+    kind = clean[0]['type']
+    if kind not in corrupted_copies:  # ADE20K: no small dataset of that layout to copy from
+        assert kind == 'ADE20KDataset', f'{name}: add a corrupted copy for {kind}'
+        return
+    root = corrupted_copies[kind]
+    on_disk = use_corrupted_copy(cfg.test_dataloader, root, 'brightness', 2, codebase=cfg.default_scope)
+    for leaf in leaf_datasets(on_disk['dataset']):
+        folder = leaf['data_prefix'][image_prefix_key(leaf)]
+        assert osp.normpath(folder) == osp.normpath(corrupted.pair_image_dir(root, 'brightness', 2)), name
+        assert osp.isdir(folder)

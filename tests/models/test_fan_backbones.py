@@ -1,0 +1,245 @@
+"""FANHybrid / FANViT dense backbones: layouts, training switches, pretrained loading, registration."""
+import pytest
+import torch
+import torch.nn as nn
+
+import fan_mm.models  # noqa: F401
+from fan_mm.models.backbones import FANHybrid, FANViT
+from fan_mm.models.backbones import base as base_module
+from fan_mm.models.checkpoint_utils import CheckpointError
+from fan_test_utils import (GOLDEN, KEYS, cls_free_error, golden, golden_input, nchw_to_tokens,
+                            official_state_dict, read_keys, tap_error)
+
+TOL = 1e-4
+H, W = 64, 96  # non-square, multiple of 32
+
+
+def _check_layout(model, outs):
+    assert len(outs) == len(model.out_channels) == len(model.out_strides)
+    for out, c, s in zip(outs, model.out_channels, model.out_strides):
+        assert tuple(out.shape) == (2, c, H // s, W // s)
+
+
+@pytest.mark.parametrize('kwargs, channels, strides', [
+    (dict(arch='tiny'), [128, 256, 192, 768], [4, 8, 16, 32]),
+    (dict(arch='tiny', feat_downsample=False), [128, 256, 192, 192], [4, 8, 16, 16]),
+    (dict(arch='tiny', out_indices=(1, 3)), [256, 768], [8, 32]),
+])
+def test_hybrid_layout_and_backward(kwargs, channels, strides):
+    torch.manual_seed(0)
+    model = FANHybrid(**kwargs).train()
+    assert model.out_channels == channels and model.out_strides == strides
+    outs = model(torch.randn(2, 3, H, W))
+    _check_layout(model, outs)
+    sum(o.square().mean() for o in outs).backward()
+    # every kept parameter is used (no DDP find_unused_parameters needed)
+    assert all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.parametrize('kwargs, channels, strides', [
+    (dict(arch='tiny'), [48, 96, 192, 192], [4, 8, 16, 32]),
+    (dict(arch='tiny', block_indices=(2, 5, 8, 11)), [48, 96, 192, 192], [4, 8, 16, 32]),
+    (dict(arch='tiny', mode='single_scale'), [192] * 4, [16] * 4),
+    (dict(arch='tiny', mode='single_scale', block_indices=(3, 7), out_norm=True), [192] * 2, [16] * 2),
+])
+def test_vit_layout_and_backward(kwargs, channels, strides):
+    torch.manual_seed(0)
+    model = FANViT(**kwargs).train()
+    assert model.out_channels == channels and model.out_strides == strides
+    outs = model(torch.randn(2, 3, H, W))
+    _check_layout(model, outs)
+    sum(o.square().mean() for o in outs).backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_vit_pruning_follows_taps():
+    with torch.device('meta'):
+        early = FANViT(arch='tiny', mode='single_scale', block_indices=(1, 4))
+        full = FANViT(arch='tiny')
+    assert len(early.trunk.blocks) == 5 and len(early.trunk.cls_attn_blocks) == 0
+    assert early.trunk.cls_token is None
+    assert len(full.trunk.blocks) == 12 and len(full.trunk.cls_attn_blocks) == 2
+
+
+@pytest.mark.parametrize('size', ['tiny', 'small', 'base', 'large'])
+def test_hybrid_keys_equal_official_dense_copies(size):
+    """Det layout = NVlabs detection backbone keys, seg layout = NVlabs segmentation keys (under trunk.)."""
+    det_name = {'tiny': 'tiny_8', 'small': 'small_12', 'base': 'base_12', 'large': 'large_12'}[size]
+    seg_name = {'tiny': 'tiny_8', 'small': 'small_12', 'base': 'base_16', 'large': 'large_16'}[size]
+    with torch.device('meta'):
+        det = FANHybrid(arch=size, feat_downsample=True)
+        seg = FANHybrid(arch=size, feat_downsample=False)
+    for model, dump in ((det, f'fan_keys_det_fan_{det_name}_p4_hybrid.txt'),
+                        (seg, f'fan_keys_seg_fan_{seg_name}_p4_hybrid.txt')):
+        ours = {k.replace('trunk.', '', 1): tuple(v.shape) for k, v in model.state_dict().items()}
+        assert ours == {k: s for k, s, _ in read_keys(KEYS / dump)}, dump
+
+
+def test_vit_single_scale_keys_equal_official_segmentation_copy():
+    with torch.device('meta'):
+        model = FANViT(arch='small', mode='single_scale')
+    ours = {k.replace('trunk.', '', 1): tuple(v.shape) for k, v in model.state_dict().items()}
+    assert ours == {k: s for k, s, _ in read_keys(KEYS / 'fan_keys_seg_fan_small_12_p16_224.txt')}
+
+
+def test_large_hybrid_default_block_and_custom_arch():
+    with torch.device('meta'):
+        large = FANHybrid(arch='large')
+        custom = FANHybrid(arch=dict(embed_dim=64, depth=2, num_heads=2))
+    assert large.block_index == 18  # NVlabs: block 18 of 22
+    assert custom.out_channels == [128, 256, 64, 768]
+    with pytest.raises(ValueError, match='unknown keys'):
+        FANHybrid(arch=dict(embed_dim=64, depth=2, num_heads=2, widht=3))
+    with pytest.raises(ValueError, match="arch='huge'"):
+        FANHybrid(arch='huge')
+    with pytest.raises(ValueError, match='frozen_stages=20'):
+        FANViT(arch='tiny', frozen_stages=20)
+
+
+def test_frozen_stages_and_norm_eval():
+    torch.manual_seed(0)
+    model = FANHybrid(arch='tiny', frozen_stages=2, norm_eval=True)
+    model.train()
+    t = model.trunk
+    frozen = [t.patch_embed, t.pos_embed, t.blocks[0], t.blocks[1]]
+    assert all(not p.requires_grad for m in frozen for p in m.parameters())
+    assert all(p.requires_grad for p in t.blocks[2].parameters())
+    assert all(p.requires_grad for p in model.learnable_downsample.parameters())
+    assert not t.patch_embed.training and t.blocks[2].training
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert bns and not any(bn.training for bn in bns)  # norm_eval, also in unfrozen blocks
+    stats = [bn.running_mean.clone() for bn in bns]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    sum(o.mean() for o in model(torch.randn(2, 3, H, W))).backward()
+    opt.step()
+    assert all(torch.equal(s, bn.running_mean) for s, bn in zip(stats, bns))
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(('trunk.patch_embed.',
+                                                                                 'trunk.blocks.0.')))
+    assert not torch.equal(before['trunk.blocks.2.attn.q.weight'], after['trunk.blocks.2.attn.q.weight'])
+    # without norm_eval BN trains
+    model = FANViT(arch='tiny', frozen_stages=-1).train()
+    assert all(m.training for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+
+
+@pytest.mark.parametrize('cls, kwargs', [(FANHybrid, dict(arch='tiny')), (FANViT, dict(arch='tiny'))])
+def test_with_cp_same_output_and_grads(cls, kwargs):
+    torch.manual_seed(0)
+    plain = cls(**kwargs).train()
+    ckpt = cls(with_cp=True, **kwargs).train()
+    ckpt.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, H, W)
+    outs = []
+    for model in (plain, ckpt):
+        out = model(x)
+        sum(o.square().mean() for o in out).backward()
+        outs.append(out)
+    for a, b in zip(*outs):
+        assert torch.allclose(a, b, atol=1e-5)
+    for (name, p), q in zip(plain.named_parameters(), ckpt.parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-5, rtol=1e-4), name
+
+
+@pytest.fixture(scope='module')
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp('fan_dense')
+    paths = {}
+    for name in ('fan_tiny_12_p16_224', 'fan_tiny_8_p4_hybrid', 'fan_small_12_p4_hybrid'):
+        paths[name] = root / f'{name}.pth.tar'
+        torch.save({'state_dict': official_state_dict(GOLDEN / f'{name}.keys.txt')}, paths[name])
+    return paths
+
+
+def _capture_log(monkeypatch):
+    lines = []
+    monkeypatch.setattr(base_module, 'print_log', lambda msg, **kw: lines.append(msg))
+    return lines
+
+
+def test_hybrid_pretrained_features_equal_classification_taps(files, monkeypatch):
+    """init_cfg Pretrained loads the official file; the seg-layout outputs are the golden taps."""
+    log = _capture_log(monkeypatch)
+    name = 'fan_tiny_8_p4_hybrid'
+    model = FANHybrid(arch='tiny', feat_downsample=False,
+                      init_cfg=dict(type='Pretrained', checkpoint=str(files[name])))
+    model.init_weights()
+    model.eval()
+    meta, arrays = golden(name)
+    with torch.no_grad():
+        s0, s1, blk, last = model(golden_input(meta))
+    assert tap_error(arrays, 'patch_embed.backbone.stages.0', s0) < TOL
+    assert tap_error(arrays, 'patch_embed.backbone.stages.1', s1) < TOL
+    assert tap_error(arrays, 'blocks.7', nchw_to_tokens(blk)) < TOL
+    assert cls_free_error(arrays, 'cls_attn_blocks.1', nchw_to_tokens(last, with_cls=True)) < TOL
+    msg = ' '.join(log)
+    assert 'loaded' in msg and 'Not used by this backbone (expected' in msg
+    assert 'trunk.head (2 tensors)' in msg and 'trunk.norm (2 tensors)' in msg
+    assert 'trained from scratch' not in msg
+
+
+def test_vit_pretrained_single_scale_taps_and_det_hybrid_log(files, monkeypatch):
+    log = _capture_log(monkeypatch)
+    name = 'fan_tiny_12_p16_224'
+    model = FANViT(arch='tiny', mode='single_scale', block_indices=(4, 11, -1),
+                   init_cfg=dict(type='Pretrained', checkpoint=str(files[name])))
+    model.init_weights()
+    model.eval()
+    meta, arrays = golden(name)
+    with torch.no_grad():
+        b4, b11, last = model(golden_input(meta))
+    assert tap_error(arrays, 'blocks.4', nchw_to_tokens(b4)) < TOL
+    assert tap_error(arrays, 'blocks.11', nchw_to_tokens(b11)) < TOL
+    assert cls_free_error(arrays, 'cls_attn_blocks.1', nchw_to_tokens(last, with_cls=True)) < TOL
+    det = FANHybrid(arch='tiny', init_cfg=dict(type='Pretrained', checkpoint=str(files['fan_tiny_8_p4_hybrid'])))
+    det.init_weights()
+    assert 'trained from scratch (expected' in log[-1] and 'learnable_downsample (2 tensors)' in log[-1]
+
+
+def test_mm_style_checkpoints(files, tmp_path):
+    """Files with backbone. keys: a trained fan_mm model, and NVlabs' own detection copy naming."""
+    torch.manual_seed(0)
+    src = FANHybrid(arch='tiny')
+    path = tmp_path / 'det.pth'
+    torch.save({'state_dict': {'backbone.' + k: v for k, v in src.state_dict().items()},
+                'meta': {}}, path)
+    dst = FANHybrid(arch='tiny', init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    dst.init_weights()
+    assert all(torch.equal(v, dst.state_dict()[k]) for k, v in src.state_dict().items())
+    official = {k.replace('trunk.', '', 1): v for k, v in src.state_dict().items()}
+    path = tmp_path / 'nvlabs_det.pth'
+    torch.save({'state_dict': {'backbone.' + k: v for k, v in official.items()}}, path)
+    dst = FANHybrid(arch='tiny', init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    dst.init_weights()
+    assert torch.equal(dst.learnable_downsample.weight, src.learnable_downsample.weight)
+    # mmengine's prefix option
+    dst = FANHybrid(arch='tiny', init_cfg=dict(type='Pretrained', checkpoint=str(path), prefix='backbone.'))
+    dst.init_weights()
+    assert torch.equal(dst.trunk.blocks[5].gamma1, src.trunk.blocks[5].gamma1)
+
+
+def test_wrong_checkpoints_raise(files, tmp_path):
+    model = FANHybrid(arch='tiny', init_cfg=dict(type='Pretrained', checkpoint=str(files['fan_small_12_p4_hybrid'])))
+    with pytest.raises(CheckpointError) as err:
+        model.init_weights()
+    msg = str(err.value)
+    assert 'does not fit FANHybrid (fan_tiny_8_p4_hybrid)' in msg and 'wrong shape' in msg
+    assert 'looks like a fan_small_12_p4_hybrid checkpoint' in msg
+    model = FANViT(arch='tiny', init_cfg=dict(type='Pretrained', checkpoint=str(files['fan_tiny_8_p4_hybrid'])))
+    with pytest.raises(CheckpointError, match='looks like a fan_tiny_8_p4_hybrid checkpoint'):
+        model.init_weights()
+    with pytest.raises(CheckpointError, match='not found'):
+        FANViT(arch='tiny', init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'x.pth'))).init_weights()
+
+
+def test_registered_in_mmdet_and_mmseg():
+    pytest.importorskip('mmdet.models')
+    pytest.importorskip('mmseg.models')
+    from mmdet.registry import MODELS as DET
+    from mmseg.registry import MODELS as SEG
+    for registry in (DET, SEG):
+        for cls in (FANHybrid, FANViT):
+            assert registry.get(cls.__name__) is cls
+    with torch.device('meta'):
+        model = DET.build(dict(type='FANHybrid', arch='tiny', out_indices=(0, 1, 2, 3)))
+    assert model.out_strides == [4, 8, 16, 32]

@@ -1,0 +1,62 @@
+"""The benchmark tools run end to end on CPU at a tiny size and write complete JSON results."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_tool(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / 'tools' / 'analysis' / f'{name}.py')
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_backbone_benchmark_cpu(tmp_path, capsys):
+    out = tmp_path / 'b.json'
+    load_tool('benchmark_backbone').main([
+        '--device', 'cpu', '--size', '32', '--batch', '1', '--warmup', '0', '--repeats', '1',
+        '--precision', 'fp32', '--models', 'fan_t_hybrid', 'convnext_t+cl', '--reference', 'convnext_t+cl',
+        '--json', str(out)])
+    res = json.loads(out.read_text())
+    assert res['kind'] == 'backbone' and res['size'] == 32 and res['precision'] == 'fp32'
+    assert res['reference'] == 'convnext_t+cl'
+    assert [r['spec'] for r in res['rows']] == ['fan_t_hybrid', 'convnext_t+cl']
+    for r in res['rows']:
+        assert r['train_ms'] > 0 and r['infer_ms'] > 0 and r['params_m'] > 1
+        assert r['train_peak_gib'] == 0.  # no CUDA memory on CPU
+    assert res['rows'][1]['train_ratio'] == pytest.approx(1.0)
+    assert res['rows'][0]['infer_ratio'] == pytest.approx(res['rows'][0]['infer_ms'] / res['rows'][1]['infer_ms'])
+    table = capsys.readouterr().out
+    assert '| fan_t_hybrid |' in table and 'ref = convnext_t+cl' in table
+
+
+def test_backbone_benchmark_rejects_unknown_names():
+    from fan_mm.utils.benchmark import parse_spec
+    with pytest.raises(ValueError, match="unknown backbone 'fan_x'"):
+        parse_spec('fan_x')
+    with pytest.raises(ValueError, match=r"unknown flag\(s\) \['fast'\]"):
+        parse_spec('swin_t+fast')
+    assert parse_spec('fan_s_hybrid+cl+compile') == ('fan_s_hybrid', ('cl', 'compile'))
+
+
+def test_model_benchmark_cpu(tmp_path):
+    out = tmp_path / 'm.json'
+    cfg = str(ROOT / 'configs' / 'toy' / 'maskrcnn_fan_t_hybrid_toy_coco.py')
+    load_tool('benchmark_model').main([
+        '--configs', f'toy={cfg}', '--device', 'cpu', '--height', '64', '--width', '96', '--batch', '1',
+        '--boxes', '2', '--precision', 'fp32', '--warmup', '0', '--repeats', '1', '--reference', 'toy',
+        '--json', str(out)])
+    res = json.loads(out.read_text())
+    assert res['kind'] == 'model' and (res['height'], res['width'], res['boxes']) == (64, 96, 2)
+    (row,) = res['rows']
+    assert row['scope'] == 'mmdet' and row['name'] == 'toy'
+    assert row['train_s_iter'] > 0 and row['infer_img_s'] > 0 and row['train_ratio'] == pytest.approx(1.0)
+
+
+def test_model_benchmark_bad_entry():
+    with pytest.raises(SystemExit, match='NAME=CONFIG'):
+        load_tool('benchmark_model').main(['--configs', 'no_equals_sign', '--device', 'cpu'])

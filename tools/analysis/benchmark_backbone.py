@@ -1,0 +1,42 @@
+"""Time fan_mm dense backbones against timm's Swin and ConvNeXt in one run (see fan_mm.utils.benchmark).
+
+    python tools/analysis/benchmark_backbone.py                       # GPU, 2x3x896x896, bf16, all models
+    python tools/analysis/benchmark_backbone.py --models fan_s_hybrid fan_s_hybrid+cl swin_t --precision fp32
+    python tools/analysis/benchmark_backbone.py --device cpu --size 64 --batch 1 --warmup 1 --repeats 2
+"""
+import argparse
+import sys
+
+from fan_mm.utils.benchmark import (BACKBONES, DEFAULT_BACKBONES, FLAGS, PRECISIONS, run_backbone_benchmark,
+                                    write_result)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--models', nargs='+', default=list(DEFAULT_BACKBONES),
+                   help=f'backbones, each NAME[+FLAG...]; names: {sorted(BACKBONES)}; flags: {list(FLAGS)} '
+                        '(channels_last, activation checkpointing, torch.compile)')
+    p.add_argument('--reference', default='swin_t', help='spec the ratios are taken against ("" for none)')
+    p.add_argument('--batch', type=int, default=2)
+    p.add_argument('--size', type=int, default=896, help='square input side')
+    p.add_argument('--precision', default='bf16', choices=list(PRECISIONS), help='autocast dtype (fp32: none)')
+    p.add_argument('--device', default='cuda')
+    p.add_argument('--warmup', type=int, default=10)
+    p.add_argument('--repeats', type=int, default=30)
+    p.add_argument('--profile', nargs='*', default=[], help='specs to profile (top ops of a train step)')
+    p.add_argument('--json', help='write the result here')
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    try:
+        result = run_backbone_benchmark(a.models, a.batch, a.size, a.precision, a.device, a.warmup, a.repeats,
+                                        reference=a.reference or None, profile=a.profile)
+    except (ValueError, RuntimeError) as e:
+        sys.exit(f'benchmark_backbone: {e}')
+    print(write_result(result, a.json))
+
+
+if __name__ == '__main__':
+    main()

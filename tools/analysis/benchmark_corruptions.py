@@ -1,0 +1,69 @@
+"""Time fan_mm's corruptions against imagecorruptions 1.1.2 (patched in memory), side by side.
+
+    taskset -c 0 env OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \\
+        python tools/analysis/benchmark_corruptions.py --size 2048x1024 --suite cityscapes-c \\
+        --severities 1,2,3,4,5 --repeats 3 --json bench.json
+
+Both implementations run single-threaded (OpenCV is limited with --threads); pin the process
+to one core with taskset as above.  --no-reference times fan_mm alone.
+"""
+import argparse
+import shlex
+import sys
+
+from fan_mm.corruptions import SUITES
+from fan_mm.corruptions import benchmark as B
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--image', default='astronaut',
+                   help='skimage.data photo name or image path (default astronaut)')
+    p.add_argument('--size', default='2048x1024', help="WIDTHxHEIGHT, or 'native'")
+    p.add_argument('--suite', default='cityscapes-c', choices=list(SUITES))
+    p.add_argument('--corruptions', default='', help='comma-separated names (default: suite)')
+    p.add_argument('--severities', default='1,2,3,4,5')
+    p.add_argument('--repeats', type=int, default=1, help='runs per side; the fastest counts')
+    p.add_argument('--reference-repeat-limit', type=float, default=20.0,
+                   help='do not repeat a 1.1.2 run that took longer than this (seconds)')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--threads', type=int, default=1, help='cv2.setNumThreads (default 1)')
+    p.add_argument('--no-reference', action='store_true', help='time fan_mm only')
+    p.add_argument('--json', default='', help='write all timings to this JSON file')
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import cv2
+    cv2.setNumThreads(args.threads)
+    try:
+        size = None if args.size == 'native' else B.parse_size(args.size)
+        names = B.corruption_list(args.suite, args.corruptions)
+        severities = [int(s) for s in args.severities.split(',') if s.strip()]
+        image = B.benchmark_image(args.image, size)
+    except (OSError, ValueError, TypeError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    print(f'image {args.image} {image.shape[1]}x{image.shape[0]}, {len(names)} corruptions, '
+          f'severities {severities}, repeats {args.repeats}', flush=True)
+    print(B.HEADER, flush=True)
+    rows = B.run_benchmark(image, names, severities, args.repeats, args.seed,
+                           reference=not args.no_reference,
+                           log=lambda line: print(line, flush=True),
+                           reference_repeat_limit_s=args.reference_repeat_limit)
+    print()
+    print(B.format_table(rows))
+    if args.json:
+        meta = dict(command=' '.join(shlex.quote(a) for a in sys.argv), image=args.image,
+                    height=int(image.shape[0]), width=int(image.shape[1]),
+                    suite=args.suite, severities=severities, repeats=args.repeats,
+                    reference_repeat_limit_s=args.reference_repeat_limit,
+                    seed=args.seed, environment=B.environment())
+        B.write_json(args.json, rows, meta)
+        print(f'wrote {args.json}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

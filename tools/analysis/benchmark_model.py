@@ -1,0 +1,60 @@
+"""Time whole mmdet / mmseg models from configs (random weights, synthetic batch) in one run.
+
+    python tools/analysis/benchmark_model.py                  # Mask R-CNN FAN-S-Hybrid vs mmdet Swin-T, fp16
+    python tools/analysis/benchmark_model.py --configs fan=configs/fan/maskrcnn_fan_s_hybrid_3x_coco.py \
+        swin=mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py --reference swin --precision fp32
+    python tools/analysis/benchmark_model.py --configs toy=configs/toy/maskrcnn_fan_t_hybrid_toy_coco.py \
+        --device cpu --height 64 --width 64 --batch 1 --warmup 1 --repeats 1
+
+Training iterations are loss forward + backward + an AdamW step (fp16: autocast and a gradient scaler, as
+mmengine's AmpOptimWrapper; mmcv's RoIAlign has no bf16 CUDA kernel, so use fp16 or fp32 for detectors).
+"""
+import argparse
+import sys
+
+from mmengine.config import DictAction
+
+from fan_mm.utils.benchmark import PRECISIONS, run_model_benchmark, write_result
+
+DEFAULT_CONFIGS = ['fan_s_hybrid=configs/fan/maskrcnn_fan_s_hybrid_3x_coco.py',
+                   'swin_t=mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py']
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--configs', nargs='+', default=DEFAULT_CONFIGS, help='NAME=CONFIG entries')
+    p.add_argument('--reference', default='swin_t', help='NAME the ratios are taken against ("" for none)')
+    p.add_argument('--batch', type=int, default=2)
+    p.add_argument('--height', type=int, default=800)
+    p.add_argument('--width', type=int, default=1344)
+    p.add_argument('--boxes', type=int, default=12, help='ground-truth boxes (with masks) per image')
+    p.add_argument('--precision', default='fp16', choices=list(PRECISIONS))
+    p.add_argument('--device', default='cuda')
+    p.add_argument('--warmup', type=int, default=5)
+    p.add_argument('--repeats', type=int, default=20)
+    p.add_argument('--compile-backbone', action='store_true',
+                   help='torch.compile every model\'s backbone (in place; fixed input size, so no recompiles)')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override settings of every config')
+    p.add_argument('--json', help='write the result here')
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    pairs = []
+    for entry in a.configs:
+        name, sep, config = entry.partition('=')
+        if not sep or not name or not config:
+            sys.exit(f'benchmark_model: --configs entry {entry!r} must be NAME=CONFIG')
+        pairs.append((name, config))
+    try:
+        result = run_model_benchmark(pairs, a.batch, a.height, a.width, a.boxes, a.precision, a.device,
+                                     a.warmup, a.repeats, reference=a.reference or None,
+                                     cfg_options=a.cfg_options, compile_backbone=a.compile_backbone)
+    except (ValueError, RuntimeError, FileNotFoundError) as e:
+        sys.exit(f'benchmark_model: {e}')
+    print(write_result(result, a.json))
+
+
+if __name__ == '__main__':
+    main()
