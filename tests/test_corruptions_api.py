@@ -287,7 +287,7 @@ def test_visualize_tool_rejects_unreadable_image(tmp_path):
     assert not (tmp_path / 'g.png').exists()
 
 
-def test_benchmark_rows_and_table(img):
+def test_benchmark_rows_and_table(img, tmp_path):
     rows = B.run_benchmark(img, ['contrast', 'motion_blur'], [1, 2], repeats=1,
                            reference=imagecorruptions_dir() is not None)
     assert [(r['corruption'], r['severity']) for r in rows] == [
@@ -299,6 +299,8 @@ def test_benchmark_rows_and_table(img):
         assert total['speedup'] == pytest.approx(total['reference_s'] / total['fan_mm_s'])
         table = B.format_table(rows)
         assert '| contrast |' in table and '**total**' in table
+    B.write_json(tmp_path / 'a.json', rows, dict(note='test'))
+    assert B.read_rows([tmp_path / 'a.json', tmp_path / 'a.json']) == rows + rows
     assert B.parse_size('2048x1024') == (1024, 2048)
     with pytest.raises(ValueError, match='WIDTHxHEIGHT'):
         B.parse_size('2048')

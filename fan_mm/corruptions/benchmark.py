@@ -19,7 +19,7 @@ from .suites import SEVERITIES, check_corruption, check_severity, get_corruption
 from .visualize import load_image
 
 __all__ = ['parse_size', 'benchmark_image', 'run_benchmark', 'summarize', 'format_table',
-           'write_json']
+           'read_rows', 'write_json']
 
 
 def parse_size(text):
@@ -133,7 +133,7 @@ def format_table(rows):
              f"(s), severities {','.join(map(str, sev))} | identical |",
              '|---|---:|---:|---:|---|:---:|']
     for name, agg in per.items():
-        cells = ', '.join(f"{_fmt(r['reference_s'], '.1f')}/{r['fan_mm_s']:.3f}"
+        cells = ', '.join(f"{_fmt(r['reference_s'], '.3g')}/{r['fan_mm_s']:.3f}"
                           for r in rows if r['corruption'] == name)
         lines.append(f"| {name} | {agg['fan_mm_s']:.2f} | {_fmt(agg['reference_s'], '.1f')} | "
                      f"{_fmt(agg['speedup'], '.1f')}x | {cells} | "
@@ -158,6 +158,16 @@ def environment():
                 scipy=scipy.__version__, skimage=skimage.__version__, opencv=cv2.__version__,
                 numba=numba.__version__, cpu=platform.processor() or platform.machine(),
                 cpu_affinity=affinity, opencv_threads=cv2.getNumThreads(), env=env)
+
+
+def read_rows(paths):
+    """Rows of one or more JSON files written by :func:`write_json` (e.g. one run without
+    glass_blur and one with it), in file order."""
+    rows = []
+    for path in paths:
+        with open(path) as f:
+            rows += json.load(f)['rows']
+    return rows
 
 
 def write_json(path, rows, meta):

@@ -5,7 +5,8 @@
         --severities 1,2,3,4,5 --repeats 3 --json bench.json
 
 Both implementations run single-threaded (OpenCV is limited with --threads); pin the process
-to one core with taskset as above.  --no-reference times fan_mm alone.
+to one core with taskset as above.  --no-reference times fan_mm alone; --from-json A.json
+B.json prints the combined table of earlier runs.
 """
 import argparse
 import shlex
@@ -30,11 +31,20 @@ def parse_args(argv=None):
     p.add_argument('--threads', type=int, default=1, help='cv2.setNumThreads (default 1)')
     p.add_argument('--no-reference', action='store_true', help='time fan_mm only')
     p.add_argument('--json', default='', help='write all timings to this JSON file')
+    p.add_argument('--from-json', nargs='+', default=None, metavar='JSON',
+                   help='print the table of earlier runs (concatenated) instead of running')
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.from_json:
+        try:
+            print(B.format_table(B.read_rows(args.from_json)))
+        except (OSError, ValueError, KeyError) as e:
+            print(f'error: cannot read {args.from_json}: {e}', file=sys.stderr)
+            return 2
+        return 0
     import cv2
     cv2.setNumThreads(args.threads)
     try:
