@@ -103,9 +103,17 @@ def measure(img_bgr: np.ndarray, suite: str, policy: Optional[str] = None,
                 clean=clean, rows=rows, versions=protocol.engine_info())
 
 
-def extrapolate(result: dict, num_images: int, encoding: str = 'png6') -> Dict[str, float]:
-    """Scale one image's measurements to ``num_images`` images of the same size and content."""
+def extrapolate(result: dict, num_images: int, encoding: str = 'png6',
+                plan: Optional[Dict[str, List[int]]] = None) -> Dict[str, float]:
+    """Scale one image's measurements to ``num_images`` images of the same size and content,
+    over the measured (corruption, severity) pairs or the subset ``plan`` of them."""
     rows = result['rows']
+    if plan is not None:
+        measured = {(r['corruption'], r['severity']) for r in rows}
+        missing = [f'{c}/{s}' for c, sevs in plan.items() for s in sevs if (c, s) not in measured]
+        if missing:
+            raise ValueError(f'not measured: {missing}')
+        rows = [r for r in rows if r['severity'] in plan.get(r['corruption'], ())]
     synth = sum(r['corrupt_s'] + r[encoding]['encode_s'] + r[encoding]['hash_s'] for r in rows)
     disk = sum(r[encoding]['bytes'] for r in rows)
     on_the_fly = sum(r['corrupt_s'] for r in rows)
