@@ -632,9 +632,10 @@ class FAN(nn.Module):
     def init_weights(self, head_init_scale: float = 1.) -> None:
         """Official init: Linear trunc-normal(0.02) / bias 0, DWConv convs normal(0, sqrt(2 / fan_out)),
         ConvNeXt convs trunc-normal(0.02), other convs PyTorch default, cls token trunc-normal(0.02)."""
-        if self.cls_token.is_meta:  # shapes only (e.g. variant guessing): nothing to initialise
+        if next(self.parameters()).is_meta:  # shapes only (e.g. variant guessing): nothing to initialise
             return
-        trunc_normal_(self.cls_token, std=.02)
+        if self.cls_token is not None:  # None once pruned for dense use
+            trunc_normal_(self.cls_token, std=.02)
         named_apply(_init_weights, self)
         if isinstance(self.head, nn.Linear):
             self.head.weight.data.mul_(head_init_scale)

@@ -66,6 +66,10 @@ def test_vit_pruning_follows_taps():
     assert len(early.trunk.blocks) == 5 and len(early.trunk.cls_attn_blocks) == 0
     assert early.trunk.cls_token is None
     assert len(full.trunk.blocks) == 12 and len(full.trunk.cls_attn_blocks) == 2
+    # mmengine's init_weights (no Pretrained) recurses into the pruned trunk
+    pruned = FANViT(arch=SMALL_VIT, mode='single_scale', block_indices=(0,))
+    pruned.init_weights()
+    assert pruned.trunk.cls_token is None and len(pruned.trunk.blocks) == 1
 
 
 @pytest.mark.parametrize('size', ['tiny', 'small', 'base', 'large'])
@@ -253,3 +257,23 @@ def test_registered_in_mmdet_and_mmseg():
     with torch.device('meta'):
         model = DET.build(dict(type='FANHybrid', arch='tiny', out_indices=(0, 1, 2, 3)))
     assert model.out_strides == [4, 8, 16, 32]
+
+
+def test_simple_pyramid_is_vitdet():
+    """x4: deconv-LN-GELU-deconv (C/4), x2: deconv (C/2), x1: identity, x0.5: 2x2 max pool; 1 or 4 inputs."""
+    import torch.nn.functional as F
+    from fan_mm.models.backbones import SimplePyramid
+    torch.manual_seed(0)
+    pyr = SimplePyramid(32, out_norm=False)
+    x = torch.randn(2, 32, 4, 6)
+    p4, p8, p16, p32 = pyr([x])
+    assert pyr.out_channels == [8, 16, 32, 32]
+    assert torch.equal(p16, x) and torch.equal(p32, F.max_pool2d(x, 2))
+    assert torch.allclose(p8, pyr.ops[1](x)) and p4.shape == (2, 8, 16, 24)
+    a, b = torch.randn(2, 32, 4, 6), torch.randn(2, 32, 4, 6)
+    outs = pyr([a, b, a, b])
+    assert torch.equal(outs[2], a) and torch.equal(outs[3], F.max_pool2d(b, 2))
+    normed = SimplePyramid(32, out_norm=True)([x])[2]
+    assert torch.allclose(normed.mean(1), torch.zeros(2, 4, 6), atol=1e-5)
+    with pytest.raises(ValueError, match='takes 1 or 4 maps'):
+        pyr([a, b])
