@@ -629,9 +629,10 @@ class FAN(nn.Module):
     def init_weights(self, head_init_scale: float = 1.) -> None:
         """Official init: Linear trunc-normal(0.02) / bias 0, DWConv convs normal(0, sqrt(2 / fan_out)),
         ConvNeXt convs trunc-normal(0.02), other convs PyTorch default, cls token trunc-normal(0.02)."""
-        if self.cls_token.is_meta:  # shapes only (e.g. variant guessing): nothing to initialise
+        if next(self.parameters()).is_meta:  # shapes only (e.g. variant guessing): nothing to initialise
             return
-        trunc_normal_(self.cls_token, std=.02)
+        if self.cls_token is not None:  # None once pruned for dense use
+            trunc_normal_(self.cls_token, std=.02)
         named_apply(_init_weights, self)
         if isinstance(self.head, nn.Linear):
             self.head.weight.data.mul_(head_init_scale)
@@ -775,9 +776,9 @@ class FAN(nn.Module):
             self.blocks = self.blocks[:max_index + 1]
             self.cls_attn_blocks = nn.ModuleList()
             self.cls_token = None
-            self.feature_info = self.feature_info[:max_index + 1]
         else:
             self.cls_attn_blocks = self.cls_attn_blocks[:max_index + 1 - n_blocks]
+        self.feature_info = self.feature_info[:max_index + 1]
         if prune_norm:
             self.norm = nn.Identity()
         if prune_head:
@@ -861,6 +862,11 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: nn.Module) 
 
 def _create_fan(variant: str, pretrained: bool = False, **kwargs) -> FAN:
     out_indices = kwargs.pop('out_indices', 3)
+    overlay = kwargs.get('pretrained_cfg_overlay')
+    if overlay and overlay.get('file') and 'custom_load' not in overlay:
+        # timm resets ``custom_load`` when a file is overlaid; FAN files always go through the checked
+        # loader (FAN.load_pretrained), which names a missing / truncated / wrong file.
+        kwargs['pretrained_cfg_overlay'] = dict(overlay, custom_load=True)
     return build_model_with_cfg(
         FAN, variant, pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,

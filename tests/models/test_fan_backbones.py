@@ -12,6 +12,10 @@ from fan_test_utils import (GOLDEN, KEYS, cls_free_error, golden, golden_input, 
 
 TOL = 1e-4
 H, W = 64, 96  # non-square, multiple of 32
+# Small custom architectures for the numeric tests (the same code as tiny ... large, a fraction of the cost);
+# the real sizes are checked on the meta device and by the pretrained tests.
+SMALL_HYBRID = dict(embed_dim=64, depth=2, num_heads=2, hybrid_depths=(1, 1), hybrid_dims=(32, 48))
+SMALL_VIT = dict(embed_dim=64, depth=3, num_heads=2)
 
 
 def _check_layout(model, outs):
@@ -20,15 +24,7 @@ def _check_layout(model, outs):
         assert tuple(out.shape) == (2, c, H // s, W // s)
 
 
-@pytest.mark.parametrize('kwargs, channels, strides', [
-    (dict(arch='tiny'), [128, 256, 192, 768], [4, 8, 16, 32]),
-    (dict(arch='tiny', feat_downsample=False), [128, 256, 192, 192], [4, 8, 16, 16]),
-    (dict(arch='tiny', out_indices=(1, 3)), [256, 768], [8, 32]),
-])
-def test_hybrid_layout_and_backward(kwargs, channels, strides):
-    torch.manual_seed(0)
-    model = FANHybrid(**kwargs).train()
-    assert model.out_channels == channels and model.out_strides == strides
+def _forward_backward(model):
     outs = model(torch.randn(2, 3, H, W))
     _check_layout(model, outs)
     sum(o.square().mean() for o in outs).backward()
@@ -37,19 +33,30 @@ def test_hybrid_layout_and_backward(kwargs, channels, strides):
 
 
 @pytest.mark.parametrize('kwargs, channels, strides', [
-    (dict(arch='tiny'), [48, 96, 192, 192], [4, 8, 16, 32]),
-    (dict(arch='tiny', block_indices=(2, 5, 8, 11)), [48, 96, 192, 192], [4, 8, 16, 32]),
-    (dict(arch='tiny', mode='single_scale'), [192] * 4, [16] * 4),
-    (dict(arch='tiny', mode='single_scale', block_indices=(3, 7), out_norm=True), [192] * 2, [16] * 2),
+    (dict(), [128, 256, 192, 768], [4, 8, 16, 32]),
+    (dict(feat_downsample=False), [128, 256, 192, 192], [4, 8, 16, 16]),
+    (dict(out_indices=(1, 3)), [256, 768], [8, 32]),
+])
+def test_hybrid_layout_and_backward(kwargs, channels, strides):
+    with torch.device('meta'):
+        tiny = FANHybrid(arch='tiny', **kwargs)
+    assert tiny.out_channels == channels and tiny.out_strides == strides
+    torch.manual_seed(0)
+    _forward_backward(FANHybrid(arch=SMALL_HYBRID, **kwargs).train())
+
+
+@pytest.mark.parametrize('kwargs, channels, strides', [
+    (dict(), [48, 96, 192, 192], [4, 8, 16, 32]),
+    (dict(block_indices=(0, 1, 2, -1)), [48, 96, 192, 192], [4, 8, 16, 32]),
+    (dict(mode='single_scale'), [192] * 4, [16] * 4),
+    (dict(mode='single_scale', block_indices=(0, 2), out_norm=True), [192] * 2, [16] * 2),
 ])
 def test_vit_layout_and_backward(kwargs, channels, strides):
+    with torch.device('meta'):
+        tiny = FANViT(arch='tiny', **kwargs)
+    assert tiny.out_channels == channels and tiny.out_strides == strides
     torch.manual_seed(0)
-    model = FANViT(**kwargs).train()
-    assert model.out_channels == channels and model.out_strides == strides
-    outs = model(torch.randn(2, 3, H, W))
-    _check_layout(model, outs)
-    sum(o.square().mean() for o in outs).backward()
-    assert all(p.grad is not None for p in model.parameters())
+    _forward_backward(FANViT(arch=SMALL_VIT, **kwargs).train())
 
 
 def test_vit_pruning_follows_taps():
@@ -59,6 +66,10 @@ def test_vit_pruning_follows_taps():
     assert len(early.trunk.blocks) == 5 and len(early.trunk.cls_attn_blocks) == 0
     assert early.trunk.cls_token is None
     assert len(full.trunk.blocks) == 12 and len(full.trunk.cls_attn_blocks) == 2
+    # mmengine's init_weights (no Pretrained) recurses into the pruned trunk
+    pruned = FANViT(arch=SMALL_VIT, mode='single_scale', block_indices=(0,))
+    pruned.init_weights()
+    assert pruned.trunk.cls_token is None and len(pruned.trunk.blocks) == 1
 
 
 @pytest.mark.parametrize('size', ['tiny', 'small', 'base', 'large'])
@@ -89,16 +100,16 @@ def test_large_hybrid_default_block_and_custom_arch():
     assert large.block_index == 18  # NVlabs: block 18 of 22
     assert custom.out_channels == [128, 256, 64, 768]
     with pytest.raises(ValueError, match='unknown keys'):
-        FANHybrid(arch=dict(embed_dim=64, depth=2, num_heads=2, widht=3))
+        FANHybrid(arch=dict(SMALL_HYBRID, widht=3))
     with pytest.raises(ValueError, match="arch='huge'"):
         FANHybrid(arch='huge')
-    with pytest.raises(ValueError, match='frozen_stages=20'):
+    with pytest.raises(ValueError, match='frozen_stages=20'), torch.device('meta'):
         FANViT(arch='tiny', frozen_stages=20)
 
 
 def test_frozen_stages_and_norm_eval():
     torch.manual_seed(0)
-    model = FANHybrid(arch='tiny', frozen_stages=2, norm_eval=True)
+    model = FANHybrid(arch=dict(SMALL_HYBRID, depth=3), frozen_stages=2, norm_eval=True)
     model.train()
     t = model.trunk
     frozen = [t.patch_embed, t.pos_embed, t.blocks[0], t.blocks[1]]
@@ -119,11 +130,11 @@ def test_frozen_stages_and_norm_eval():
                                                                                  'trunk.blocks.0.')))
     assert not torch.equal(before['trunk.blocks.2.attn.q.weight'], after['trunk.blocks.2.attn.q.weight'])
     # without norm_eval BN trains
-    model = FANViT(arch='tiny', frozen_stages=-1).train()
+    model = FANViT(arch=SMALL_VIT, frozen_stages=-1).train()
     assert all(m.training for m in model.modules() if isinstance(m, nn.BatchNorm2d))
 
 
-@pytest.mark.parametrize('cls, kwargs', [(FANHybrid, dict(arch='tiny')), (FANViT, dict(arch='tiny'))])
+@pytest.mark.parametrize('cls, kwargs', [(FANHybrid, dict(arch=SMALL_HYBRID)), (FANViT, dict(arch=SMALL_VIT))])
 def test_with_cp_same_output_and_grads(cls, kwargs):
     torch.manual_seed(0)
     plain = cls(**kwargs).train()
@@ -191,45 +202,48 @@ def test_vit_pretrained_single_scale_taps_and_det_hybrid_log(files, monkeypatch)
     assert tap_error(arrays, 'blocks.4', nchw_to_tokens(b4)) < TOL
     assert tap_error(arrays, 'blocks.11', nchw_to_tokens(b11)) < TOL
     assert cls_free_error(arrays, 'cls_attn_blocks.1', nchw_to_tokens(last, with_cls=True)) < TOL
-    det = FANHybrid(arch='tiny', init_cfg=dict(type='Pretrained', checkpoint=str(files['fan_tiny_8_p4_hybrid'])))
-    det.init_weights()
+    _init_on_meta(FANHybrid, files['fan_tiny_8_p4_hybrid'], arch='tiny')
     assert 'trained from scratch (expected' in log[-1] and 'learnable_downsample (2 tensors)' in log[-1]
 
 
 def test_mm_style_checkpoints(files, tmp_path):
     """Files with backbone. keys: a trained fan_mm model, and NVlabs' own detection copy naming."""
     torch.manual_seed(0)
-    src = FANHybrid(arch='tiny')
+    src = FANHybrid(arch=SMALL_HYBRID)
     path = tmp_path / 'det.pth'
     torch.save({'state_dict': {'backbone.' + k: v for k, v in src.state_dict().items()},
                 'meta': {}}, path)
-    dst = FANHybrid(arch='tiny', init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    dst = FANHybrid(arch=SMALL_HYBRID, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
     dst.init_weights()
     assert all(torch.equal(v, dst.state_dict()[k]) for k, v in src.state_dict().items())
     official = {k.replace('trunk.', '', 1): v for k, v in src.state_dict().items()}
     path = tmp_path / 'nvlabs_det.pth'
     torch.save({'state_dict': {'backbone.' + k: v for k, v in official.items()}}, path)
-    dst = FANHybrid(arch='tiny', init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    dst = FANHybrid(arch=SMALL_HYBRID, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
     dst.init_weights()
     assert torch.equal(dst.learnable_downsample.weight, src.learnable_downsample.weight)
     # mmengine's prefix option
-    dst = FANHybrid(arch='tiny', init_cfg=dict(type='Pretrained', checkpoint=str(path), prefix='backbone.'))
+    dst = FANHybrid(arch=SMALL_HYBRID, init_cfg=dict(type='Pretrained', checkpoint=str(path), prefix='backbone.'))
     dst.init_weights()
-    assert torch.equal(dst.trunk.blocks[5].gamma1, src.trunk.blocks[5].gamma1)
+    assert torch.equal(dst.trunk.blocks[1].gamma1, src.trunk.blocks[1].gamma1)
+
+
+def _init_on_meta(cls, checkpoint, **kwargs):
+    """Build on the meta device and run init_cfg: the file is read and checked, nothing is allocated."""
+    with torch.device('meta'):
+        cls(init_cfg=dict(type='Pretrained', checkpoint=str(checkpoint)), **kwargs).init_weights()
 
 
 def test_wrong_checkpoints_raise(files, tmp_path):
-    model = FANHybrid(arch='tiny', init_cfg=dict(type='Pretrained', checkpoint=str(files['fan_small_12_p4_hybrid'])))
     with pytest.raises(CheckpointError) as err:
-        model.init_weights()
+        _init_on_meta(FANHybrid, files['fan_small_12_p4_hybrid'], arch='tiny')
     msg = str(err.value)
     assert 'does not fit FANHybrid (fan_tiny_8_p4_hybrid)' in msg and 'wrong shape' in msg
     assert 'looks like a fan_small_12_p4_hybrid checkpoint' in msg
-    model = FANViT(arch='tiny', init_cfg=dict(type='Pretrained', checkpoint=str(files['fan_tiny_8_p4_hybrid'])))
     with pytest.raises(CheckpointError, match='looks like a fan_tiny_8_p4_hybrid checkpoint'):
-        model.init_weights()
+        _init_on_meta(FANViT, files['fan_tiny_8_p4_hybrid'], arch='tiny')
     with pytest.raises(CheckpointError, match='not found'):
-        FANViT(arch='tiny', init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'x.pth'))).init_weights()
+        _init_on_meta(FANViT, tmp_path / 'x.pth', arch='tiny')
 
 
 def test_registered_in_mmdet_and_mmseg():
@@ -243,3 +257,23 @@ def test_registered_in_mmdet_and_mmseg():
     with torch.device('meta'):
         model = DET.build(dict(type='FANHybrid', arch='tiny', out_indices=(0, 1, 2, 3)))
     assert model.out_strides == [4, 8, 16, 32]
+
+
+def test_simple_pyramid_is_vitdet():
+    """x4: deconv-LN-GELU-deconv (C/4), x2: deconv (C/2), x1: identity, x0.5: 2x2 max pool; 1 or 4 inputs."""
+    import torch.nn.functional as F
+    from fan_mm.models.backbones import SimplePyramid
+    torch.manual_seed(0)
+    pyr = SimplePyramid(32, out_norm=False)
+    x = torch.randn(2, 32, 4, 6)
+    p4, p8, p16, p32 = pyr([x])
+    assert pyr.out_channels == [8, 16, 32, 32]
+    assert torch.equal(p16, x) and torch.equal(p32, F.max_pool2d(x, 2))
+    assert torch.allclose(p8, pyr.ops[1](x)) and p4.shape == (2, 8, 16, 24)
+    a, b = torch.randn(2, 32, 4, 6), torch.randn(2, 32, 4, 6)
+    outs = pyr([a, b, a, b])
+    assert torch.equal(outs[2], a) and torch.equal(outs[3], F.max_pool2d(b, 2))
+    normed = SimplePyramid(32, out_norm=True)([x])[2]
+    assert torch.allclose(normed.mean(1), torch.zeros(2, 4, 6), atol=1e-5)
+    with pytest.raises(ValueError, match='takes 1 or 4 maps'):
+        pyr([a, b])

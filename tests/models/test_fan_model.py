@@ -33,38 +33,44 @@ def test_state_dict_equals_official_dump(name):
     assert len(model.blocks) == DEPTH[name]
 
 
-@pytest.mark.parametrize('name', VIT + HYBRID)
-def test_forward_shapes_non_square(name):
-    """All sizes run at a non-square input (shape propagation on the meta device)."""
-    model = _meta_model(name).eval()
-    x = torch.empty(2, 3, 96, 160, device='meta')  # multiples of 32; tokens 6 x 10
-    assert tuple(model(x).shape) == (2, 1000)
-    hybrid = 'hybrid' in name
-    feats = model.forward_intermediates(x, indices=[0, -1], stem_indices=[0, 1] if hybrid else None,
-                                        intermediates_only=True)
-    C = model.embed_dim
-    expect = ([(2, 128, 24, 40), (2, 256, 12, 20)] if hybrid else []) + [(2, C, 6, 10)] * 2
-    assert [tuple(f.shape) for f in feats] == expect
-    nlc = model.forward_intermediates(x, indices=1, output_fmt='NLC', intermediates_only=True)
-    assert tuple(nlc[0].shape) == (2, 60, C)
-
-
-@pytest.mark.parametrize('name', ['fan_base_18_p16_224', 'fan_large_16_p4_hybrid'])
-def test_big_variants_compute(name):
-    """Real numbers from the big variants at a small non-square input: finite, input-dependent logits."""
-    torch.manual_seed(0)
-    model = timm.create_model(name).eval()
-    x = torch.randn(2, 3, 64, 96)
+def _quick_model(name):
+    """A real CPU model without the (slow) official init: built on meta, then filled with small numbers."""
+    with torch.device('meta'):
+        model = timm.create_model(name)
+    model.to_empty(device='cpu')
+    gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        out = model(x)
-    assert out.shape == (2, 1000) and torch.isfinite(out).all()
-    assert (out[0] - out[1]).abs().max() > 0
+        for key, t in model.state_dict().items():
+            if key.endswith('num_batches_tracked'):
+                t.zero_()
+            elif key.endswith(('running_var', 'norm1.weight', 'norm2.weight', 'norm.weight', 'norm_v.weight')):
+                t.fill_(1.)
+            else:
+                t.copy_(torch.randn(t.shape, generator=gen) * 0.02)
+    return model.eval()
+
+
+@pytest.mark.parametrize('name', VIT[2:] + HYBRID[2:])
+def test_big_variants_run_non_square(name):
+    """Base / large compute at a small non-square input (tiny / small: the goldens, 160 x 224)."""
+    model = _quick_model(name)
+    hybrid = 'hybrid' in name
+    x = torch.randn(2, 3, 64, 96)  # multiples of 32; tokens 4 x 6
+    with torch.no_grad():
+        final, feats = model.forward_intermediates(x, indices=[0, -1], stem_indices=[0, 1] if hybrid else None)
+        logits = model.forward_head(final)
+        nlc = model.forward_intermediates(x, indices=1, output_fmt='NLC', intermediates_only=True)
+    assert logits.shape == (2, 1000) and torch.isfinite(logits).all()
+    assert (logits[0] - logits[1]).abs().max() > 0
+    C = model.embed_dim
+    expect = ([(2, 128, 16, 24), (2, 256, 8, 12)] if hybrid else []) + [(2, C, 4, 6)] * 2
+    assert [tuple(f.shape) for f in feats] == expect
+    assert torch.equal(nlc[0], feats[-1].flatten(2).transpose(1, 2))
 
 
 def test_any_input_size_and_batch_consistency():
     """Sizes that are multiples of 16 (ViT) work, and a sample's output does not depend on its batch."""
-    torch.manual_seed(0)
-    model = timm.create_model('fan_tiny_12_p16_224').eval()
+    model = _quick_model('fan_tiny_12_p16_224')
     x = torch.randn(2, 3, 48, 80)
     with torch.no_grad():
         both = model(x)
@@ -105,14 +111,15 @@ def test_round_trip_through_create_model(tmp_path):
                               pretrained_cfg_overlay=dict(file=str(path)))
     assert model.head.weight.shape == (10, 192)
     assert torch.equal(model.blocks[3].mlp.q.weight, src.blocks[3].mlp.q.weight)
+    assert model.pretrained_cfg['custom_load'] is True  # the checked loader, also for overlaid files
     # 22k / 384 pretrained tags share the architecture
-    tagged = timm.create_model('fan_tiny_8_p4_hybrid', pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
-    assert tagged.pretrained_cfg['custom_load'] is True
     assert timm.models.get_pretrained_cfg('fan_base_16_p4_hybrid.in22k_ft_in1k_384').input_size == (3, 384, 384)
 
 
 def _load(name, path):
-    return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    # on the meta device: the file is read and checked, nothing is initialised or copied
+    with torch.device('meta'):
+        return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
 
 
 @pytest.fixture(scope='module')
@@ -164,3 +171,73 @@ def test_error_other_family(files):
 def test_error_dense_copy_into_classifier(files):
     with pytest.raises(CheckpointError, match='no classifier.*dense-prediction backbone checkpoint'):
         _load('fan_small_12_p16_224', files['seg'])
+
+
+def test_fused_attention_equals_explicit_math():
+    """SDPA in TokenMixing / ClassAttn equals the official explicit softmax((q * d^-0.5) @ k^T) @ v."""
+    from fan_mm.models.fan import ClassAttn, TokenMixing
+    torch.manual_seed(0)
+    x = torch.randn(2, 35, 64)
+    tm = TokenMixing(64, num_heads=4, qkv_bias=True).eval()
+    q = tm.q(x).reshape(2, 35, 4, 16).permute(0, 2, 1, 3)
+    k, v = tm.kv(x).reshape(2, 35, 2, 4, 16).permute(2, 0, 3, 1, 4)
+    ref = tm.proj(((q * 16 ** -0.5) @ k.transpose(-2, -1)).softmax(-1).matmul(v).transpose(1, 2).reshape(2, 35, 64))
+    assert (tm(x) - ref).abs().max() < 1e-5
+    ca = ClassAttn(64, num_heads=4, qkv_bias=True).eval()
+    q = ca.q(x[:, :1]).reshape(2, 1, 4, 16).transpose(1, 2) * 16 ** -0.5
+    k = ca.k(x).reshape(2, 35, 4, 16).transpose(1, 2)
+    v = ca.v(x).reshape(2, 35, 4, 16).transpose(1, 2)
+    ref = ca.proj((q @ k.transpose(-2, -1)).softmax(-1).matmul(v).transpose(1, 2).reshape(2, 1, 64))
+    assert (ca(x) - ref).abs().max() < 1e-5
+
+
+def test_channel_processing_equals_official_formulation():
+    """Eq. 7 as the official ChannelProcessing writes it (softmax over tokens, adaptive average pool over the
+    head's channels, sigmoid, then temperature, value = norm_v(mlp_v(x)), no projection)."""
+    import torch.nn.functional as F
+    from fan_mm.models.fan import ChannelProcessing
+    torch.manual_seed(0)
+    B, Hh, Ww, C, h = 2, 3, 5, 32, 4
+    N = Hh * Ww
+    cp = ChannelProcessing(C, num_heads=h, qkv_bias=True, mlp_hidden_dim=4 * C).eval()
+    with torch.no_grad():
+        cp.temperature.copy_(torch.rand(h, 1, 1) + 0.5)
+        cp.mlp_v.dwconv.bn.running_mean.normal_()
+    x = torch.randn(B, N, C)
+    q = cp.q(x).reshape(B, N, h, C // h).permute(0, 2, 1, 3)
+    k = x.reshape(B, N, h, C // h).permute(0, 2, 1, 3)
+    q = q.softmax(-2).transpose(-1, -2)
+    k = F.adaptive_avg_pool2d(k.softmax(-2), (N, 1))
+    attn = torch.sigmoid(q @ k) * cp.temperature
+    v = cp.norm_v(cp.mlp_v(x, Hh, Ww)).reshape(B, N, h, C // h).transpose(1, 2)
+    ref = (attn * v.transpose(-1, -2)).permute(0, 3, 1, 2).reshape(B, N, C)
+    assert (cp(x, Hh, Ww) - ref).abs().max() < 1e-6
+    assert cp.norm_v.eps == 1e-5
+
+
+def test_fourier_encoding_floor_division():
+    """Classification PE: dim_t = T^(2 floor(k/2) / 32); the dense copies' true division is another function."""
+    import math
+    from fan_mm.models.fan import PositionalEncodingFourier
+    pe = PositionalEncodingFourier(dim=8)
+    with torch.no_grad():
+        pe.token_projection.weight.copy_(torch.eye(8, 64)[:, :, None, None])  # channels 0..7 = y features 0..7
+        pe.token_projection.bias.zero_()
+    out = pe(3, 4)  # (1, 8, 3, 4)
+    i = torch.arange(1, 4, dtype=torch.float64)[:, None]
+    y = i / (3 + 1e-6) * 2 * math.pi
+    k = torch.arange(8)
+    dim_t = 10000 ** (2 * (k // 2) / 32)
+    ref = torch.where(k % 2 == 0, torch.sin(y / dim_t), torch.cos(y / dim_t))  # (3, 8)
+    assert torch.allclose(out[0, :, :, 0].T.double(), ref, atol=1e-6)
+    true_div = torch.where(k % 2 == 0, torch.sin(y / 10000 ** (k / 32)), torch.cos(y / 10000 ** (k / 32)))
+    assert (out[0, :, :, 0].T.double() - true_div).abs().max() > 1e-3
+
+
+def test_timm_features_only():
+    """timm's feature extraction wrapper works through forward_intermediates / prune_intermediate_layers."""
+    with torch.device('meta'):
+        model = timm.create_model('fan_tiny_12_p16_224', features_only=True, out_indices=(3, 7, -1))
+        feats = model(torch.empty(1, 3, 64, 96))
+    assert [tuple(f.shape) for f in feats] == [(1, 192, 4, 6)] * 3
+    assert model.feature_info.channels() == [192] * 3 and model.feature_info.reduction() == [16] * 3

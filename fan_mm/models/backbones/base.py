@@ -170,11 +170,14 @@ class DenseBackbone(BaseModule):
         if not pretrained:
             return super().init_weights()
         others = [c for c in cfgs if c is not None and c not in pretrained]
-        init_cfg, self.init_cfg = self.init_cfg, (others or None)
-        try:
-            super().init_weights()
-        finally:
-            self.init_cfg = init_cfg
+        if others:  # e.g. a Normal init for the dense layers, applied before the checkpoint
+            init_cfg, self.init_cfg = self.init_cfg, others
+            try:
+                super().init_weights()
+            finally:
+                self.init_cfg = init_cfg
+        # Otherwise the modules keep their construction-time init (the trunk's is the official one) and
+        # the checkpoint overwrites what it has; re-running it would only cost time.
         cfg = pretrained[-1]
         self.load_pretrained(cfg['checkpoint'], prefix=cfg.get('prefix'))
         self._is_init = True
