@@ -1,7 +1,6 @@
 """Dense backbones LVViT and FANSwin: strides / channels at non-square inputs, backward,
 pretrained loading through init_cfg, wrong checkpoints, freezing, registration, conversion."""
 import pytest
-import timm
 import torch
 
 pytest.importorskip('mmengine')
