@@ -583,6 +583,10 @@ def synthesize(src: str, dst: str, suite: str, corruptions: Optional[Sequence[st
     pairs as in ``protocol.severity_plan``. Running it again finishes what is missing; a
     destination may be extended with more corruptions or severities later, but its seed,
     channel order and format are fixed by the first run.
+
+    With ``workers > 1`` the worker processes start from a fork server (see below), which
+    imports the calling script as ``__mp_main__``: a script that calls this needs the usual
+    ``if __name__ == '__main__':`` guard around the call.
     """
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise SynthesisError(f'seed must be a non-negative integer, got {seed!r}')

@@ -70,3 +70,21 @@ def make_checkpoint(config, path):
     torch.random.set_rng_state(state)
     torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
     return str(path)
+
+
+def call_tool(tool, *args):
+    """Run ``tools/<tool>``'s ``main(argv)`` in this process (no interpreter start-up);
+    returns (exit status, stdout, stderr)."""
+    import contextlib
+    import importlib.util
+    import io
+    spec = importlib.util.spec_from_file_location(f'_tool_{osp.splitext(tool)[0]}', osp.join(REPO, 'tools', tool))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            status = module.main([str(a) for a in args])
+        except SystemExit as e:
+            status = e.code
+    return status or 0, out.getvalue(), err.getvalue()

@@ -10,7 +10,7 @@ import pytest
 from fan_mm.datasets import protocol
 from fan_mm.evaluation.report import ReportError, default_metrics, summarize, table_categories
 
-from .conftest import run_tool
+from .conftest import call_tool
 
 # Hand-made results on the 4 hold-out corruptions (one per category), clean mIoU 80.
 HOLDOUT = {
@@ -115,11 +115,11 @@ def test_writes_all_formats_for_several_models(tmp_path):
         path.write_text(json.dumps(_results(values, clean, 'cityscapes-c', 'noise-1-3')))
         files.append(str(path))
     out = tmp_path / 'report'
-    cp = run_tool('robustness_report.py', *files, '--names', *TABLE13, '--out', out)
-    assert cp.returncode == 0, cp.stderr
+    status, stdout, stderr = call_tool('robustness_report.py', *files, '--names', *TABLE13, '--out', out)
+    assert status == 0, stderr
     md = (out / 'report_mIoU.md').read_text()
     assert '| FAN-S-Hybrid | 81.5 |' in md and 'noise-1-3' in md and 'Blur: Motion' in md
-    assert cp.stdout.strip().startswith('### Robustness overview')
+    assert stdout.strip().startswith('### Robustness overview')
     rows = list(csv.DictReader(open(out / 'summary_mIoU.csv')))
     s = summarize(json.load(open(files[0])), 'mIoU')
     assert [r['model'] for r in rows] == list(TABLE13)
@@ -142,13 +142,13 @@ def test_writes_all_formats_for_several_models(tmp_path):
     # Incomparable or incomplete inputs: a clear refusal, no partial report.
     other = tmp_path / 'other.json'
     other.write_text(json.dumps(_results(HOLDOUT, policy='1-5')))
-    cp = run_tool('robustness_report.py', files[0], str(other), '--out', tmp_path / 'bad')
-    assert cp.returncode == 2 and 'cannot share a table' in cp.stderr
+    status, _, stderr = call_tool('robustness_report.py', files[0], str(other), '--out', tmp_path / 'bad')
+    assert status == 2 and 'cannot share a table' in stderr
     broken = json.loads(open(files[0]).read())
     del broken['corrupted']['fog']
     (tmp_path / 'broken.json').write_text(json.dumps(broken))
-    cp = run_tool('robustness_report.py', str(tmp_path / 'broken.json'), '--out', tmp_path / 'bad2')
-    assert cp.returncode == 2 and 'fog/1' in cp.stderr and not osp.exists(tmp_path / 'bad2' / 'report_mIoU.md')
+    status, _, stderr = call_tool('robustness_report.py', str(tmp_path / 'broken.json'), '--out', tmp_path / 'bad2')
+    assert status == 2 and 'fog/1' in stderr and not osp.exists(tmp_path / 'bad2' / 'report_mIoU.md')
     (tmp_path / 'junk.json').write_text('{"a": 1}')
-    cp = run_tool('robustness_report.py', str(tmp_path / 'junk.json'), '--out', tmp_path / 'bad3')
-    assert cp.returncode == 2 and 'not a robustness results file' in cp.stderr
+    status, _, stderr = call_tool('robustness_report.py', str(tmp_path / 'junk.json'), '--out', tmp_path / 'bad3')
+    assert status == 2 and 'not a robustness results file' in stderr

@@ -16,7 +16,7 @@ import pytest
 from fan_mm.datasets import corrupted, protocol
 from fan_mm.datasets.corrupted import SynthesisError, corrupt_loaded_image, output_name, synthesize, verify
 
-from .conftest import REPO, run_tool, tree
+from .conftest import REPO, call_tool, run_tool, tree
 
 CORRUPTIONS = ['gaussian_noise', 'frost']  # a noise and a weather one (frost differs RGB vs BGR)
 SEVERITIES = [1, 3]
@@ -105,7 +105,7 @@ def test_kill_and_resume_gives_the_uninterrupted_result(toy_city, tmp_path, work
     proc = subprocess.Popen([sys.executable, str(script), toy_city, dst, str(workers)], env=env,
                             start_new_session=True)
     journal = osp.join(dst, '.fan_mm', 'journal')
-    deadline = time.time() + 120
+    deadline = time.time() + 600  # generous: the test machine is shared and may be loaded
     try:
         while time.time() < deadline:
             records = 0
@@ -117,7 +117,7 @@ def test_kill_and_resume_gives_the_uninterrupted_result(toy_city, tmp_path, work
             assert proc.poll() is None, 'the run finished before it could be killed'
             time.sleep(0.05)
         else:
-            pytest.fail('no progress within 120 s')
+            pytest.fail('no progress within 600 s')
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the process group: workers die too
         proc.wait()
@@ -158,8 +158,8 @@ def test_resume_repairs_damaged_and_unrecorded_files(toy_city, tmp_path):
     tmp_file = osp.join(osp.dirname(path), f'.x.png{corrupted._TMP_TAG}{os.uname().nodename}-999999999')
     open(tmp_file, 'wb').write(b'partial')
     assert any('temporary file' in p for p in verify(dst))
-    cp = run_tool('make_corrupted_dataset.py', dst, '--verify')
-    assert cp.returncode == 3 and 'problem' in cp.stdout
+    status, stdout, _ = call_tool('make_corrupted_dataset.py', dst, '--verify')
+    assert status == 3 and 'problem' in stdout
 
     os.remove(osp.join(dst, rel2))  # a missing file (the same-size change cannot be seen by size)
     result = synthesize(toy_city, dst, workers=0, **ARGS)
@@ -267,7 +267,7 @@ def test_bad_arguments_and_conflicting_settings(toy_city, tmp_path):
     r = synthesize(toy_city, dst, suite='all', corruptions=['contrast', 'motion_blur'], severities=[1], workers=0,
                    progress=False)
     assert r.skipped == 4 and r.written == 4 and len(r.complete_pairs) == 2
-    cp = run_tool('make_corrupted_dataset.py', toy_city, dst, '--suite', 'all', '--corruptions', 'nope')
-    assert cp.returncode == 2 and "'nope'" in cp.stderr and 'gaussian_noise' in cp.stderr
-    cp = run_tool('make_corrupted_dataset.py', str(tmp_path / 'missing'), '--verify')
-    assert cp.returncode == 3 and 'manifest.json not found' in cp.stderr
+    status, _, stderr = call_tool('make_corrupted_dataset.py', toy_city, dst, '--suite', 'all', '--corruptions', 'nope')
+    assert status == 2 and "'nope'" in stderr and 'gaussian_noise' in stderr
+    status, _, stderr = call_tool('make_corrupted_dataset.py', str(tmp_path / 'missing'), '--verify')
+    assert status == 3 and 'manifest.json not found' in stderr
