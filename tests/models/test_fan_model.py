@@ -46,7 +46,7 @@ def _quick_model(name):
             elif key.endswith(('running_var', 'norm1.weight', 'norm2.weight', 'norm.weight', 'norm_v.weight')):
                 t.fill_(1.)
             else:
-                t.copy_(torch.randn(t.shape, generator=gen) * 0.02)
+                t.normal_(0, 0.02, generator=gen)
     return model.eval()
 
 

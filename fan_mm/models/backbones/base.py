@@ -249,8 +249,9 @@ class DenseBackbone(BaseModule):
                                       f'(init_cfg prefix); first keys: {sorted(state_dict)[:5]}')
             state_dict = sub
         load, unused, new = self.match_pretrained(state_dict, path)
-        result = self.load_state_dict(load, strict=False)
-        assert not result.unexpected_keys, result.unexpected_keys
+        if not any(p.is_meta for p in self.parameters()):  # on meta: checked only, nothing to copy into
+            result = self.load_state_dict(load, strict=False)
+            assert not result.unexpected_keys, result.unexpected_keys
         print_log(self.describe_match(len(load), unused, new, path), logger='current', level=logging.INFO)
 
     # ---- freezing and norm_eval ------------------------------------------------------------
