@@ -127,7 +127,8 @@ class DenseBackbone(BaseModule):
         norm_eval: keep BatchNorm layers in eval mode (running statistics frozen) while
             training.
         with_cp: activation checkpointing in the trunk blocks (saves memory, costs one
-            more forward per block).
+            more forward per block; BatchNorm layers inside a recomputed block update their
+            running statistics twice per step, as with any activation checkpointing).
         init_cfg: mmengine init config; ``dict(type='Pretrained', checkpoint=PATH)`` loads
             an official ImageNet checkpoint or an mm-style one (``backbone.`` keys, e.g.
             from ``tools/convert_checkpoint.py`` or a trained detector); the optional
