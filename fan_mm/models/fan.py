@@ -813,7 +813,8 @@ class FAN(nn.Module):
                     f'{err} The file has no classifier (norm / head): it looks like a dense-prediction '
                     'backbone checkpoint; load it with the FANHybrid / FANViT backbones instead.') from None
             raise
-        self.load_state_dict(state_dict, strict=not ignore)
+        if not next(self.parameters()).is_meta:  # on meta: checked only, nothing to copy into
+            self.load_state_dict(state_dict, strict=not ignore)
 
 
 def _init_weights(module: nn.Module, name: str = '') -> None:

@@ -92,19 +92,19 @@ def test_tool_command_line(official, tmp_path):
 def test_mmdet_mask_rcnn_load_from(official, tmp_path):
     """A real mmdet Mask R-CNN with FANHybrid loads the converted file (what load_from does)."""
     pytest.importorskip('mmdet.models')
+    import mmdet
     from mmdet.registry import MODELS
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
     from mmengine.runner import load_checkpoint
     dst = tmp_path / 'det.pth'
     convert_checkpoint(str(official['fan_tiny_8_p4_hybrid']), str(dst))
-    import mmdet
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    init_default_scope('mmdet')
     cfg = Config.fromfile(os.path.join(os.path.dirname(mmdet.__file__), '.mim', 'configs', '_base_', 'models',
                                        'mask-rcnn_r50_fpn.py'))
     cfg.model.backbone = dict(type='FANHybrid', arch='tiny')
     cfg.model.neck.in_channels = [128, 256, 192, 768]
-    model = MODELS.build(cfg.model)
+    with DefaultScope.overwrite_default_scope('mmdet'):  # restored afterwards: no leak into other tests
+        model = MODELS.build(cfg.model)
     load_checkpoint(model, str(dst), strict=False)
     ref = official_state_dict(GOLDEN / 'fan_tiny_8_p4_hybrid.keys.txt')
     assert torch.equal(model.backbone.trunk.blocks[7].mlp.temperature, ref['blocks.7.mlp.temperature'])

@@ -277,3 +277,31 @@ def test_simple_pyramid_is_vitdet():
     assert torch.allclose(normed.mean(1), torch.zeros(2, 4, 6), atol=1e-5)
     with pytest.raises(ValueError, match='takes 1 or 4 maps'):
         pyr([a, b])
+
+
+def test_mmseg_heads_consume_the_outputs():
+    """SegFormer head on FANHybrid (seg layout), UPerNet on FANViT (pyramid), SETR-MLA on FANViT (same scale)."""
+    pytest.importorskip('mmseg.models')
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmseg'):  # restored afterwards: no leak into other tests
+        _build_and_run_mmseg_heads()
+
+
+def _build_and_run_mmseg_heads():
+    from mmseg.registry import MODELS as SEG
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, H, W)
+    norm_cfg = dict(type='BN', requires_grad=True)
+    hybrid = SEG.build(dict(type='FANHybrid', arch=SMALL_HYBRID, feat_downsample=False))
+    head = SEG.build(dict(type='SegformerHead', in_channels=hybrid.out_channels, in_index=[0, 1, 2, 3],
+                          channels=32, num_classes=5, norm_cfg=norm_cfg))
+    assert head(hybrid(x)).shape == (2, 5, H // 4, W // 4)
+    vit = SEG.build(dict(type='FANViT', arch=SMALL_VIT))
+    head = SEG.build(dict(type='UPerHead', in_channels=vit.out_channels, in_index=[0, 1, 2, 3],
+                          channels=32, num_classes=5, norm_cfg=norm_cfg))
+    assert head(vit(x)).shape == (2, 5, H // 4, W // 4)
+    vit = SEG.build(dict(type='FANViT', arch=SMALL_VIT, mode='single_scale', block_indices=(0, 1, 2, -1)))
+    neck = SEG.build(dict(type='MLANeck', in_channels=vit.out_channels, out_channels=16, norm_cfg=norm_cfg))
+    head = SEG.build(dict(type='SETRMLAHead', in_channels=(16,) * 4, in_index=(0, 1, 2, 3), channels=32,
+                          mla_channels=8, num_classes=5, norm_cfg=norm_cfg))
+    assert head(neck(vit(x))).shape == (2, 5, H // 4, W // 4)

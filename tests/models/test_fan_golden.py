@@ -19,6 +19,19 @@ TAP_MODULES = {}
 
 
 @pytest.fixture(scope='module')
+def golden_model(golden_file):
+    """The golden-weight model of ``name``, loaded once per module through timm's pretrained path."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = timm.create_model(
+                name, pretrained=True, pretrained_cfg_overlay=dict(file=golden_file(name))).eval()
+        return cache[name]
+    return get
+
+
+@pytest.fixture(scope='module')
 def golden_file(tmp_path_factory):
     root = tmp_path_factory.mktemp('fan_golden')
 
@@ -47,10 +60,9 @@ def _run_with_taps(model, x, taps, hybrid):
 
 
 @pytest.mark.parametrize('name', MODELS)
-def test_golden(name, golden_file):
+def test_golden(name, golden_model):
     meta, arrays = golden(name)
-    model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=golden_file(name)))
-    model.eval()
+    model = golden_model(name)
     hybrid = 'hybrid' in name
     logits, taps, inter = _run_with_taps(model, golden_input(meta), meta['taps'], hybrid)
 
@@ -76,18 +88,21 @@ def test_golden(name, golden_file):
         assert torch.equal(feat, ref), tap
 
 
-def test_stem_layernorm_quirk_is_needed(golden_file):
+def test_stem_layernorm_quirk_is_needed(golden_model):
     """The unbiased-variance ConvNeXt norms matter: a standard LayerNorm misses the golden by > 1e-4."""
     name = 'fan_tiny_8_p4_hybrid'
     meta, arrays = golden(name)
-    model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=golden_file(name)))
-    model.eval()
+    model = golden_model(name)
     flags = {n: m.unbiased for n, m in model.named_modules() if hasattr(m, 'unbiased')}
     assert flags.pop('patch_embed.backbone.stem.1') is False
     assert flags and all(flags.values())  # every block norm and the downsample norm
-    for m in model.modules():
-        if hasattr(m, 'unbiased'):
-            m.unbiased = False
-    with torch.no_grad():
-        logits = model(golden_input(meta))
+    norms = [m for m in model.modules() if hasattr(m, 'unbiased')]
+    for m in norms:
+        m.unbiased = False
+    try:
+        with torch.no_grad():
+            logits = model(golden_input(meta))
+    finally:
+        for m, flag in zip(norms, [False] + [True] * (len(norms) - 1)):
+            m.unbiased = flag
     assert (logits - torch.from_numpy(arrays['logits'])).abs().max().item() > 10 * TOL

@@ -127,7 +127,8 @@ class DenseBackbone(BaseModule):
         norm_eval: keep BatchNorm layers in eval mode (running statistics frozen) while
             training.
         with_cp: activation checkpointing in the trunk blocks (saves memory, costs one
-            more forward per block).
+            more forward per block; BatchNorm layers inside a recomputed block update their
+            running statistics twice per step, as with any activation checkpointing).
         init_cfg: mmengine init config; ``dict(type='Pretrained', checkpoint=PATH)`` loads
             an official ImageNet checkpoint or an mm-style one (``backbone.`` keys, e.g.
             from ``tools/convert_checkpoint.py`` or a trained detector); the optional
@@ -249,8 +250,9 @@ class DenseBackbone(BaseModule):
                                       f'(init_cfg prefix); first keys: {sorted(state_dict)[:5]}')
             state_dict = sub
         load, unused, new = self.match_pretrained(state_dict, path)
-        result = self.load_state_dict(load, strict=False)
-        assert not result.unexpected_keys, result.unexpected_keys
+        if not any(p.is_meta for p in self.parameters()):  # on meta: checked only, nothing to copy into
+            result = self.load_state_dict(load, strict=False)
+            assert not result.unexpected_keys, result.unexpected_keys
         print_log(self.describe_match(len(load), unused, new, path), logger='current', level=logging.INFO)
 
     # ---- freezing and norm_eval ------------------------------------------------------------
