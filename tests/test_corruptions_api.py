@@ -304,3 +304,10 @@ def test_benchmark_rows_and_table(img, tmp_path):
     assert B.parse_size('2048x1024') == (1024, 2048)
     with pytest.raises(ValueError, match='WIDTHxHEIGHT'):
         B.parse_size('2048')
+
+
+def test_glass_blur_random_blocks_do_not_change_the_stream(img, monkeypatch):
+    from fan_mm.corruptions import blur
+    expected = corrupt(img, 'glass_blur', 4, seed=5)
+    monkeypatch.setattr(blur, '_GLASS_BLOCK', 7)    # many small randint draws
+    assert np.array_equal(corrupt(img, 'glass_blur', 4, seed=5), expected)

@@ -7,7 +7,7 @@ Python loop; a full-size check runs with
 
     FAN_MM_SLOW_TESTS=1 pytest tests/test_corruptions_fidelity.py -m slow
 
-(about 10 minutes: 1.1.2's glass_blur alone takes about a minute per image there).
+(about 3 minutes at moderate load; 1.1.2's glass_blur alone takes about a minute there).
 """
 import os
 

@@ -1,6 +1,6 @@
 """fan_mm.corruptions: the 19 imagecorruptions (ImageNet-C) corruptions, bit-exact with
-imagecorruptions 1.1.2 and fast (numba / OpenCV / numpy).  Needs numpy, scipy,
-scikit-image, opencv, numba and Pillow (no torch, no mmcv).
+imagecorruptions 1.1.2 and fast (numba / OpenCV / numpy).  Needs numpy, OpenCV, numba and
+Pillow (no torch, no mmcv); the frost textures come from the installed imagecorruptions.
 
     from fan_mm.corruptions import corrupt, derive_seed, get_corruption_names
     for name in get_corruption_names('cityscapes-c'):

@@ -101,16 +101,18 @@ def salt_and_pepper(img, flipped, salted, amount, salt_vs_pepper):
 
 
 @njit(cache=True)
-def glass_shuffle(x, d, rnd):
-    """glass_blur's pixel loop, sequential and in 1.1.2's order.
+def glass_shuffle(x, d, h_first, h_last, rnd):
+    """glass_blur's pixel loop for rows ``h_first`` down to ``h_last`` (inclusive),
+    sequential and in 1.1.2's order (rows from the bottom, columns from the right).
 
-    ``rnd[k] = (dx, dy)`` is the k-th ``np.random.randint(-d, d, size=(2,))`` of the loop.
+    ``rnd[k] = (dx, dy)`` is the k-th ``np.random.randint(-d, d, size=(2,))`` of these rows.
     1.1.2's tuple 'swap' ``x[h, w], x[h', w'] = x[h', w'], x[h, w]`` works on array views,
     so it copies x[h', w'] into x[h, w] and leaves x[h', w'] unchanged; this does the same.
     """
-    height, width, channels = x.shape
+    width = x.shape[1]
+    channels = x.shape[2]
     k = 0
-    for h in range(height - d, d, -1):
+    for h in range(h_first, h_last - 1, -1):
         for w in range(width - d, d, -1):
             hp = h + rnd[k, 1]
             wp = w + rnd[k, 0]

@@ -50,14 +50,25 @@ def defocus_blur(img, severity, rng):
     return out
 
 
+_GLASS_BLOCK = 1 << 20   # random offset pairs drawn at once (16 MB)
+
+
 def glass_blur(img, severity, rng):
     sigma, d, iterations = [(0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2),
                             (1.5, 4, 2)][severity - 1]
     height, width = img.shape[:2]
     x = gaussian_filter(img, sigma, post='scale255')
-    n = max(height - 2 * d, 0) * max(width - 2 * d, 0)
+    # 1.1.2 loops h = H-d .. d+1, w = W-d .. d+1, one randint(-d, d, size=(2,)) each; the
+    # draws are independent, so drawing them a block of rows at a time gives the same stream
+    cols = max(width - 2 * d, 0)
+    rows_per_block = max(1, _GLASS_BLOCK // max(cols, 1))
     for _ in range(iterations):
-        K.glass_shuffle(x, d, rng.rs.randint(-d, d, size=(n, 2)))
+        h = height - d
+        while h > d:
+            last = max(h - rows_per_block + 1, d + 1)
+            rnd = rng.rs.randint(-d, d, size=((h - last + 1) * cols, 2))
+            K.glass_shuffle(x, d, h, last, rnd)
+            h = last - 1
     return gaussian_filter(x, sigma, post='clip255')
 
 
