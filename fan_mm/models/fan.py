@@ -121,14 +121,16 @@ class ConvNeXtLayerNorm2d(nn.LayerNorm):
         super().__init__(num_channels, eps=eps)
         self.unbiased = unbiased
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.permute(0, 2, 3, 1)
+    def forward_nhwc(self, x: torch.Tensor) -> torch.Tensor:
+        """The same normalisation of a channels-last (B, H, W, C) tensor."""
         if self.unbiased:
             f = (x.shape[-1] - 1) / x.shape[-1]
-            x = F.layer_norm(x, self.normalized_shape, self.weight * math.sqrt(f), self.bias, self.eps * f)
-        else:
-            x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
-        return x.permute(0, 3, 1, 2)
+            return F.layer_norm(x, self.normalized_shape, self.weight * math.sqrt(f), self.bias, self.eps * f)
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # On a channels_last map (what ConvNeXtStem runs on) both permutes are views, no copies.
+        return self.forward_nhwc(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
 class ConvNeXtBlock(nn.Module):
@@ -149,9 +151,12 @@ class ConvNeXtBlock(nn.Module):
         self.gamma = nn.Parameter(ls_init_value * torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x
-        x = self.mlp(self.norm(self.conv_dw(x)))
-        return x.mul(self.gamma.reshape(1, -1, 1, 1)) + shortcut
+        # Norm and MLP run on the channels-last view, the 1x1 convs as linear layers on it (the official
+        # 1x1 conv weights, flattened): on a channels_last map no layout copies at all.
+        y = self.norm.forward_nhwc(self.conv_dw(x).permute(0, 2, 3, 1))
+        y = F.linear(y, self.mlp.fc1.weight.flatten(1), self.mlp.fc1.bias)
+        y = F.linear(self.mlp.act(y), self.mlp.fc2.weight.flatten(1), self.mlp.fc2.bias)
+        return torch.addcmul(x, y.permute(0, 3, 1, 2), self.gamma.reshape(-1, 1, 1))
 
 
 class ConvNeXtStage(nn.Module):
@@ -208,8 +213,11 @@ class ConvNeXtStem(nn.Module):
         self.num_features = prev
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
-        """Returns the output of every stage (strides 4, 8)."""
-        x = self.stem(x)
+        """Returns the output of every stage (strides 4, 8), as channels_last maps.
+
+        The stem runs in channels_last memory format: its norms and MLPs work on channels-last views, and
+        cuDNN's depthwise convs are fastest there. Values do not depend on the format."""
+        x = self.stem(x.contiguous(memory_format=torch.channels_last))
         outs = []
         for stage in self.stages:
             x = stage(x)
@@ -289,6 +297,19 @@ class PositionalEncodingFourier(nn.Module):
 # FAN blocks
 # ---------------------------------------------------------------------------------------------------
 
+def _cast_for_linears(x: torch.Tensor) -> torch.Tensor:
+    """Under autocast, ``x`` (a LayerNorm output, float32 there) cast once to the autocast dtype.
+
+    Every linear layer that reads a float32 tensor under autocast casts it again; a norm output feeding
+    two linears (q and kv, or q and fc1) would be cast twice, and its two low-precision copies saved for
+    the backward. The linears compute exactly what they would otherwise. Outside autocast: ``x``.
+    """
+    device = x.device.type
+    if torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device):
+        return x.to(torch.get_autocast_dtype(device))
+    return x
+
+
 class TokenMixing(nn.Module):
     """Multi-head self-attention over the tokens, with separate ``q`` and ``kv`` projections (official layout:
     rows [0:C] of ``kv`` are K, [C:2C] are V, each head-major), then ``proj``.
@@ -334,9 +355,11 @@ class DWConv(nn.Module):
 
     def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
         B, N, C = x.shape
-        x = x.transpose(1, 2).reshape(B, C, H, W)
+        # Row-major (B, N, C) tokens are an NHWC map: view them as an NCHW map in channels_last memory
+        # format (no copy); the convs and BatchNorm keep that format, so the way back is a view too.
+        x = x.reshape(B, H, W, C).permute(0, 3, 1, 2)
         x = self.conv2(self.bn(self.act(self.conv1(x))))
-        return x.reshape(B, C, N).transpose(1, 2)
+        return x.permute(0, 2, 3, 1).reshape(B, N, C)
 
 
 class DWConvMlp(nn.Module):
@@ -366,7 +389,7 @@ class DWConvMlp(nn.Module):
 
     def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
         x = self.fc1(x)
-        x = self.drop(self.gamma * self.dwconv(x, H, W)) + x
+        x = torch.addcmul(x, self.gamma, self.drop(self.dwconv(x, H, W)))  # x + gamma * dwconv(x), one pass
         return self.drop(self.fc2(x))
 
 
@@ -402,18 +425,26 @@ class ChannelProcessing(nn.Module):
         self.q = nn.Linear(dim, dim, bias=qkv_bias)
         self.attn_drop = nn.Dropout(attn_drop)
 
-    def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    def channel_gate(self, x: torch.Tensor, x_linear: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """temperature * gate of the tokens x (B, N, C), as (B, 1, C), attention dropout applied.
+
+        ``x_linear``: ``x`` as the ``q`` projection should read it (see ``_cast_for_linears``)."""
         B, N, C = x.shape
         h = self.num_heads
         # The softmaxes over tokens run on (B, C, N) copies, i.e. over the last, contiguous dimension:
         # softmax over dim 1 of (B, N, C) takes CUDA's strided "spatial" kernel, which was 60% of a
         # FAN-S-Hybrid training step at 896x896 (docs/benchmarks.md). Same values, same order of terms.
-        q = self.q(x).transpose(1, 2).softmax(dim=-1).reshape(B, h, C // h, N)
+        q = self.q(x if x_linear is None else x_linear).transpose(1, 2).softmax(dim=-1).reshape(B, h, C // h, N)
         k = x.transpose(1, 2).softmax(dim=-1).reshape(B, h, C // h, N).mean(dim=2)  # (B, h, N): token importance
         gate = (q @ k.unsqueeze(-1)).squeeze(-1).sigmoid() * self.temperature.reshape(1, h, 1)
-        gate = self.attn_drop(gate)
-        v = self.norm_v(self.mlp_v(x, H, W))
-        return v * gate.reshape(B, 1, C)
+        return self.attn_drop(gate).reshape(B, 1, C)
+
+    def value(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
+        """v = norm_v(mlp_v(x)), (B, N, C)."""
+        return self.norm_v(self.mlp_v(x, H, W))
+
+    def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
+        return self.value(x, H, W) * self.channel_gate(x)
 
 
 class FANBlock(nn.Module):
@@ -449,9 +480,19 @@ class FANBlock(nn.Module):
         self.gamma2 = nn.Parameter(eta * torch.ones(dim))
 
     def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
-        x = x + self.drop_path(self.gamma1 * self.attn(self.norm1(x)))
-        x = x + self.drop_path(self.gamma2 * self.mlp(self.norm2(x), H, W))
-        return x
+        # x + g * f(x) as one addcmul; LayerScale gamma2 folds into the (B, 1, C) channel gate, so the
+        # channel-processing branch costs no extra pass over the tokens for it. Drop path (a per-sample
+        # scale) is applied to the branch as usual.
+        # Under autocast the norm outputs are cast once for all the linears that read them.
+        if isinstance(self.drop_path, nn.Identity):
+            x = torch.addcmul(x, self.gamma1, self.attn(_cast_for_linears(self.norm1(x))))
+            y = self.norm2(x)
+            y_linear = _cast_for_linears(y)
+            return torch.addcmul(x, self.mlp.value(y_linear, H, W), self.mlp.channel_gate(y, y_linear) * self.gamma2)
+        x = x + self.drop_path(self.gamma1 * self.attn(_cast_for_linears(self.norm1(x))))
+        y = self.norm2(x)
+        y_linear = _cast_for_linears(y)
+        return x + self.drop_path(self.mlp.value(y_linear, H, W) * (self.mlp.channel_gate(y, y_linear) * self.gamma2))
 
 
 class ClassAttn(nn.Module):
