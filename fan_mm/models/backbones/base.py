@@ -104,6 +104,25 @@ class SimplePyramid(nn.Module):
         return [norm(op(f)) for op, norm, f in zip(self.ops, self.norms, feats)]
 
 
+def compile_trunk_blocks(model: nn.Module, **compile_options) -> int:
+    """``torch.compile`` in place every block of ``model``: each child of a ``ModuleList`` / ``Sequential``
+    whose name ends in ``blocks`` (FAN's ``blocks``, ``cls_attn_blocks`` and ConvNeXt stem blocks, the
+    ViT blocks of LV-ViT, the blocks of every Swin stage, timm's Swin / ConvNeXt). Returns how many.
+
+    Regional compilation rather than one graph of the whole backbone: blocks of one class share the
+    compiled code, so compiling takes seconds, a graph break in the glue between blocks (feature taps,
+    checkpointing, pyramids) costs nothing, and new input sizes recompile only the small block graphs.
+    Parameter names do not change (``nn.Module.compile``), so checkpoints load as before.
+    """
+    n = 0
+    for name, module in model.named_modules():
+        if name.rsplit('.', 1)[-1].endswith('blocks') and isinstance(module, (nn.ModuleList, nn.Sequential)):
+            for block in module:
+                block.compile(**compile_options)
+                n += 1
+    return n
+
+
 def _strip(state_dict: Mapping[str, torch.Tensor], prefix: str) -> Dict[str, torch.Tensor]:
     return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
 
@@ -133,16 +152,35 @@ class DenseBackbone(BaseModule):
             an official ImageNet checkpoint or an mm-style one (``backbone.`` keys, e.g.
             from ``tools/convert_checkpoint.py`` or a trained detector); the optional
             ``prefix`` is honoured as in mmengine.
+        compile_blocks: ``torch.compile`` every trunk block (see ``compile_trunk_blocks``) before the
+            first forward: True, or a dict of ``torch.compile`` options (e.g.
+            ``dict(mode='max-autotune-no-cudagraphs')``). Off by default.
     """
 
     variant_name: str = 'this backbone'
 
     def __init__(self, frozen_stages: int = -1, norm_eval: bool = False, with_cp: bool = False,
-                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+                 init_cfg: Optional[Union[dict, List[dict]]] = None,
+                 compile_blocks: Union[bool, dict] = False):
         super().__init__(init_cfg=init_cfg)
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.with_cp = with_cp
+        if not isinstance(compile_blocks, (bool, dict)):
+            raise TypeError(f'compile_blocks must be a bool or a dict of torch.compile options, '
+                            f'got {type(compile_blocks).__name__}')
+        self.compile_blocks = compile_blocks
+        if compile_blocks is not False:
+            # Deferred to the first forward: subclasses prune their trunk after this __init__.
+            self._compile_hook = self.register_forward_pre_hook(DenseBackbone._compile_before_first_forward)
+
+    @staticmethod
+    def _compile_before_first_forward(module: 'DenseBackbone', args) -> None:
+        module._compile_hook.remove()
+        opts = {} if module.compile_blocks is True else dict(module.compile_blocks)
+        n = compile_trunk_blocks(module.trunk, **opts)
+        print_log(f'{type(module).__name__}: torch.compile on {n} trunk blocks ({opts or "default options"})',
+                  logger='current', level=logging.INFO)
 
     # ---- family hooks ------------------------------------------------------------------
     def convert_official(self, state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:

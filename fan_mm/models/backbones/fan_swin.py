@@ -56,6 +56,8 @@ class FANSwin(DenseBackbone):
             patch merging) and their output norms (mmdet's Swin semantics).
         norm_eval: BatchNorm (in the channel processing) in eval mode while training.
         with_cp: activation checkpointing of the blocks.
+        compile_blocks: ``torch.compile`` each trunk block (True or a dict of options; see
+            ``DenseBackbone``).
         init_cfg: ``dict(type='Pretrained', checkpoint=...)`` with an official-format
             classification checkpoint or an mm-style file.
     """
@@ -72,9 +74,10 @@ class FANSwin(DenseBackbone):
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
                  with_cp: bool = False,
-                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+                 init_cfg: Optional[Union[dict, List[dict]]] = None,
+                 compile_blocks: Union[bool, dict] = False):
         super().__init__(frozen_stages=frozen_stages, norm_eval=norm_eval, with_cp=with_cp,
-                         init_cfg=init_cfg)
+                         init_cfg=init_cfg, compile_blocks=compile_blocks)
         if isinstance(arch, str):
             by_name = {cfg['variant']: name for name, cfg in ARCHS.items()}
             if arch not in ARCHS and arch not in by_name:

@@ -105,6 +105,8 @@ class LVViT(DenseBackbone):
             the blocks up to the k-th tapped one (side layers are never frozen).
         norm_eval: BatchNorm (stem and side layers) in eval mode while training.
         with_cp: activation checkpointing of the blocks.
+        compile_blocks: ``torch.compile`` each trunk block (True or a dict of options; see
+            ``DenseBackbone``).
         init_cfg: ``dict(type='Pretrained', checkpoint=...)`` with an official ImageNet
             checkpoint (any resolution) or an mm-style file.
     """
@@ -122,9 +124,10 @@ class LVViT(DenseBackbone):
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
                  with_cp: bool = False,
-                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+                 init_cfg: Optional[Union[dict, List[dict]]] = None,
+                 compile_blocks: Union[bool, dict] = False):
         super().__init__(frozen_stages=frozen_stages, norm_eval=norm_eval, with_cp=with_cp,
-                         init_cfg=init_cfg)
+                         init_cfg=init_cfg, compile_blocks=compile_blocks)
         if isinstance(arch, str):
             arch, size = _parse_arch(arch)
             img_size = size or img_size
