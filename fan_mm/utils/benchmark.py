@@ -6,7 +6,9 @@ over the timed steps (weights, gradients and optimizer state included; 0 on CPU)
 
 Backbone specs are a name from ``BACKBONES`` optionally followed by ``+flag`` modifiers:
 ``+cl`` (channels_last input and weights), ``+cp`` (activation checkpointing), ``+compile``
-(``torch.compile`` of the backbone), e.g. ``fan_s_hybrid+cl+compile``.
+(``torch.compile`` of every trunk block, as the backbones' ``compile_blocks=True`` does; the same for
+timm models), ``+compile_full`` (one ``torch.compile`` of the whole backbone), ``+cudagraph`` (block
+compilation with ``mode='reduce-overhead'``: CUDA graphs), e.g. ``fan_s_hybrid+cl+compile``.
 """
 import json
 import math
@@ -20,7 +22,7 @@ import torch
 import torch.nn as nn
 
 PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
-FLAGS = ('cl', 'cp', 'compile')
+FLAGS = ('cl', 'cp', 'compile', 'compile_full', 'cudagraph')
 
 
 # ---- backbones ----------------------------------------------------------------------------------
@@ -97,7 +99,14 @@ def build_backbone(spec: str, img_size: int, device: torch.device) -> nn.Module:
     model = model.to(device)
     if 'cl' in flags:
         model = model.to(memory_format=torch.channels_last)
-    if 'compile' in flags:
+    if 'compile' in flags or 'cudagraph' in flags:
+        from fan_mm.models.backbones.base import compile_trunk_blocks
+        # static shapes: every benchmark input has one size (blocks of different stages get their own graphs)
+        opts = dict(dynamic=False, mode='reduce-overhead' if 'cudagraph' in flags else 'default')
+        n = compile_trunk_blocks(model, **opts)
+        if not n:
+            raise ValueError(f'{spec}: no blocks to compile in {type(model).__name__}')
+    if 'compile_full' in flags:
         model.compile()  # in place (nn.Module.compile): parameter names unchanged
     return model
 
@@ -158,6 +167,8 @@ def bench_backbone(spec: str, batch: int, size: int, precision: str, device: tor
         model.train()
 
         def train_step():
+            if 'cudagraph' in flags:  # a new step: earlier graph outputs may be overwritten
+                torch.compiler.cudagraph_mark_step_begin()
             model.zero_grad(set_to_none=True)
             with _autocast(device, precision):
                 loss = _loss(model(x))
@@ -169,6 +180,8 @@ def bench_backbone(spec: str, batch: int, size: int, precision: str, device: tor
         model.eval()
 
         def infer():
+            if 'cudagraph' in flags:
+                torch.compiler.cudagraph_mark_step_begin()
             with torch.inference_mode(), _autocast(device, precision):
                 return model(x)
         r = time_fn(infer, device, warmup, repeats)
@@ -418,7 +431,9 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
     model, scope = build_model_from_config(config, cfg_options)
     model = model.to(device)
     if compile_backbone:  # in place: parameter names stay as they are
-        model.backbone.compile()
+        from fan_mm.models.backbones.base import compile_trunk_blocks
+        if not compile_trunk_blocks(model.backbone, dynamic=False):  # blockwise where it has blocks
+            model.backbone.compile(dynamic=False)
     inputs, samples = synthetic_batch(scope, batch, height, width, boxes, _num_classes(model, scope), device)
     row = dict(name=name or config, config=config, scope=scope, compile_backbone=compile_backbone,
                params_m=sum(p.numel() for p in model.parameters()) / 1e6)

@@ -41,6 +41,8 @@ def test_backbone_benchmark_rejects_unknown_names():
     with pytest.raises(ValueError, match=r"unknown flag\(s\) \['fast'\]"):
         parse_spec('swin_t+fast')
     assert parse_spec('fan_s_hybrid+cl+compile') == ('fan_s_hybrid', ('cl', 'compile'))
+    assert parse_spec('swin_t+cudagraph') == ('swin_t', ('cudagraph',))
+    assert parse_spec('fan_s_vit+compile_full') == ('fan_s_vit', ('compile_full',))
 
 
 def test_model_benchmark_cpu(tmp_path):

@@ -15,7 +15,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--models', nargs='+', default=list(DEFAULT_BACKBONES),
                    help=f'backbones, each NAME[+FLAG...]; names: {sorted(BACKBONES)}; flags: {list(FLAGS)} '
-                        '(channels_last, activation checkpointing, torch.compile)')
+                        '(channels_last, activation checkpointing, torch.compile of each block, of the whole '
+                        'backbone, block compilation with CUDA graphs)')
     p.add_argument('--reference', default='swin_t', help='spec the ratios are taken against ("" for none)')
     p.add_argument('--batch', type=int, default=2)
     p.add_argument('--size', type=int, default=896, help='square input side')

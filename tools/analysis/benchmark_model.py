@@ -28,12 +28,14 @@ def parse_args(argv=None):
     p.add_argument('--height', type=int, default=800)
     p.add_argument('--width', type=int, default=1344)
     p.add_argument('--boxes', type=int, default=12, help='ground-truth boxes (with masks) per image')
-    p.add_argument('--precision', default='fp16', choices=list(PRECISIONS))
+    p.add_argument('--precision', choices=list(PRECISIONS),
+                   help='autocast dtype (default: fp16 on GPU, as AmpOptimWrapper; fp32 on CPU)')
     p.add_argument('--device', default='cuda')
     p.add_argument('--warmup', type=int, default=5)
     p.add_argument('--repeats', type=int, default=20)
     p.add_argument('--compile-backbone', action='store_true',
-                   help='torch.compile every model\'s backbone (in place; fixed input size, so no recompiles)')
+                   help='torch.compile every block of every model\'s backbone (in place; static shapes: the '
+                        'input size is fixed)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override settings of every config')
     p.add_argument('--json', help='write the result here')
     return p.parse_args(argv)
@@ -41,6 +43,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     a = parse_args(argv)
+    if a.precision is None:
+        a.precision = 'fp32' if a.device == 'cpu' else 'fp16'
     pairs = []
     for entry in a.configs:
         name, sep, config = entry.partition('=')
