@@ -40,6 +40,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from ..utils.files import atomic_write, file_problem, pid_alive
 from . import protocol
 
 logger = logging.getLogger(__name__)
@@ -283,24 +284,10 @@ def _json_bytes(obj) -> bytes:
     return (json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False) + '\n').encode('utf-8')
 
 
-def _atomic_write(path: str, data: bytes, fsync: bool = True) -> None:
-    """Write ``data`` to a temporary file next to ``path`` and rename it into place."""
-    directory = osp.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    tmp = osp.join(directory, f'.{osp.basename(path)}{_TMP_TAG}{socket.gethostname()}-{os.getpid()}')
-    try:
-        with open(tmp, 'wb') as f:
-            f.write(data)
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+def _atomic_write(path: str, data: bytes) -> None:
+    """``atomic_write`` with fsync, through a temporary name that ``_remove_stale_temp_files`` knows."""
+    tmp = osp.join(osp.dirname(path), f'.{osp.basename(path)}{_TMP_TAG}{socket.gethostname()}-{os.getpid()}')
+    atomic_write(path, data, tmp_path=tmp, fsync=True)
 
 
 def _read_json(path: str):
@@ -723,22 +710,6 @@ def pair_image_dir(dst: str, corruption: str, severity: int) -> str:
     return osp.join(base, *image_dir.split('/')) if image_dir else base
 
 
-def _pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` of this host runs (a zombie, e.g. an orphaned worker that a
-    container's init does not reap, counts as dead)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f'/proc/{pid}/stat', 'rb') as f:
-            return f.read().rsplit(b')', 1)[1].split()[0] != b'Z'
-    except (OSError, IndexError):
-        return True
-
-
 def _remove_stale_temp_files(dst: str) -> int:
     """Remove temporary files of dead processes of this host (killed runs)."""
     host, removed = socket.gethostname(), 0
@@ -752,7 +723,7 @@ def _remove_stale_temp_files(dst: str) -> int:
             h, _, pid = owner.rpartition('-')
             if h != host or not pid.isdigit():
                 continue
-            if _pid_alive(int(pid)):
+            if pid_alive(int(pid)):
                 continue
             try:
                 os.unlink(osp.join(dirpath, name))
@@ -859,18 +830,9 @@ def verify(dst: str, checksums: bool = True) -> List[str]:
                 problems.append(f'{c}/{s}: covers {len(covered)} of {len(sources)} source images')
             base = osp.join(dst, c, s)
             for rel, meta in pair['files'].items():
-                fpath = osp.join(base, *rel.split('/'))
-                try:
-                    size = os.path.getsize(fpath)
-                except OSError:
-                    problems.append(f'{fpath}: missing')
-                    continue
-                if size != meta['size']:
-                    problems.append(f'{fpath}: {size} bytes, manifest says {meta["size"]}')
-                elif checksums:
-                    with open(fpath, 'rb') as f:
-                        if hashlib.sha256(f.read()).hexdigest() != meta['sha256']:
-                            problems.append(f'{fpath}: SHA-256 differs from the manifest')
+                problem = file_problem(osp.join(base, *rel.split('/')), meta, checksums)
+                if problem:
+                    problems.append(problem)
     for failure in manifest.get('failures', []):
         problems.append(f'failed input {failure["source"]}: {failure["error"]}')
     journal_pairs = {(r['c'], int(r['s'])) for r in _journal_records(dst)}

@@ -40,6 +40,8 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, 
 import cv2
 import numpy as np
 
+from ..utils.files import atomic_write, file_problem, pid_alive
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -460,20 +462,6 @@ def _json_bytes(obj: object) -> bytes:
     return (json.dumps(obj, sort_keys=True, separators=(',', ':')) + '\n').encode('utf-8')
 
 
-def _atomic_write(path: str, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``path``, then rename it over ``path``."""
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(path) + '.', suffix='.tmp', dir=osp.dirname(path))
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 class _Staging:
     """Collects the files of a dataset under a staging directory and records their checksums."""
 
@@ -482,7 +470,7 @@ class _Staging:
         self.files: Dict[str, dict] = {}
 
     def write(self, rel: str, data: bytes) -> None:
-        _atomic_write(osp.join(self.path, *rel.split('/')), data)
+        atomic_write(osp.join(self.path, *rel.split('/')), data)
         self.files[rel] = dict(size=len(data), sha256=hashlib.sha256(data).hexdigest())
 
 
@@ -549,18 +537,9 @@ def verify_toy_dataset(root: str, checksums: bool = True) -> List[str]:
         return [f'{osp.join(root, MANIFEST_NAME)}: missing or not a fan_mm toy dataset manifest']
     problems = []
     for rel, meta in sorted(manifest.get('files', {}).items()):
-        path = osp.join(root, *rel.split('/'))
-        try:
-            size = os.path.getsize(path)
-        except OSError:
-            problems.append(f'{path}: missing')
-            continue
-        if size != meta['size']:
-            problems.append(f'{path}: {size} bytes, manifest says {meta["size"]}')
-        elif checksums:
-            with open(path, 'rb') as f:
-                if hashlib.sha256(f.read()).hexdigest() != meta['sha256']:
-                    problems.append(f'{path}: SHA-256 differs from the manifest')
+        problem = file_problem(osp.join(root, *rel.split('/')), meta, checksums)
+        if problem:
+            problems.append(problem)
     return problems
 
 
@@ -575,16 +554,6 @@ def _software() -> Dict[str, str]:
     return versions
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove_stale_staging(parent: str, base: str) -> None:
     """Remove staging directories left by generator processes that were killed."""
     pattern = re.compile(re.escape(f'.{base}.') + r'(?:partial|old)-(\d+)-')
@@ -594,7 +563,7 @@ def _remove_stale_staging(parent: str, base: str) -> None:
         return
     for entry in entries:
         m = pattern.match(entry)
-        if m and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
+        if m and int(m.group(1)) != os.getpid() and not pid_alive(int(m.group(1))):
             shutil.rmtree(osp.join(parent, entry), ignore_errors=True)
 
 
@@ -644,7 +613,7 @@ def _build(kind: str, root: str, params: dict, classes: Sequence[str],
         manifest = dict(format=MANIFEST_FORMAT, generator_version=GENERATOR_VERSION, kind=kind,
                         params=params, classes=list(classes), software=_software(),
                         files=dict(sorted(staging.files.items())))
-        _atomic_write(osp.join(staging_dir, MANIFEST_NAME), _json_bytes(manifest))
+        atomic_write(osp.join(staging_dir, MANIFEST_NAME), _json_bytes(manifest))
         manifest = json.loads(_json_bytes(manifest))  # the same plain-JSON view load_manifest gives
         old = None
         if existing is not None and osp.isdir(root):

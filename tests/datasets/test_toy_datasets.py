@@ -334,16 +334,6 @@ def test_killed_generation_is_cleaned_up_and_finished(tmp_path):
     assert os.listdir(tmp_path) == ['ds']
 
 
-def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
-    path = str(tmp_path / 'sub' / 'file.bin')
-    toy._atomic_write(path, b'old content')
-    with pytest.raises(TypeError):
-        toy._atomic_write(path, 'not bytes')  # fails inside the write, after the temp file exists
-    with open(path, 'rb') as f:
-        assert f.read() == b'old content'
-    assert os.listdir(tmp_path / 'sub') == ['file.bin']
-
-
 def test_losing_a_race_keeps_the_winners_dataset(tmp_path, monkeypatch):
     """Another process completes the same root while this one is generating: this one drops
     its own copy and returns the winner's (both succeed, one dataset results)."""
