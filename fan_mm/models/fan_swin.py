@@ -43,7 +43,7 @@ from timm.models.swin_transformer import (WindowAttention as _TimmWindowAttentio
 
 from .checkpoint_utils import CheckpointError
 from .fan import ChannelProcessing, DWConv, DWConvMlp
-from .pretrained import build_model, check_against_model, flat_state_dict, source_of
+from .pretrained import build_model, flat_state_dict, remap_and_check, source_of
 
 __all__ = ['FANSwinTransformer', 'checkpoint_filter_fn', 'remap_checkpoint']
 
@@ -482,10 +482,7 @@ def remap_checkpoint(state_dict, model: FANSwinTransformer) -> Dict[str, torch.T
 def checkpoint_filter_fn(state_dict, model: FANSwinTransformer) -> Dict[str, torch.Tensor]:
     """``remap_checkpoint``, then ``CheckpointError`` naming the keys / shapes that disagree
     and the registered variant the file looks like."""
-    source = source_of(state_dict)
-    state_dict = remap_checkpoint(state_dict, model)
-    check_against_model(state_dict, model, source)
-    return state_dict
+    return remap_and_check(state_dict, model, remap_checkpoint)
 
 
 def _create_fan_swin(variant: str, pretrained: bool = False, **kwargs) -> FANSwinTransformer:

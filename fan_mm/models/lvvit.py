@@ -28,7 +28,7 @@ from timm.layers import Attention, DropPath, Mlp, resample_abs_pos_embed, trunc_
 from timm.models import generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 
-from .pretrained import build_model, check_against_model, flat_state_dict, source_of
+from .pretrained import build_model, flat_state_dict, remap_and_check, source_of
 from .token_labeling import sample_token_box, swap_box_with_flipped
 
 __all__ = ['LVVisionTransformer', 'ConvStem', 'LVViTBlock', 'checkpoint_filter_fn', 'remap_checkpoint']
@@ -385,10 +385,7 @@ def remap_checkpoint(state_dict, model: LVVisionTransformer) -> Dict[str, torch.
 def checkpoint_filter_fn(state_dict, model: LVVisionTransformer) -> Dict[str, torch.Tensor]:
     """``remap_checkpoint``, then ``CheckpointError`` naming the keys / shapes that disagree
     and the registered variant the file looks like."""
-    source = source_of(state_dict)
-    state_dict = remap_checkpoint(state_dict, model)
-    check_against_model(state_dict, model, source)
-    return state_dict
+    return remap_and_check(state_dict, model, remap_checkpoint)
 
 
 def _create_lvvit(variant: str, pretrained: bool = False, **kwargs) -> LVVisionTransformer:

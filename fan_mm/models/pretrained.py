@@ -78,6 +78,16 @@ def check_against_model(state_dict: Mapping[str, torch.Tensor], model: nn.Module
                      ignore_unexpected=tuple(ignore_unexpected))
 
 
+def remap_and_check(state_dict, model: nn.Module,
+                    remap: Callable[[Mapping[str, torch.Tensor], nn.Module], Dict[str, torch.Tensor]]
+                    ) -> Dict[str, torch.Tensor]:
+    """``remap(state_dict, model)`` (a family's official -> fan_mm naming), then ``check_against_model``:
+    the body of every family's ``checkpoint_filter_fn``."""
+    source = source_of(state_dict)
+    state_dict = remap(state_dict, model)
+    check_against_model(state_dict, model, source)
+    return state_dict
+
 
 def flat_state_dict(state_dict, source: str = 'checkpoint') -> Dict[str, torch.Tensor]:
     """Unwrap an official container unless ``state_dict`` is already flat."""
