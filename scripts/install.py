@@ -210,6 +210,34 @@ def check_mmcv_ops(check_cuda):
     return rc == 0, out
 
 
+def index_flavour(index_url):
+    """The build a PyTorch wheel index serves, from its last path part ('cu128', 'cpu'), or None
+    for an index that does not say (PyPI, a mirror)."""
+    if not index_url:
+        return None
+    tail = index_url.rstrip('/').rsplit('/', 1)[-1]
+    return tail if re.fullmatch(r'cu\d+|cpu|rocm[\d.]+|xpu', tail) else None
+
+
+def torch_install_reason(info, want, index_url=None):
+    """Why the pinned torch / torchvision must be installed, or None if the installed pair will do.
+
+    ``want`` is (torch, torchvision) without local labels. With a PyTorch index of a known build
+    ('.../whl/cu128'), an installed pair of another build (e.g. PyPI's '+cu132') is replaced too.
+    """
+    if info is None:
+        return 'torch / torchvision are not installed (or do not import together)'
+    have = (info['torch'].split('+')[0], info['torchvision'].split('+')[0])
+    if have != want:
+        return (f'installed torch {info["torch"]} / torchvision {info["torchvision"]}, '
+                f'pinned {want[0]} / {want[1]}')
+    flavour = index_flavour(index_url)
+    label = info['torch'].partition('+')[2] or None
+    if flavour and label != flavour:
+        return f'installed torch {info["torch"]} is not the {flavour} build that {index_url} serves'
+    return None
+
+
 def install_torch(args):
     info = torch_info()
     if args.keep_torch:
@@ -218,14 +246,20 @@ def install_torch(args):
         log(f'keeping the installed torch {info["torch"]} / torchvision {info["torchvision"]}')
         return info
     want = (PINS['torch'], PINS['torchvision'])
-    if info and (info['torch'].split('+')[0], info['torchvision'].split('+')[0]) == want:
+    reason = torch_install_reason(info, want, args.torch_index_url)
+    if reason is None:
         log(f'torch {info["torch"]} / torchvision {info["torchvision"]} already installed')
         return info
-    log(f'installing torch {want[0]} and torchvision {want[1]} from PyPI '
-        '(CUDA builds; they run on CPU too)')
+    where = args.torch_index_url or 'PyPI (CUDA builds; they run on CPU too)'
+    log(f'{reason}: installing torch {want[0]} and torchvision {want[1]} from {where}')
     # ``--no-index`` would pick the local CPU-only torch file that cannot pair with
-    # torchvision; exact pins keep pip on the PyPI builds.
-    pip(f'torch=={want[0]}', f'torchvision=={want[1]}')
+    # torchvision; exact pins keep pip on the PyPI builds (or on the given index).
+    specs = [f'torch=={want[0]}', f'torchvision=={want[1]}']
+    index = ['--index-url', args.torch_index_url] if args.torch_index_url else []
+    if info and args.torch_index_url:
+        # The same version of another build counts as installed for pip: swap the two packages.
+        pip(*index, '--force-reinstall', '--no-deps', *specs)
+    pip(*index, *specs)  # (and the dependencies of that build)
     info = torch_info()
     if info is None:
         raise InstallError('torch/torchvision were installed but do not import together')
@@ -300,6 +334,10 @@ def build_parser():
     parser.add_argument('--keep-torch', action='store_true',
                         help='use the torch/torchvision already installed (e.g. a CUDA '
                         'Docker base image) instead of the pinned PyPI builds')
+    parser.add_argument('--torch-index-url', metavar='URL',
+                        help='install the pinned torch / torchvision from this PyTorch wheel index '
+                        '(e.g. https://download.pytorch.org/whl/cu128 for older drivers or V100s) '
+                        'instead of PyPI')
     parser.add_argument('--rebuild-mmcv', action='store_true',
                         help='ignore the cached/installed mmcv and build it again')
     parser.add_argument('--cache-dir', default=os.environ.get(
@@ -313,7 +351,10 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.keep_torch and args.torch_index_url:
+        parser.error('--keep-torch and --torch-index-url exclude each other')
 
     repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
     start = time.time()

@@ -158,3 +158,42 @@ def test_help_runs_without_any_dependency():
     res = subprocess.run([sys.executable, osp.join(ROOT, 'scripts', 'install.py'), '--help'],
                          capture_output=True, text=True)
     assert res.returncode == 0 and '--keep-torch' in res.stdout
+
+
+def test_index_flavour(install):
+    assert install.index_flavour('https://download.pytorch.org/whl/cu128') == 'cu128'
+    assert install.index_flavour('https://download.pytorch.org/whl/cpu/') == 'cpu'
+    assert install.index_flavour('https://mirror.example/simple') is None
+    assert install.index_flavour(None) is None
+
+
+@pytest.mark.parametrize('installed, index, needed', [
+    (INFO, None, False),                                          # PyPI pair as pinned: keep
+    (INFO, 'https://download.pytorch.org/whl/cu128', True),      # same version, other build: swap
+    (dict(INFO, torch='2.15.0+cu128', torchvision='0.29.2+cu128'), 'https://download.pytorch.org/whl/cu128', False),
+    (dict(INFO, torch='2.14.0+cu132'), None, True),              # other version
+    (None, None, True),                                           # nothing importable
+    (INFO, 'https://mirror.example/simple', False),               # index of unknown build: versions decide
+])
+def test_torch_install_reason(install, installed, index, needed):
+    reason = install.torch_install_reason(installed, ('2.15.0', '0.29.2'), index)
+    assert (reason is not None) == needed, reason
+
+
+def test_torch_from_an_index_swaps_a_same_version_build(install, monkeypatch):
+    calls = []
+    infos = iter([INFO, dict(INFO, torch='2.15.0+cu128', torchvision='0.29.2+cu128')])
+    monkeypatch.setattr(install, 'torch_info', lambda: next(infos))
+    monkeypatch.setattr(install, 'pip', lambda *a, **k: calls.append(a))
+    url = 'https://download.pytorch.org/whl/cu128'
+    args = install.build_parser().parse_args(['--torch-index-url', url])
+    assert install.install_torch(args)['torch'] == '2.15.0+cu128'
+    assert calls == [('--index-url', url, '--force-reinstall', '--no-deps', 'torch==2.15.0', 'torchvision==0.29.2'),
+                     ('--index-url', url, 'torch==2.15.0', 'torchvision==0.29.2')]
+
+
+def test_keep_torch_and_index_exclude_each_other():
+    res = subprocess.run([sys.executable, osp.join(ROOT, 'scripts', 'install.py'), '--keep-torch',
+                          '--torch-index-url', 'https://download.pytorch.org/whl/cu128'],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and 'exclude each other' in res.stderr
