@@ -9,26 +9,10 @@
 # paramwise_cfg at all), and no head lr multiplier (the official ones have none either).
 _base_ = [
     'mmseg::_base_/datasets/ade20k.py',
-    'mmseg::_base_/default_runtime.py',
-    'mmseg::_base_/schedules/schedule_160k.py',
+    './schedules/segmentation_adamw_poly_160k.py',
 ]
-custom_imports = dict(imports=['fan_mm'], allow_failed_imports=False)
 
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    # zero decay on every norm layer (by type) and on the names below, see
-    # fan_mm/utils/optim_constructor.py
-    constructor='NoDecayOptimWrapperConstructor',
-    optimizer=dict(type='AdamW', lr=6e-5, betas=(0.9, 0.999), weight_decay=0.01),
-    paramwise_cfg=dict(
-        no_decay_norms=True,
-        no_decay_keys=['pos_embed', 'cls_token', 'relative_position_bias_table']))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
-    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=1500, end=160000, by_epoch=False),
-]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=160000, val_interval=8000)
+train_cfg = dict(val_interval=8000)
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=8000))
 
 train_dataloader = dict(batch_size=4, num_workers=4)

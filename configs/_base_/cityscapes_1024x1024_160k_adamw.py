@@ -10,27 +10,13 @@
 # (model.test_cfg: slide, crop 1024, stride 768).
 _base_ = [
     'mmseg::_base_/datasets/cityscapes_1024x1024.py',
-    'mmseg::_base_/default_runtime.py',
-    'mmseg::_base_/schedules/schedule_160k.py',
+    './schedules/segmentation_adamw_poly_160k.py',
 ]
-custom_imports = dict(imports=['fan_mm'], allow_failed_imports=False)
 
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    # mmengine's constructor plus zero decay on every norm layer (by type) and on the names
-    # below, which a custom key (here 'head') cannot shadow; see fan_mm/utils/optim_constructor.py
-    constructor='NoDecayOptimWrapperConstructor',
-    optimizer=dict(type='AdamW', lr=6e-5, betas=(0.9, 0.999), weight_decay=0.01),
-    paramwise_cfg=dict(
-        custom_keys={'head': dict(lr_mult=10.)},  # decode_head and auxiliary_head
-        no_decay_norms=True,
-        no_decay_keys=['pos_embed', 'cls_token', 'relative_position_bias_table']))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
-    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=1500, end=160000, by_epoch=False),
-]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=160000, val_interval=4000)
+# the SegFormer head lr x10 (decode_head and auxiliary_head); a custom key cannot shadow the
+# no-decay rules of NoDecayOptimWrapperConstructor
+optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'head': dict(lr_mult=10.)}))
+train_cfg = dict(val_interval=4000)
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=4000))
 
 train_dataloader = dict(batch_size=1, num_workers=4)
