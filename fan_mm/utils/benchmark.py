@@ -118,10 +118,13 @@ def _sync(device: torch.device):
 
 
 def time_fn(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> Dict:
-    """Median / min / max milliseconds of ``fn`` and the CUDA peak memory (GiB) over the timed calls."""
+    """Median / min / max milliseconds of ``fn`` and the CUDA peak memory (GiB) over the timed calls, and
+    the seconds the warm-up took (``warmup_s``: where ``torch.compile`` / CUDA-graph capture happens)."""
+    t0 = time.perf_counter()
     for _ in range(warmup):
         fn()
     _sync(device)
+    warmup_s = time.perf_counter() - t0
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(device)
     times = []
@@ -138,7 +141,8 @@ def time_fn(fn: Callable[[], object], device: torch.device, warmup: int, repeats
             fn()
             times.append((time.perf_counter() - t0) * 1e3)
     peak = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == 'cuda' else 0.
-    return dict(ms=statistics.median(times), ms_min=min(times), ms_max=max(times), peak_gib=peak)
+    return dict(ms=statistics.median(times), ms_min=min(times), ms_max=max(times), peak_gib=peak,
+                warmup_s=warmup_s)
 
 
 def _autocast(device: torch.device, precision: str):
@@ -174,7 +178,8 @@ def bench_backbone(spec: str, batch: int, size: int, precision: str, device: tor
                 loss = _loss(model(x))
             loss.backward()
         r = time_fn(train_step, device, warmup, repeats)
-        row.update(train_ms=r['ms'], train_ms_min=r['ms_min'], train_peak_gib=r['peak_gib'])
+        row.update(train_ms=r['ms'], train_ms_min=r['ms_min'], train_peak_gib=r['peak_gib'],
+                   train_warmup_s=r['warmup_s'])
         model.zero_grad(set_to_none=True)
     if 'infer' in modes:
         model.eval()
@@ -185,7 +190,8 @@ def bench_backbone(spec: str, batch: int, size: int, precision: str, device: tor
             with torch.inference_mode(), _autocast(device, precision):
                 return model(x)
         r = time_fn(infer, device, warmup, repeats)
-        row.update(infer_ms=r['ms'], infer_ms_min=r['ms_min'], infer_peak_gib=r['peak_gib'])
+        row.update(infer_ms=r['ms'], infer_ms_min=r['ms_min'], infer_peak_gib=r['peak_gib'],
+                   infer_warmup_s=r['warmup_s'])
     del model
     if device.type == 'cuda':
         torch.cuda.empty_cache()
@@ -222,6 +228,65 @@ def profile_train_step(spec: str, batch: int, size: int, precision: str, device:
     return dict(spec=spec, ms_per_step_total=total / 1e3 / 3, ops=ops)
 
 
+def autocast_census(spec: str, batch: int, size: int, precision: str, device: torch.device,
+                    top: int = 15) -> Dict:
+    """Where the dtype casts of one forward come from, and what the backward keeps.
+
+    Counts every ``aten._to_copy`` of one training-mode forward under autocast (``precision``), split
+    into casts of parameters (autocast casts float32 weights and biases on every call) and of
+    activations, and grouped by the innermost module that ran it (block indices folded to ``N``);
+    and sums the bytes of the distinct storages autograd saves for the backward, parameters excluded.
+    Device-independent counts (the autocast rules of ``device`` apply), so it also runs on CPU.
+    """
+    import re
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    model = build_backbone(spec, size, device).train()
+    x = torch.randn(batch, 3, size, size, device=device)
+    param_ptrs = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    stack: List[str] = []
+
+    def leave(module, args, output):  # returns None: the output stays as it is
+        stack.pop()
+
+    hooks = []
+    for name, module in model.named_modules():
+        hooks.append(module.register_forward_pre_hook(lambda m, a, name=name: stack.append(name)))
+        hooks.append(module.register_forward_hook(leave))
+
+    casts: Dict[Tuple[str, str], int] = {}
+
+    class CastCounter(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func is torch.ops.aten._to_copy.default and isinstance(args[0], torch.Tensor):
+                kind = 'param' if args[0].untyped_storage().data_ptr() in param_ptrs else 'activation'
+                where = re.sub(r'\.\d+(?=\.|$)', '.N', stack[-1]) if stack and stack[-1] else '(top)'
+                casts[(where, kind)] = casts.get((where, kind), 0) + 1
+            return func(*args, **(kwargs or {}))
+
+    saved: Dict[int, int] = {}
+
+    def pack(t):
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in param_ptrs:
+            saved[ptr] = t.untyped_storage().nbytes()
+        return t
+
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), CastCounter(), \
+                _autocast(device, precision):
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    by_kind = {k: sum(n for (_, kk), n in casts.items() if kk == k) for k in ('param', 'activation')}
+    rows = sorted(casts.items(), key=lambda kv: -kv[1])[:top]
+    return dict(spec=spec, batch=batch, size=size, precision=precision, casts=sum(casts.values()),
+                param_casts=by_kind['param'], activation_casts=by_kind['activation'],
+                saved_mib=sum(saved.values()) / 2 ** 20,
+                by_module=[dict(module=w, kind=k, casts=n) for (w, k), n in rows])
+
+
 def environment(device: torch.device) -> Dict:
     env = dict(torch=torch.__version__, python=platform.python_version(), device=str(device),
                date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))
@@ -240,9 +305,11 @@ def environment(device: torch.device) -> Dict:
 
 def run_backbone_benchmark(specs: Sequence[str], batch: int, size: int, precision: str, device: str,
                            warmup: int, repeats: int, reference: Optional[str] = 'swin_t',
-                           profile: Sequence[str] = ()) -> Dict:
-    """All ``specs`` in one process; ratios against ``reference`` (must be one of the specs) if given."""
-    for s in specs:
+                           profile: Sequence[str] = (), census: Sequence[str] = ()) -> Dict:
+    """All ``specs`` in one process; ratios against ``reference`` (must be one of the specs) if given;
+    a profile (``profile_train_step``) and a cast / saved-tensor census (``autocast_census``) of the
+    specs named in ``profile`` / ``census``."""
+    for s in list(specs) + list(profile) + list(census):
         parse_spec(s)
     dev = torch.device(device)
     if dev.type == 'cuda' and not torch.cuda.is_available():
@@ -268,6 +335,8 @@ def run_backbone_benchmark(specs: Sequence[str], batch: int, size: int, precisio
                warmup=warmup, repeats=repeats, reference=reference if ref else None, rows=rows)
     if profile:
         out['profiles'] = [profile_train_step(s, batch, size, precision, dev) for s in profile]
+    if census:
+        out['census'] = [autocast_census(s, batch, size, precision, dev) for s in census]
     return out
 
 
@@ -310,14 +379,20 @@ def markdown_table(result: Dict) -> str:
                   'ms per step in all):', '', '| op | ms / step | share | calls / step |', '|---|---|---|---|']
         lines += [f"| `{o['op'][:70]}` | {o['ms_per_step']:.2f} | {100 * o['share']:.1f}% | "
                   f"{o['calls_per_step']:.0f} |" for o in p['ops']]
+    for c in result.get('census', []):
+        lines += ['', f"Casts in one forward of {c['spec']}: {c['casts']} ({c['param_casts']} of parameters, "
+                  f"{c['activation_casts']} of activations); tensors saved for the backward: "
+                  f"{c['saved_mib']:.1f} MiB (parameters excluded). Most casts:", '',
+                  '| module | kind | casts |', '|---|---|---|']
+        lines += [f"| `{m['module']}` | {m['kind']} | {m['casts']} |" for m in c['by_module']]
     return '\n'.join(lines)
 
 
 def write_result(result: Dict, json_path: Optional[str]) -> str:
     table = markdown_table(result)
     if json_path:
-        with open(json_path, 'w') as f:
-            json.dump(result, f, indent=1)
+        from .files import atomic_write
+        atomic_write(json_path, (json.dumps(result, indent=1) + '\n').encode())
     return table
 
 

@@ -62,3 +62,21 @@ def test_model_benchmark_cpu(tmp_path):
 def test_model_benchmark_bad_entry():
     with pytest.raises(SystemExit, match='NAME=CONFIG'):
         load_tool('benchmark_model').main(['--configs', 'no_equals_sign', '--device', 'cpu'])
+
+
+def test_autocast_census_counts_casts_and_saved_tensors():
+    import torch
+    from fan_mm.utils.benchmark import autocast_census, build_backbone
+    cpu = torch.device('cpu')
+    bf16 = autocast_census('fan_t_hybrid', 1, 64, 'bf16', cpu)
+    model = build_backbone('fan_t_hybrid', 64, cpu)
+    n_weighted = sum(1 for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)))
+    # autocast casts weight and bias of every linear / conv once per call (all have biases in FAN, and
+    # each runs once per forward)
+    assert bf16['param_casts'] == 2 * n_weighted
+    assert bf16['activation_casts'] > 0 and bf16['casts'] == bf16['param_casts'] + bf16['activation_casts']
+    assert sum(m['casts'] for m in bf16['by_module']) <= bf16['casts']
+    fp32 = autocast_census('fan_t_hybrid', 1, 64, 'fp32', cpu)
+    assert fp32['casts'] == 0  # no autocast, no casts
+    # under autocast the backward keeps float32 norm inputs *and* low-precision copies for the linears
+    assert bf16['saved_mib'] > fp32['saved_mib'] > 0

@@ -25,6 +25,8 @@ def parse_args(argv=None):
     p.add_argument('--warmup', type=int, default=10)
     p.add_argument('--repeats', type=int, default=30)
     p.add_argument('--profile', nargs='*', default=[], help='specs to profile (top ops of a train step)')
+    p.add_argument('--census', nargs='*', default=[],
+                   help='specs whose forward casts and saved-for-backward bytes are counted (any device)')
     p.add_argument('--json', help='write the result here')
     return p.parse_args(argv)
 
@@ -33,7 +35,8 @@ def main(argv=None):
     a = parse_args(argv)
     try:
         result = run_backbone_benchmark(a.models, a.batch, a.size, a.precision, a.device, a.warmup, a.repeats,
-                                        reference=a.reference or None, profile=a.profile)
+                                        reference=a.reference or None, profile=a.profile,
+                                        census=a.census)
     except (ValueError, RuntimeError) as e:
         sys.exit(f'benchmark_backbone: {e}')
     print(write_result(result, a.json))
