@@ -59,6 +59,69 @@ DENSE_ONLY_PREFIXES = ('learnable_downsample.',)
 
 
 # ---------------------------------------------------------------------------------------------------
+# Mixed precision
+# ---------------------------------------------------------------------------------------------------
+
+def _autocast_dtype(device_type: str) -> Optional[torch.dtype]:
+    """The autocast dtype if autocast is on for ``device_type``, else None."""
+    # The availability check (False for e.g. 'meta', where is_autocast_enabled raises) is skipped under
+    # torch.compile: dynamo cannot trace it in torch 2.11 and broke every compiled block into pieces there.
+    if not torch.compiler.is_compiling() and not torch.amp.is_autocast_available(device_type):
+        return None
+    return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
+
+
+def _cast_for_linears(x: torch.Tensor) -> torch.Tensor:
+    """Under autocast, ``x`` (a LayerNorm output, float32 there) cast once to the autocast dtype.
+
+    Every linear layer that reads a float32 tensor under autocast casts it again; a norm output feeding
+    two linears (q and kv, or q and fc1) would be cast twice, and its two low-precision copies saved for
+    the backward. The linears compute exactly what they would otherwise. Outside autocast: ``x``.
+    """
+    dtype = _autocast_dtype(x.device.type)
+    return x if dtype is None else x.to(dtype)
+
+
+class _GeluLinear(torch.autograd.Function):
+    """``linear(gelu(h), weight, bias)`` that keeps only ``h`` for the backward and recomputes ``gelu(h)``
+    there (one elementwise pass) instead of keeping it.
+
+    For the ConvNeXt MLPs of the hybrid stem, whose 4C-wide GELU output at stride 4 and 8 is the largest
+    tensor the backbone would keep (0.43 GiB at 2x3x896x896 in bf16). The same kernels as ``F.linear``
+    under autocast: the weights are cast to the compute dtype, the weight and bias gradients are computed
+    in it and returned in the parameters' dtype.
+    """
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], approximate: str):
+        dtype = _autocast_dtype(h.device.type) or h.dtype
+        h, w = h.to(dtype), weight.to(dtype)
+        b = bias.to(dtype) if bias is not None else None
+        ctx.save_for_backward(h, w)
+        ctx.approximate = approximate
+        ctx.param_dtypes = (weight.dtype, bias.dtype if bias is not None else None)
+        with torch.autocast(h.device.type, enabled=False):
+            return F.linear(F.gelu(h, approximate=approximate), w, b)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out: torch.Tensor):
+        h, w = ctx.saved_tensors
+        grad_out = grad_out.to(w.dtype)
+        need_h, need_w, need_b, _ = ctx.needs_input_grad
+        grad_h = grad_w = grad_b = None
+        if need_h:
+            grad_h = torch.ops.aten.gelu_backward(grad_out @ w, h, approximate=ctx.approximate)
+        if need_w:
+            act = F.gelu(h, approximate=ctx.approximate)
+            grad_w = (grad_out.reshape(-1, grad_out.shape[-1]).t() @ act.reshape(-1, act.shape[-1]))
+            grad_w = grad_w.to(ctx.param_dtypes[0])
+        if need_b:
+            grad_b = grad_out.reshape(-1, grad_out.shape[-1]).sum(0).to(ctx.param_dtypes[1])
+        return grad_h, grad_w, grad_b, None
+
+
+# ---------------------------------------------------------------------------------------------------
 # Stems
 # ---------------------------------------------------------------------------------------------------
 
@@ -111,22 +174,36 @@ class ConvNeXtLayerNorm2d(nn.LayerNorm):
     norm in the official forward). Computed as a fused LayerNorm with rescaled eps and weight:
     (x - mu) / sqrt(var_u + eps) = sqrt(f) (x - mu) / sqrt(var_b + f eps), f = (C - 1) / C.
 
+    ``feeds_low_precision=True`` is for norms whose output only feeds convs / linears. Under autocast, an
+    input already in the autocast dtype is then normalised as it is (float32 arithmetic inside the kernel,
+    output in the autocast dtype) instead of autocast's way: a float32 copy of the input (which the backward
+    would keep), a float32 output, and the next layer's cast of it back. The CUDA kernel wants weight and
+    bias in the input's dtype, so they are cast as autocast casts conv and linear weights; that rounding
+    is the only difference from autocast's float32 LayerNorm.
+
     Args:
         num_channels: C.
         eps: added to the variance.
         unbiased: use the unbiased variance (see above).
+        feeds_low_precision: see above.
     """
 
-    def __init__(self, num_channels: int, eps: float = 1e-6, unbiased: bool = False):
+    def __init__(self, num_channels: int, eps: float = 1e-6, unbiased: bool = False,
+                 feeds_low_precision: bool = False):
         super().__init__(num_channels, eps=eps)
         self.unbiased = unbiased
+        self.feeds_low_precision = feeds_low_precision
 
     def forward_nhwc(self, x: torch.Tensor) -> torch.Tensor:
         """The same normalisation of a channels-last (B, H, W, C) tensor."""
+        weight, eps = self.weight, self.eps
         if self.unbiased:
             f = (x.shape[-1] - 1) / x.shape[-1]
-            return F.layer_norm(x, self.normalized_shape, self.weight * math.sqrt(f), self.bias, self.eps * f)
-        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+            weight, eps = weight * math.sqrt(f), eps * f
+        if self.feeds_low_precision and x.dtype == _autocast_dtype(x.device.type):
+            with torch.autocast(x.device.type, enabled=False):
+                return F.layer_norm(x, self.normalized_shape, weight.to(x.dtype), self.bias.to(x.dtype), eps)
+        return F.layer_norm(x, self.normalized_shape, weight, self.bias, eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # On a channels_last map (what ConvNeXtStem runs on) both permutes are views, no copies.
@@ -137,6 +214,9 @@ class ConvNeXtBlock(nn.Module):
     """ConvNeXt block of the hybrid stem: dw7x7 -> LayerNorm2d (unbiased) -> 1x1 (4C) -> GELU -> 1x1 -> *gamma,
     plus the residual. No drop path (the official stem has none).
 
+    For the backward it keeps the 4C-wide fc1 output but not the GELU output (recomputed, ``_GeluLinear``),
+    and under autocast the norm works in the autocast dtype (``feeds_low_precision``).
+
     Args:
         dim: channels.
         mlp_ratio: hidden width of the 1x1 MLP.
@@ -146,7 +226,7 @@ class ConvNeXtBlock(nn.Module):
     def __init__(self, dim: int, mlp_ratio: float = 4., ls_init_value: float = 1e-6):
         super().__init__()
         self.conv_dw = nn.Conv2d(dim, dim, kernel_size=7, padding=3, groups=dim)
-        self.norm = ConvNeXtLayerNorm2d(dim, eps=1e-6, unbiased=True)
+        self.norm = ConvNeXtLayerNorm2d(dim, eps=1e-6, unbiased=True, feeds_low_precision=True)
         self.mlp = Mlp(dim, int(mlp_ratio * dim), act_layer=nn.GELU, use_conv=True)
         self.gamma = nn.Parameter(ls_init_value * torch.ones(dim))
 
@@ -155,7 +235,7 @@ class ConvNeXtBlock(nn.Module):
         # 1x1 conv weights, flattened): on a channels_last map no layout copies at all.
         y = self.norm.forward_nhwc(self.conv_dw(x).permute(0, 2, 3, 1))
         y = F.linear(y, self.mlp.fc1.weight.flatten(1), self.mlp.fc1.bias)
-        y = F.linear(self.mlp.act(y), self.mlp.fc2.weight.flatten(1), self.mlp.fc2.bias)
+        y = _GeluLinear.apply(y, self.mlp.fc2.weight.flatten(1), self.mlp.fc2.bias, self.mlp.act.approximate)
         return torch.addcmul(x, y.permute(0, 3, 1, 2), self.gamma.reshape(-1, 1, 1))
 
 
@@ -166,7 +246,7 @@ class ConvNeXtStage(nn.Module):
         super().__init__()
         if downsample:
             self.downsample = nn.Sequential(
-                ConvNeXtLayerNorm2d(in_chs, eps=1e-6, unbiased=True),
+                ConvNeXtLayerNorm2d(in_chs, eps=1e-6, unbiased=True, feeds_low_precision=True),
                 nn.Conv2d(in_chs, out_chs, kernel_size=2, stride=2),
             )
         else:
@@ -297,19 +377,6 @@ class PositionalEncodingFourier(nn.Module):
 # FAN blocks
 # ---------------------------------------------------------------------------------------------------
 
-def _cast_for_linears(x: torch.Tensor) -> torch.Tensor:
-    """Under autocast, ``x`` (a LayerNorm output, float32 there) cast once to the autocast dtype.
-
-    Every linear layer that reads a float32 tensor under autocast casts it again; a norm output feeding
-    two linears (q and kv, or q and fc1) would be cast twice, and its two low-precision copies saved for
-    the backward. The linears compute exactly what they would otherwise. Outside autocast: ``x``.
-    """
-    device = x.device.type
-    if torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device):
-        return x.to(torch.get_autocast_dtype(device))
-    return x
-
-
 class TokenMixing(nn.Module):
     """Multi-head self-attention over the tokens, with separate ``q`` and ``kv`` projections (official layout:
     rows [0:C] of ``kv`` are K, [C:2C] are V, each head-major), then ``proj``.
@@ -368,6 +435,11 @@ class DWConvMlp(nn.Module):
     Unlike a transformer MLP there is **no activation after fc1** (the official module builds one and never
     calls it); the only GELU is inside DWConv. ``gamma`` (hidden,) starts at 1.
 
+    Under autocast ``gamma`` is cast to the dtype of the fc1 output, as autocast casts fc2's weights: the
+    sum then stays in that dtype instead of being promoted to a float32 tensor that fc2 casts straight back
+    (two passes over the 4C-wide tokens and 0.19 GiB at 2x3x896x896 for FAN-S-Hybrid). It differs from the
+    official float32 sum by the rounding of ``gamma``; float32 runs are unchanged.
+
     Args:
         in_features: input width.
         hidden_features: hidden width (4C in FAN).
@@ -389,7 +461,7 @@ class DWConvMlp(nn.Module):
 
     def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
         x = self.fc1(x)
-        x = torch.addcmul(x, self.gamma, self.drop(self.dwconv(x, H, W)))  # x + gamma * dwconv(x), one pass
+        x = torch.addcmul(x, self.gamma.to(x.dtype), self.drop(self.dwconv(x, H, W)))  # x + gamma * dwconv(x)
         return self.drop(self.fc2(x))
 
 

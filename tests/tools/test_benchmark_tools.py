@@ -70,10 +70,14 @@ def test_autocast_census_counts_casts_and_saved_tensors():
     cpu = torch.device('cpu')
     bf16 = autocast_census('fan_t_hybrid', 1, 64, 'bf16', cpu)
     model = build_backbone('fan_t_hybrid', 64, cpu)
+    from fan_mm.models.fan import ConvNeXtBlock, DWConvMlp
     n_weighted = sum(1 for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)))
+    n_gammas = sum(1 for m in model.modules() if isinstance(m, DWConvMlp))
+    n_stem_norms = sum(1 for m in model.modules() if isinstance(m, ConvNeXtBlock))
     # autocast casts weight and bias of every linear / conv once per call (all have biases in FAN, and
-    # each runs once per forward)
-    assert bf16['param_casts'] == 2 * n_weighted
+    # each runs once per forward); fan_mm casts each DWConvMlp gamma, and the bias of each ConvNeXt block
+    # norm (its weight is rescaled first, so that cast counts as an activation's)
+    assert bf16['param_casts'] == 2 * n_weighted + n_gammas + n_stem_norms
     assert bf16['activation_casts'] > 0 and bf16['casts'] == bf16['param_casts'] + bf16['activation_casts']
     assert sum(m['casts'] for m in bf16['by_module']) <= bf16['casts']
     fp32 = autocast_census('fan_t_hybrid', 1, 64, 'fp32', cpu)
