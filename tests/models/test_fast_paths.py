@@ -3,11 +3,16 @@
 The goldens (test_fan_golden.py) prove the fast paths compute the official function in float32; these
 tests pin what the goldens cannot see: both branches of ``FANBlock.forward`` (with and without drop path),
 the channels-last views of ``DWConv`` and the ConvNeXt stem, the single cast of norm outputs under
-autocast, and ``compile_blocks`` (same outputs, same parameter names, clear errors).
+autocast, what the backward keeps under autocast (GELU output recomputed, stem norms in the autocast dtype,
+no float32 4C-wide sum in ``DWConvMlp``), and ``compile_blocks`` (same outputs, same parameter names, clear
+errors).
 """
+import math
+
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 import fan_mm.models  # noqa: F401
 from fan_mm.models import fan as fan_module
@@ -94,6 +99,16 @@ def test_convnext_block_matches_conv_formula():
             torch.testing.assert_close(blk(inp), ref, rtol=1e-5, atol=1e-5)
 
 
+def test_convnext_block_keeps_one_wide_tensor_for_backward():
+    blk = fan_module.ConvNeXtBlock(16).train()
+    x = torch.randn(2, 16, 9, 7).contiguous(memory_format=torch.channels_last)
+    for autocast in (False, True):
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=autocast):
+            _, kept = _saved_tensors(lambda: blk(x))
+        # the fc1 output (for GELU's backward), not the GELU output (recomputed)
+        assert len([shape for _, shape in kept if math.prod(shape) == 2 * 64 * 9 * 7]) == 1
+
+
 def test_norm_output_cast_once_under_autocast():
     x = torch.randn(2, 3)
     assert fan_module._cast_for_linears(x) is x
@@ -112,6 +127,115 @@ def test_autocast_block_close_to_float32():
             out = blk(x, 8, 8)
     assert out.dtype == torch.float32  # residual stream stays float32, as in the official model
     assert (out - ref).abs().max() / ref.abs().max() < 2e-2
+
+
+def _saved_tensors(fn):
+    """(dtype, shape) of every distinct tensor autograd keeps for the backward of ``fn()``, parameters excluded."""
+    saved = {}
+
+    def pack(t):
+        if not isinstance(t, nn.Parameter):
+            saved[(t.untyped_storage().data_ptr(), t.dtype, tuple(t.shape))] = (t.dtype, tuple(t.shape))
+        return t
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    return out, list(saved.values())
+
+
+@pytest.mark.parametrize('autocast', [False, True])
+@pytest.mark.parametrize('with_bias, frozen', [(True, False), (False, False), (True, True)])
+def test_gelu_linear_same_values_and_grads_as_plain_ops(autocast, with_bias, frozen):
+    torch.manual_seed(0)
+    lin = nn.Linear(24, 8, bias=with_bias).requires_grad_(not frozen)
+    h = torch.randn(2, 5, 3, 24)
+    if autocast:
+        h = h.bfloat16()  # what the fc1 before it returns under autocast
+    ctx = torch.autocast('cpu', dtype=torch.bfloat16) if autocast else torch.autocast('cpu', enabled=False)
+    grads = []
+    for recompute in (False, True):
+        lin.zero_grad(set_to_none=True)
+        x = h.clone().requires_grad_()
+        with ctx:
+            if recompute:
+                out, kept = _saved_tensors(lambda: fan_module._GeluLinear.apply(x, lin.weight, lin.bias, 'none'))
+            else:
+                out, kept_ref = _saved_tensors(lambda: lin(F.gelu(x)))
+        (out.float() * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum().backward()
+        grads.append((out, x.grad, lin.weight.grad, lin.bias.grad if with_bias else None))
+    for a, b in zip(*grads):
+        if a is None or b is None:
+            assert a is None and b is None
+            continue
+        assert a.dtype == b.dtype
+        # the same kernels in the same dtypes: equal up to float32 summation order
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+    assert (lin.weight.grad is None) == frozen
+    # what the backward keeps: the input (and the cast weight), not the 24-wide GELU output
+    assert sum(1 for _, shape in kept if math.prod(shape) == h.numel()) == 1
+    if not frozen:  # (a frozen linear needs no GELU output for its weight gradient)
+        assert sum(1 for _, shape in kept_ref if math.prod(shape) == h.numel()) == 2
+
+
+def test_stem_norm_in_autocast_dtype_same_values_no_float32_copy():
+    # CUDA autocast runs layer_norm in float32 (a float32 copy of a bf16 input, a float32 output that the
+    # next conv / linear casts back); the norms that only feed convs / linears skip that. Reference: the
+    # float32 arithmetic (with weight and bias rounded to bf16, as the bf16 kernel needs) rounded once.
+    torch.manual_seed(0)
+    for unbiased in (False, True):
+        norm = _randomize(fan_module.ConvNeXtLayerNorm2d(16, unbiased=unbiased, feeds_low_precision=True))
+        x = torch.randn(2, 5, 4, 16).bfloat16().requires_grad_()
+        f = 15 / 16 if unbiased else 1.
+        w, b = (norm.weight * f ** 0.5).bfloat16().float(), norm.bias.bfloat16().float()
+        ref = F.layer_norm(x.float(), (16,), w, b, norm.eps * f).bfloat16()
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            out, kept = _saved_tensors(lambda: norm.forward_nhwc(x))
+        assert out.dtype == torch.bfloat16
+        torch.testing.assert_close(out, ref, rtol=0, atol=0)  # same arithmetic, same rounding
+        assert not [s for dt, s in kept if dt == torch.float32 and s == tuple(x.shape)]
+        # float32 inputs, or autocast off: the float32 LayerNorm
+        x32 = x.detach().float()
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            assert norm.forward_nhwc(x32).dtype == torch.float32
+        torch.testing.assert_close(norm.forward_nhwc(x32), ref.float(), rtol=1e-2, atol=1e-2)
+
+
+def test_dwconv_mlp_sum_stays_in_autocast_dtype():
+    from torch.utils._python_dispatch import TorchDispatchMode
+    casts = []
+
+    class CastLog(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func is torch.ops.aten._to_copy.default and args[0].dim() > 1 and args[0].shape[-1] == 64:
+                casts.append((args[0].dtype, tuple(args[0].shape)))
+            return func(*args, **(kwargs or {}))
+
+    torch.manual_seed(0)
+    mlp = _randomize(fan_module.DWConvMlp(16, 64)).train()
+    x = torch.randn(2, 6 * 5, 16)
+    with CastLog(), torch.autocast('cpu', dtype=torch.bfloat16):
+        out = mlp(x, 6, 5)
+    assert out.dtype == torch.bfloat16
+    assert not [c for c in casts if len(c[1]) == 3]  # no 4C-wide token tensor cast (only fc2's weight)
+    mlp.eval()
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+        out = mlp(x, 6, 5)
+    with torch.no_grad():
+        ref = mlp(x, 6, 5)
+    assert (out.float() - ref).abs().max() / ref.abs().max() < 2e-2
+
+
+def test_blocks_compile_without_graph_breaks_under_autocast():
+    # A graph break splits a compiled block into pieces, each with its own guards and, with
+    # mode='reduce-overhead', its own CUDA graph (torch 2.11 broke on the autocast availability check).
+    torch.manual_seed(0)
+    cases = ((fan_module.FANBlock(32, 4).train(), (torch.randn(2, 16, 32), 4, 4)),
+             (fan_module.ConvNeXtBlock(16).train(), (torch.randn(2, 16, 4, 4).contiguous(memory_format=torch.channels_last),)))
+    for blk, args in cases:
+        compiled = torch.compile(blk, backend='aot_eager', fullgraph=True)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            out, ref = compiled(*args), blk(*args)
+        torch.testing.assert_close(out, ref)
+        out.float().sum().backward()
 
 
 @pytest.mark.parametrize('cls, kwargs, n_blocks', [
@@ -134,6 +258,44 @@ def test_compile_blocks_same_outputs_and_names(cls, kwargs, n_blocks):
     compiled_blocks = [m for m in compiled.modules() if getattr(m, '_compiled_call_impl', None) is not None]
     assert len(compiled_blocks) == n_blocks
     assert compile_trunk_blocks(nn.Sequential(nn.Linear(2, 2))) == 0
+
+
+def test_cuda_graph_blocks_same_outputs_and_names():
+    # mode='reduce-overhead' (CUDA graphs) compiles each block's forward behind a wrapper that clones its
+    # outputs without gradients (next test); the eager backend ignores the mode, so this runs on a CPU.
+    torch.manual_seed(0)
+    plain = FANHybrid(arch=SMALL_HYBRID).eval()
+    graphed = FANHybrid(arch=SMALL_HYBRID, compile_blocks=dict(backend='eager', mode='reduce-overhead')).eval()
+    graphed.load_state_dict(plain.state_dict())
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        ref, out = plain(x), graphed(x)
+    for a, b in zip(ref, out):
+        torch.testing.assert_close(a, b)
+    assert list(graphed.state_dict()) == list(plain.state_dict())
+    blocks = [m for m in graphed.modules() if getattr(m, 'compiled_for_cuda_graphs', False)]
+    assert len(blocks) == 1 + 1 + 2 + 2
+
+
+def test_cuda_graph_blocks_clone_outputs_only_without_grad(monkeypatch):
+    produced = []
+
+    def fake_compile(fn, **options):  # records what the "compiled" forward returns
+        assert options == dict(mode='reduce-overhead')
+
+        def run(*args, **kwargs):
+            produced.append(fn(*args, **kwargs))
+            return produced[-1]
+        return run
+    monkeypatch.setattr(torch, 'compile', fake_compile)
+    blk = fan_module.FANBlock(16, 2)
+    assert compile_trunk_blocks(nn.ModuleDict(dict(blocks=nn.ModuleList([blk]))), mode='reduce-overhead') == 1
+    x = torch.randn(1, 4, 16)
+    with torch.no_grad():
+        out = blk(x, 2, 2)
+    assert out.data_ptr() != produced[-1].data_ptr()
+    torch.testing.assert_close(out, produced[-1])
+    assert blk(x, 2, 2) is produced[-1]  # gradients on: no copy
 
 
 def test_compile_blocks_bad_value():

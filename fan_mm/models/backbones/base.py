@@ -113,14 +113,49 @@ def compile_trunk_blocks(model: nn.Module, **compile_options) -> int:
     compiled code, so compiling takes seconds, a graph break in the glue between blocks (feature taps,
     checkpointing, pyramids) costs nothing, and new input sizes recompile only the small block graphs.
     Parameter names do not change (``nn.Module.compile``), so checkpoints load as before.
+
+    With CUDA graphs (``mode='reduce-overhead'`` or ``'max-autotune'``) each block's outputs are cloned
+    when gradients are off (validation, testing): CUDA-graph trees hand a graph's output memory back when
+    the graph runs again, and the blocks of one class share theirs, so an output kept past the next
+    block (a feature map the backbone returns) would be overwritten ("accessing tensor output of
+    CUDAGraphs that has been overwritten"). In training autograd keeps them alive until the backward.
     """
     n = 0
     for name, module in model.named_modules():
         if name.rsplit('.', 1)[-1].endswith('blocks') and isinstance(module, (nn.ModuleList, nn.Sequential)):
             for block in module:
-                block.compile(**compile_options)
+                if _uses_cuda_graphs(compile_options):
+                    _compile_with_inference_clones(block, compile_options)
+                else:
+                    block.compile(**compile_options)
                 n += 1
     return n
+
+
+def _uses_cuda_graphs(compile_options: Mapping) -> bool:
+    return (compile_options.get('mode') in ('reduce-overhead', 'max-autotune')
+            or bool((compile_options.get('options') or {}).get('triton.cudagraphs')))
+
+
+def _clone_tensors(out):
+    if isinstance(out, torch.Tensor):
+        return out.clone()
+    if isinstance(out, (tuple, list)):
+        return type(out)(_clone_tensors(o) for o in out)
+    return out
+
+
+def _compile_with_inference_clones(block: nn.Module, compile_options: Mapping) -> None:
+    """``block.forward`` compiled, its outputs cloned when gradients are off (see compile_trunk_blocks)."""
+    compiled_forward = torch.compile(block.forward, **compile_options)
+
+    def forward(*args, **kwargs):
+        out = compiled_forward(*args, **kwargs)
+        if torch.is_grad_enabled():
+            return out
+        return _clone_tensors(out)
+    block.forward = forward  # an instance attribute: no new submodule, parameter names unchanged
+    block.compiled_for_cuda_graphs = True
 
 
 def _strip(state_dict: Mapping[str, torch.Tensor], prefix: str) -> Dict[str, torch.Tensor]:
