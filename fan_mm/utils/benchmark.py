@@ -2,7 +2,9 @@
 
 Timing: a step is run ``warmup`` times, then ``repeats`` times, each timed alone (CUDA events on GPU,
 ``time.perf_counter`` on CPU); the median is reported. Peak memory is ``torch.cuda.max_memory_allocated``
-over the timed steps (weights, gradients and optimizer state included; 0 on CPU).
+over the timed steps (weights, gradients and optimizer state included; 0 on CPU); backbone rows also give
+``torch.cuda.max_memory_reserved`` (what the process holds on the GPU, the caching allocator's slack
+included), the figure that counts the private memory pools of CUDA graphs, which the former misses.
 
 Backbone specs are a name from ``BACKBONES`` optionally followed by ``+flag`` modifiers:
 ``+cl`` (channels_last input and weights), ``+cp`` (activation checkpointing), ``+compile``
@@ -141,7 +143,9 @@ def time_fn(fn: Callable[[], object], device: torch.device, warmup: int, repeats
             fn()
             times.append((time.perf_counter() - t0) * 1e3)
     peak = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == 'cuda' else 0.
+    reserved = torch.cuda.max_memory_reserved(device) / 2 ** 30 if device.type == 'cuda' else 0.
     return dict(ms=statistics.median(times), ms_min=min(times), ms_max=max(times), peak_gib=peak,
+                reserved_gib=reserved,
                 warmup_s=warmup_s)
 
 
@@ -179,7 +183,7 @@ def bench_backbone(spec: str, batch: int, size: int, precision: str, device: tor
             loss.backward()
         r = time_fn(train_step, device, warmup, repeats)
         row.update(train_ms=r['ms'], train_ms_min=r['ms_min'], train_peak_gib=r['peak_gib'],
-                   train_warmup_s=r['warmup_s'])
+                   train_reserved_gib=r['reserved_gib'], train_warmup_s=r['warmup_s'])
         model.zero_grad(set_to_none=True)
     if 'infer' in modes:
         model.eval()
@@ -225,7 +229,15 @@ def profile_train_step(spec: str, batch: int, size: int, precision: str, device:
     rows = sorted(events, key=lambda e: getattr(e, key), reverse=True)[:top]
     ops = [dict(op=e.key, ms_per_step=getattr(e, key) / 1e3 / 3, share=getattr(e, key) / total,
                 calls_per_step=e.count / 3) for e in rows]
-    return dict(spec=spec, ms_per_step_total=total / 1e3 / 3, ops=ops)
+    out = dict(spec=spec, ms_per_step_total=total / 1e3 / 3, ops=ops)
+    if device.type == 'cuda':
+        # Every GPU kernel (inductor's "## Call CompiledFxGraph" ranges are annotations, not kernels):
+        # how many a step launches is what bounds a step on the CPU side, their sum is the GPU's busy time.
+        kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA
+                   and not e.name.startswith('## ')]
+        out.update(kernels_per_step=len(kernels) / 3,
+                   kernel_ms_per_step=sum(e.time_range.elapsed_us() for e in kernels) / 1e3 / 3)
+    return out
 
 
 def autocast_census(spec: str, batch: int, size: int, precision: str, device: torch.device,
@@ -359,7 +371,7 @@ def markdown_table(result: Dict) -> str:
         cols = [('spec', 'spec', 0), ('params (M)', 'params_m', 1), ('train (ms)', 'train_ms', 1),
                 ('train / ref', 'train_ratio', 2), ('infer (ms)', 'infer_ms', 1), ('infer / ref', 'infer_ratio', 2),
                 ('train peak (GiB)', 'train_peak_gib', 2), ('mem / ref', 'mem_ratio', 2),
-                ('infer peak (GiB)', 'infer_peak_gib', 2)]
+                ('train reserved (GiB)', 'train_reserved_gib', 2), ('infer peak (GiB)', 'infer_peak_gib', 2)]
     else:
         head += f"{result['height']}x{result['width']}, {result.get('boxes', '-')} boxes/image"
         cols = [('config', 'name', 0), ('params (M)', 'params_m', 1), ('train (s/iter)', 'train_s_iter', 3),
@@ -375,8 +387,10 @@ def markdown_table(result: Dict) -> str:
             continue
         lines.append('| ' + ' | '.join(_fmt(r.get(k), nd) for _, k, nd in cols) + ' |')
     for p in result.get('profiles', []):
+        kernels = (f"; {p['kernels_per_step']:.0f} GPU kernels per step, {p['kernel_ms_per_step']:.1f} ms of "
+                   'kernel time' if 'kernels_per_step' in p else '')
         lines += ['', f"Top ops of one train step of {p['spec']} (self device time, {p['ms_per_step_total']:.1f} "
-                  'ms per step in all):', '', '| op | ms / step | share | calls / step |', '|---|---|---|---|']
+                  f'ms per step in all{kernels}):', '', '| op | ms / step | share | calls / step |', '|---|---|---|---|']
         lines += [f"| `{o['op'][:70]}` | {o['ms_per_step']:.2f} | {100 * o['share']:.1f}% | "
                   f"{o['calls_per_step']:.0f} |" for o in p['ops']]
     for c in result.get('census', []):
