@@ -118,10 +118,12 @@ def _registry(codebase, name):
 
 
 def _strip_init(model_cfg):
-    """A copy of the model config without pretrained loading (what the build test needs)."""
+    """A copy of the model config without pretrained loading and without ``compile_blocks`` (inductor
+    takes minutes per model on a CPU; tests/models/test_fast_paths.py covers the option)."""
     cfg = copy.deepcopy(model_cfg)
     cfg.pop('pretrained', None)
     cfg.backbone.pop('init_cfg', None)
+    cfg.backbone.pop('compile_blocks', None)
     return cfg
 
 
