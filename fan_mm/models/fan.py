@@ -20,6 +20,10 @@ What it changes (none of it changes the function on standard NCHW-contiguous inp
   ``unbiased`` flag (stem: False, all others: True), so the result no longer depends on memory format.
   A standard LayerNorm everywhere moves the logits by about 1e-3.
 * Token mixing and class attention use ``F.scaled_dot_product_attention`` (same function, fused kernel).
+* Under autocast (bf16 / fp16) a few steps stay in the low-precision dtype where the official code would
+  promote to float32 and cast straight back: ``DWConvMlp``'s LayerScale sum and the ConvNeXt norms that
+  feed convs (their parameters are rounded to that dtype, as autocast rounds conv and linear weights).
+  Float32 runs are unchanged.
 * Blocks take ``H, W`` as arguments instead of attributes set by the caller before each call.
 * Arguments that the official code stores but never uses (``sr_ratio``, ``sharpen_attn``, ``linear``,
   ``share_atten``, ``emlp``) are gone; ``Mlp.act`` (constructed, never called) is not built; the SE variant
@@ -86,10 +90,10 @@ class _GeluLinear(torch.autograd.Function):
     """``linear(gelu(h), weight, bias)`` that keeps only ``h`` for the backward and recomputes ``gelu(h)``
     there (one elementwise pass) instead of keeping it.
 
-    For the ConvNeXt MLPs of the hybrid stem, whose 4C-wide GELU output at stride 4 and 8 is the largest
-    tensor the backbone would keep (0.43 GiB at 2x3x896x896 in bf16). The same kernels as ``F.linear``
-    under autocast: the weights are cast to the compute dtype, the weight and bias gradients are computed
-    in it and returned in the parameters' dtype.
+    For the ConvNeXt MLPs of the hybrid stem, whose 4C-wide GELU output at strides 4 and 8 is the largest
+    tensor the backbone would keep (2 x 224 x 224 x 512 values per stride-4 block for two 896x896 images).
+    The same kernels as ``F.linear`` under autocast: the weights are cast to the compute dtype, the weight
+    and bias gradients are computed in it and returned in the parameters' dtype.
     """
 
     @staticmethod
@@ -437,7 +441,7 @@ class DWConvMlp(nn.Module):
 
     Under autocast ``gamma`` is cast to the dtype of the fc1 output, as autocast casts fc2's weights: the
     sum then stays in that dtype instead of being promoted to a float32 tensor that fc2 casts straight back
-    (two passes over the 4C-wide tokens and 0.19 GiB at 2x3x896x896 for FAN-S-Hybrid). It differs from the
+    (two passes over the 4C-wide tokens, the widest tensor of the block). It differs from the
     official float32 sum by the rounding of ``gamma``; float32 runs are unchanged.
 
     Args:

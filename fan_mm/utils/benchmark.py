@@ -390,7 +390,8 @@ def markdown_table(result: Dict) -> str:
         kernels = (f"; {p['kernels_per_step']:.0f} GPU kernels per step, {p['kernel_ms_per_step']:.1f} ms of "
                    'kernel time' if 'kernels_per_step' in p else '')
         lines += ['', f"Top ops of one train step of {p['spec']} (self device time, {p['ms_per_step_total']:.1f} "
-                  f'ms per step in all{kernels}):', '', '| op | ms / step | share | calls / step |', '|---|---|---|---|']
+                  f'ms per step in all{kernels}):', '',
+                  '| op | ms / step | share | calls / step |', '|---|---|---|---|']
         lines += [f"| `{o['op'][:70]}` | {o['ms_per_step']:.2f} | {100 * o['share']:.1f}% | "
                   f"{o['calls_per_step']:.0f} |" for o in p['ops']]
     for c in result.get('census', []):

@@ -228,8 +228,9 @@ def test_blocks_compile_without_graph_breaks_under_autocast():
     # A graph break splits a compiled block into pieces, each with its own guards and, with
     # mode='reduce-overhead', its own CUDA graph (torch 2.11 broke on the autocast availability check).
     torch.manual_seed(0)
+    stem_map = torch.randn(2, 16, 4, 4).contiguous(memory_format=torch.channels_last)
     cases = ((fan_module.FANBlock(32, 4).train(), (torch.randn(2, 16, 32), 4, 4)),
-             (fan_module.ConvNeXtBlock(16).train(), (torch.randn(2, 16, 4, 4).contiguous(memory_format=torch.channels_last),)))
+             (fan_module.ConvNeXtBlock(16).train(), (stem_map,)))
     for blk, args in cases:
         compiled = torch.compile(blk, backend='aot_eager', fullgraph=True)
         with torch.autocast('cpu', dtype=torch.bfloat16):
