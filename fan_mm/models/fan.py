@@ -93,7 +93,9 @@ class _GeluLinear(torch.autograd.Function):
     For the ConvNeXt MLPs of the hybrid stem, whose 4C-wide GELU output at strides 4 and 8 is the largest
     tensor the backbone would keep (2 x 224 x 224 x 512 values per stride-4 block for two 896x896 images).
     The same kernels as ``F.linear`` under autocast: the weights are cast to the compute dtype, the weight
-    and bias gradients are computed in it and returned in the parameters' dtype.
+    and bias gradients are computed in it and returned in the parameters' dtype. Not
+    ``torch.utils.checkpoint``: it would recompute the fc2 matmul as well (or need a selective policy), and
+    adds hooks to every call of a step that is already bound by CPU-side launches.
     """
 
     @staticmethod

@@ -193,6 +193,15 @@ def test_config_is_complete(config):
     assert 'fan_mm' in cfg.custom_imports['imports'], f'{name}: custom_imports must import fan_mm'
     assert cfg.auto_scale_lr.base_batch_size > 0
     assert cfg.optim_wrapper.get('constructor') == 'NoDecayOptimWrapperConstructor', name
+    if 'compile_blocks' in cfg.model.backbone:
+        # the model tests build without it (inductor on a CPU takes minutes); the backbone must take it
+        # as written (compilation itself starts at the first forward)
+        from mmengine.registry import DefaultScope
+        backbone_cfg = copy.deepcopy(cfg.model.backbone)
+        backbone_cfg.pop('init_cfg', None)
+        with DefaultScope.overwrite_default_scope(cfg.default_scope), torch.device('meta'):
+            backbone = _registry(cfg.default_scope, 'MODELS').build(backbone_cfg)
+        assert backbone.compile_blocks == cfg.model.backbone.compile_blocks, name
     if not name.startswith(('fan/', 'lvvit/')):  # toy configs train from scratch
         return
     # the zoo: every config names the ImageNet checkpoint it expects, in the dict and the comment

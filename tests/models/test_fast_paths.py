@@ -224,9 +224,18 @@ def test_dwconv_mlp_sum_stays_in_autocast_dtype():
     assert (out.float() - ref).abs().max() / ref.abs().max() < 2e-2
 
 
-def test_blocks_compile_without_graph_breaks_under_autocast():
+def test_blocks_compile_without_graph_breaks_under_autocast(monkeypatch):
     # A graph break splits a compiled block into pieces, each with its own guards and, with
-    # mode='reduce-overhead', its own CUDA graph (torch 2.11 broke on the autocast availability check).
+    # mode='reduce-overhead', its own CUDA graph. torch 2.11's dynamo cannot trace
+    # torch.amp.is_autocast_available; newer ones can, so it is made untraceable here to keep the test
+    # meaningful on any torch: the blocks must not call it while being compiled.
+    is_available = torch.amp.is_autocast_available
+
+    def untraceable(device_type):
+        torch._dynamo.graph_break()
+        return is_available(device_type)
+    monkeypatch.setattr(torch.amp, 'is_autocast_available', untraceable)
+    torch._dynamo.reset()
     torch.manual_seed(0)
     stem_map = torch.randn(2, 16, 4, 4).contiguous(memory_format=torch.channels_last)
     cases = ((fan_module.FANBlock(32, 4).train(), (torch.randn(2, 16, 32), 4, 4)),
@@ -245,10 +254,15 @@ def test_blocks_compile_without_graph_breaks_under_autocast():
     (LVViT, dict(arch=dict(embed_dim=48, depth=4, num_heads=2, stem_chs=16), out_indices=(1, 3), side_layers=False), 4),
     (FANSwin, dict(arch=dict(embed_dim=24, depths=(2, 2, 2, 2), num_heads=(1, 2, 3, 4))), 8),
 ])
-def test_compile_blocks_same_outputs_and_names(cls, kwargs, n_blocks):
+@pytest.mark.parametrize('cuda_graphs', [False, True])
+def test_compile_blocks_same_outputs_and_names(cls, kwargs, n_blocks, cuda_graphs):
+    # With mode='reduce-overhead' (CUDA graphs) each block's forward is compiled behind a wrapper that
+    # clones its outputs without gradients (next test); the eager backend ignores the mode, so this runs
+    # on a CPU.
+    options = dict(backend='eager', mode='reduce-overhead') if cuda_graphs else dict(backend='eager')
     torch.manual_seed(0)
     plain = cls(**kwargs).eval()
-    compiled = cls(**kwargs, compile_blocks=dict(backend='eager')).eval()
+    compiled = cls(**kwargs, compile_blocks=options).eval()
     assert list(compiled.state_dict()) == list(plain.state_dict())  # checkpoints load as before
     compiled.load_state_dict(plain.state_dict())
     x = torch.randn(1, 3, 64, 64)
@@ -256,26 +270,12 @@ def test_compile_blocks_same_outputs_and_names(cls, kwargs, n_blocks):
         ref, out = plain(x), compiled(x)
     for a, b in zip(ref, out):
         torch.testing.assert_close(a, b)
-    compiled_blocks = [m for m in compiled.modules() if getattr(m, '_compiled_call_impl', None) is not None]
+    if cuda_graphs:
+        compiled_blocks = [m for m in compiled.modules() if getattr(m, 'compiled_for_cuda_graphs', False)]
+    else:
+        compiled_blocks = [m for m in compiled.modules() if getattr(m, '_compiled_call_impl', None) is not None]
     assert len(compiled_blocks) == n_blocks
     assert compile_trunk_blocks(nn.Sequential(nn.Linear(2, 2))) == 0
-
-
-def test_cuda_graph_blocks_same_outputs_and_names():
-    # mode='reduce-overhead' (CUDA graphs) compiles each block's forward behind a wrapper that clones its
-    # outputs without gradients (next test); the eager backend ignores the mode, so this runs on a CPU.
-    torch.manual_seed(0)
-    plain = FANHybrid(arch=SMALL_HYBRID).eval()
-    graphed = FANHybrid(arch=SMALL_HYBRID, compile_blocks=dict(backend='eager', mode='reduce-overhead')).eval()
-    graphed.load_state_dict(plain.state_dict())
-    x = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        ref, out = plain(x), graphed(x)
-    for a, b in zip(ref, out):
-        torch.testing.assert_close(a, b)
-    assert list(graphed.state_dict()) == list(plain.state_dict())
-    blocks = [m for m in graphed.modules() if getattr(m, 'compiled_for_cuda_graphs', False)]
-    assert len(blocks) == 1 + 1 + 2 + 2
 
 
 def test_cuda_graph_blocks_clone_outputs_only_without_grad(monkeypatch):
