@@ -25,6 +25,9 @@ import torch.nn as nn
 
 PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 FLAGS = ('cl', 'cp', 'compile', 'compile_full', 'cudagraph')
+# benchmark_model's --compile-backbone: torch.compile options for every block of a model's backbone
+COMPILE_BACKBONE = {None: None, 'default': dict(dynamic=False),
+                    'cudagraph': dict(dynamic=False, mode='reduce-overhead')}
 
 
 # ---- backbones ----------------------------------------------------------------------------------
@@ -374,10 +377,13 @@ def markdown_table(result: Dict) -> str:
                 ('train reserved (GiB)', 'train_reserved_gib', 2), ('infer peak (GiB)', 'infer_peak_gib', 2)]
     else:
         head += f"{result['height']}x{result['width']}, {result.get('boxes', '-')} boxes/image"
+        if result.get('compile_backbone'):
+            head += f", every backbone compiled by blocks ({result['compile_backbone']})"
         cols = [('config', 'name', 0), ('params (M)', 'params_m', 1), ('train (s/iter)', 'train_s_iter', 3),
                 ('train / ref', 'train_ratio', 2), ('infer (img/s)', 'infer_img_s', 1),
                 ('infer (ms/batch)', 'infer_ms', 1), ('infer time / ref', 'infer_ratio', 2),
-                ('train peak (GiB)', 'train_peak_gib', 2), ('infer peak (GiB)', 'infer_peak_gib', 2)]
+                ('train peak (GiB)', 'train_peak_gib', 2), ('train reserved (GiB)', 'train_reserved_gib', 2),
+                ('infer peak (GiB)', 'infer_peak_gib', 2)]
     if result.get('reference'):
         head += f"; ref = {result['reference']}"
     lines = [head, '', '| ' + ' | '.join(c[0] for c in cols) + ' |', '|' + '---|' * len(cols)]
@@ -514,16 +520,23 @@ def _num_classes(model, scope: str) -> int:
 
 def bench_model(config: str, batch: int, height: int, width: int, boxes: int, precision: str,
                 device: torch.device, warmup: int, repeats: int, name: Optional[str] = None,
-                cfg_options: Optional[dict] = None, compile_backbone: bool = False) -> Dict:
+                cfg_options: Optional[dict] = None, compile_backbone: Optional[str] = None) -> Dict:
     """One row: training iteration (loss forward + backward + AdamW step, AMP with a grad scaler for fp16,
-    as mmengine's AmpOptimWrapper) and inference (``mode='predict'``) of the model of ``config``."""
+    as mmengine's AmpOptimWrapper) and inference (``mode='predict'``) of the model of ``config``.
+
+    ``compile_backbone``: None (as the config says), ``'default'`` (``torch.compile`` of every backbone
+    block, static shapes) or ``'cudagraph'`` (the same with ``mode='reduce-overhead'``: CUDA graphs), for
+    any backbone with blocks (mmdet's Swin included), so that peers can be compared like for like."""
+    if compile_backbone not in COMPILE_BACKBONE:
+        raise ValueError(f'compile_backbone={compile_backbone!r}: use one of {list(COMPILE_BACKBONE)}')
     torch.manual_seed(0)
     model, scope = build_model_from_config(config, cfg_options)
     model = model.to(device)
     if compile_backbone:  # in place: parameter names stay as they are
         from fan_mm.models.backbones.base import compile_trunk_blocks
-        if not compile_trunk_blocks(model.backbone, dynamic=False):  # blockwise where it has blocks
-            model.backbone.compile(dynamic=False)
+        opts = COMPILE_BACKBONE[compile_backbone]
+        if not compile_trunk_blocks(model.backbone, **opts):  # blockwise where it has blocks
+            model.backbone.compile(**opts)
     inputs, samples = synthetic_batch(scope, batch, height, width, boxes, _num_classes(model, scope), device)
     row = dict(name=name or config, config=config, scope=scope, compile_backbone=compile_backbone,
                params_m=sum(p.numel() for p in model.parameters()) / 1e6)
@@ -540,7 +553,8 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
         scaler.step(opt)
         scaler.update()
     r = time_fn(train_iter, device, warmup, repeats)
-    row.update(train_s_iter=r['ms'] / 1e3, train_ms=r['ms'], train_peak_gib=r['peak_gib'])
+    row.update(train_s_iter=r['ms'] / 1e3, train_ms=r['ms'], train_peak_gib=r['peak_gib'],
+               train_reserved_gib=r['reserved_gib'], train_warmup_s=r['warmup_s'])
     opt.zero_grad(set_to_none=True)
     model.eval()
 
@@ -548,7 +562,8 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
         with torch.no_grad(), _autocast(device, precision):
             return model(inputs, [s.clone() for s in samples], mode='predict')
     r = time_fn(infer, device, warmup, repeats)
-    row.update(infer_ms=r['ms'], infer_img_s=batch / (r['ms'] / 1e3), infer_peak_gib=r['peak_gib'])
+    row.update(infer_ms=r['ms'], infer_img_s=batch / (r['ms'] / 1e3), infer_peak_gib=r['peak_gib'],
+               infer_reserved_gib=r['reserved_gib'], infer_warmup_s=r['warmup_s'])
     del model, opt
     if device.type == 'cuda':
         torch.cuda.empty_cache()
@@ -558,7 +573,7 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
 def run_model_benchmark(configs: Sequence[Tuple[str, str]], batch: int, height: int, width: int, boxes: int,
                         precision: str, device: str, warmup: int, repeats: int,
                         reference: Optional[str] = None, cfg_options: Optional[dict] = None,
-                        compile_backbone: bool = False) -> Dict:
+                        compile_backbone: Optional[str] = None) -> Dict:
     """``configs``: (name, config) pairs, all measured in this process; ratios against ``reference`` (a name)."""
     if precision not in PRECISIONS:
         raise ValueError(f'precision={precision!r}: use one of {list(PRECISIONS)}')

@@ -59,6 +59,28 @@ def test_model_benchmark_cpu(tmp_path):
     assert row['train_s_iter'] > 0 and row['infer_img_s'] > 0 and row['train_ratio'] == pytest.approx(1.0)
 
 
+def test_model_benchmark_compile_backbone_options(monkeypatch):
+    """--compile-backbone cudagraph reaches compile_trunk_blocks as mode='reduce-overhead', static shapes,
+    for every config of the run (here the compile itself is recorded, not run: inductor on CPU takes
+    minutes; tests/models/test_fast_paths.py compiles blocks for real)."""
+    import fan_mm.models.backbones.base as base
+    from fan_mm.utils.benchmark import bench_model
+    tool = load_tool('benchmark_model')
+    assert tool.parse_args([]).compile_backbone is None
+    assert tool.parse_args(['--compile-backbone']).compile_backbone == 'default'
+    assert tool.parse_args(['--compile-backbone', 'cudagraph']).compile_backbone == 'cudagraph'
+    with pytest.raises(SystemExit):
+        tool.parse_args(['--compile-backbone', 'fast'])
+    seen = []
+    monkeypatch.setattr(base, 'compile_trunk_blocks', lambda model, **opts: seen.append(opts) or 1)
+    import torch
+    cfg = str(ROOT / 'configs' / 'toy' / 'maskrcnn_fan_t_hybrid_toy_coco.py')
+    row = bench_model(cfg, 1, 64, 64, 1, 'fp32', torch.device('cpu'), 0, 1, compile_backbone='cudagraph')
+    assert seen == [dict(dynamic=False, mode='reduce-overhead')] and row['compile_backbone'] == 'cudagraph'
+    with pytest.raises(ValueError, match="compile_backbone='fast'"):
+        bench_model(cfg, 1, 64, 64, 1, 'fp32', torch.device('cpu'), 0, 1, compile_backbone='fast')
+
+
 def test_model_benchmark_bad_entry():
     with pytest.raises(SystemExit, match='NAME=CONFIG'):
         load_tool('benchmark_model').main(['--configs', 'no_equals_sign', '--device', 'cpu'])

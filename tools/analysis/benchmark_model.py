@@ -3,6 +3,7 @@
     python tools/analysis/benchmark_model.py                  # Mask R-CNN FAN-S-Hybrid vs mmdet Swin-T, fp16
     python tools/analysis/benchmark_model.py --configs fan=configs/fan/maskrcnn_fan_s_hybrid_3x_coco.py \
         swin=mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py --reference swin --precision fp32
+    python tools/analysis/benchmark_model.py --compile-backbone cudagraph   # both with CUDA graphs
     python tools/analysis/benchmark_model.py --configs toy=configs/toy/maskrcnn_fan_t_hybrid_toy_coco.py \
         --device cpu --height 64 --width 64 --batch 1 --warmup 1 --repeats 1
 
@@ -33,9 +34,10 @@ def parse_args(argv=None):
     p.add_argument('--device', default='cuda')
     p.add_argument('--warmup', type=int, default=5)
     p.add_argument('--repeats', type=int, default=20)
-    p.add_argument('--compile-backbone', action='store_true',
+    p.add_argument('--compile-backbone', nargs='?', const='default', choices=['default', 'cudagraph'],
                    help='torch.compile every block of every model\'s backbone (in place; static shapes: the '
-                        'input size is fixed)')
+                        'input size is fixed), "cudagraph": with mode="reduce-overhead", to compare peers '
+                        'like for like with a config that uses CUDA graphs')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override settings of every config')
     p.add_argument('--json', help='write the result here')
     return p.parse_args(argv)
