@@ -302,3 +302,16 @@ def test_cuda_graph_blocks_clone_outputs_only_without_grad(monkeypatch):
 def test_compile_blocks_bad_value():
     with pytest.raises(TypeError, match='compile_blocks must be a bool or a dict'):
         FANHybrid(arch=SMALL_HYBRID, compile_blocks='yes')
+
+
+def test_compile_trunk_blocks_raises_the_recompile_limit(monkeypatch):
+    """One forward serves all blocks of a class (several widths, dtypes, grad modes, shapes): dynamo's
+    default of 8 versions per function sent a toy detection run back to eager. Raised, never lowered."""
+    import torch._dynamo.config as dynamo_config
+    from fan_mm.models.backbones.base import MIN_RECOMPILE_LIMIT
+    monkeypatch.setattr(dynamo_config, 'recompile_limit', 8)
+    compile_trunk_blocks(nn.Sequential(nn.Linear(2, 2)))
+    assert dynamo_config.recompile_limit == MIN_RECOMPILE_LIMIT >= 32
+    monkeypatch.setattr(dynamo_config, 'recompile_limit', 1000)
+    compile_trunk_blocks(nn.Sequential(nn.Linear(2, 2)))
+    assert dynamo_config.recompile_limit == 1000

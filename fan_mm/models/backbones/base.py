@@ -119,7 +119,16 @@ def compile_trunk_blocks(model: nn.Module, **compile_options) -> int:
     the graph runs again, and the blocks of one class share theirs, so an output kept past the next
     block (a feature map the backbone returns) would be overwritten ("accessing tensor output of
     CUDAGraphs that has been overwritten"). In training autograd keeps them alive until the backward.
+
+    Dynamo keeps at most ``recompile_limit`` (default 8) compiled versions of one function and runs it
+    eagerly after that, with only a warning. Here one ``forward`` serves every block of a class, and its
+    versions multiply: FAN-Hybrid's ConvNeXt blocks alone see three (channels, input dtype) pairs under
+    autocast, each with gradients on and off (training, validation) and, with several input sizes
+    (detection), static and dynamic shapes: a toy Mask R-CNN run with five input scales went past 8
+    in its first validation, and those blocks fell back to eager.
+    The limit is raised to ``MIN_RECOMPILE_LIMIT`` (never lowered).
     """
+    _raise_recompile_limit(MIN_RECOMPILE_LIMIT)
     n = 0
     for name, module in model.named_modules():
         if name.rsplit('.', 1)[-1].endswith('blocks') and isinstance(module, (nn.ModuleList, nn.Sequential)):
@@ -130,6 +139,15 @@ def compile_trunk_blocks(model: nn.Module, **compile_options) -> int:
                     block.compile(**compile_options)
                 n += 1
     return n
+
+
+MIN_RECOMPILE_LIMIT = 64
+
+
+def _raise_recompile_limit(limit: int) -> None:
+    import torch._dynamo.config as dynamo_config
+    if dynamo_config.recompile_limit < limit:
+        dynamo_config.recompile_limit = limit
 
 
 def _uses_cuda_graphs(compile_options: Mapping) -> bool:
