@@ -315,3 +315,11 @@ def test_compile_trunk_blocks_raises_the_recompile_limit(monkeypatch):
     monkeypatch.setattr(dynamo_config, 'recompile_limit', 1000)
     compile_trunk_blocks(nn.Sequential(nn.Linear(2, 2)))
     assert dynamo_config.recompile_limit == 1000
+
+
+def test_compile_trunk_blocks_turns_off_ddp_graph_splitting(monkeypatch):
+    """Blocks compiled one by one need no DDP bucket splitting, which failed with dynamic shapes."""
+    import torch._dynamo.config as dynamo_config
+    monkeypatch.setattr(dynamo_config, 'optimize_ddp', True)
+    compile_trunk_blocks(nn.Sequential(nn.Linear(2, 2)))
+    assert dynamo_config.optimize_ddp is False

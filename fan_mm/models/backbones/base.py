@@ -127,8 +127,16 @@ def compile_trunk_blocks(model: nn.Module, **compile_options) -> int:
     (detection), static and dynamic shapes: a toy Mask R-CNN run with five input scales went past 8
     in its first validation, and those blocks fell back to eager.
     The limit is raised to ``MIN_RECOMPILE_LIMIT`` (never lowered).
+
+    Under DDP, dynamo's ``optimize_ddp`` would split each block graph again at gradient-bucket boundaries,
+    which is for compiling a whole model: blocks compiled one by one already give DDP its overlap, since
+    each block's backward runs (and its gradients reach DDP's hooks) on its own. With dynamic shapes that
+    split fails in torch 2.11 ("'float' object has no attribute 'meta'", 2-GPU toy Mask R-CNN run), so
+    it is switched off.
     """
+    import torch._dynamo.config as dynamo_config
     _raise_recompile_limit(MIN_RECOMPILE_LIMIT)
+    dynamo_config.optimize_ddp = False
     n = 0
     for name, module in model.named_modules():
         if name.rsplit('.', 1)[-1].endswith('blocks') and isinstance(module, (nn.ModuleList, nn.Sequential)):
