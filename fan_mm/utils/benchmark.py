@@ -532,6 +532,10 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
     torch.manual_seed(0)
     model, scope = build_model_from_config(config, cfg_options)
     model = model.to(device)
+    if compile_backbone and getattr(model.backbone, 'compile_blocks', False):
+        raise ValueError(f'{config} already compiles its backbone blocks (model.backbone.compile_blocks='
+                         f'{model.backbone.compile_blocks}); compiling them again with compile_backbone='
+                         f'{compile_backbone!r} would nest the two: use the config without compile_blocks')
     if compile_backbone:  # in place: parameter names stay as they are
         from fan_mm.models.backbones.base import compile_trunk_blocks
         opts = COMPILE_BACKBONE[compile_backbone]

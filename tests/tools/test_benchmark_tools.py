@@ -79,6 +79,11 @@ def test_model_benchmark_compile_backbone_options(monkeypatch):
     assert seen == [dict(dynamic=False, mode='reduce-overhead')] and row['compile_backbone'] == 'cudagraph'
     with pytest.raises(ValueError, match="compile_backbone='fast'"):
         bench_model(cfg, 1, 64, 64, 1, 'fp32', torch.device('cpu'), 0, 1, compile_backbone='fast')
+    # a config that compiles its blocks itself is not compiled a second time: a clear error instead
+    graphed = str(ROOT / 'configs' / 'toy' / 'maskrcnn_fan_t_hybrid_amp_cudagraph_toy_coco.py')
+    with pytest.raises(ValueError, match=r'maskrcnn_fan_t_hybrid_amp_cudagraph_toy_coco.py already compiles'):
+        bench_model(graphed, 1, 64, 64, 1, 'fp32', torch.device('cpu'), 0, 1, compile_backbone='cudagraph')
+    assert len(seen) == 1
 
 
 def test_model_benchmark_bad_entry():
