@@ -8,7 +8,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
-from fan_mm.apis.runner import common_cli_arguments, set_local_rank, test  # noqa: E402
+from fan_mm.apis.runner import (common_cli_arguments, release_process_group, set_local_rank,  # noqa: E402
+                                test)
 
 
 def parse_args(argv=None):
@@ -31,9 +32,11 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    return test(args.config, args.checkpoint, work_dir=args.work_dir, out=args.out,
-                show=args.show, show_dir=args.show_dir, wait_time=args.wait_time,
-                tta=args.tta, cfg_options=args.cfg_options, launcher=args.launcher)
+    metrics = test(args.config, args.checkpoint, work_dir=args.work_dir, out=args.out,
+                   show=args.show, show_dir=args.show_dir, wait_time=args.wait_time,
+                   tta=args.tta, cfg_options=args.cfg_options, launcher=args.launcher)
+    release_process_group()
+    return metrics
 
 
 if __name__ == '__main__':

@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
-from fan_mm.apis.runner import common_cli_arguments, set_local_rank  # noqa: E402
+from fan_mm.apis.runner import common_cli_arguments, release_process_group, set_local_rank  # noqa: E402
 from fan_mm.datasets import protocol  # noqa: E402
 
 
@@ -55,6 +55,7 @@ def main(argv=None):
     except (RobustnessError, SynthesisError, protocol.ProtocolError, FileNotFoundError) as e:
         print(f'test_robustness: error: {e}', file=sys.stderr)
         return 2
+    release_process_group()
     return 0
 
 

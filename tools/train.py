@@ -9,7 +9,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
-from fan_mm.apis.runner import common_cli_arguments, set_local_rank, train  # noqa: E402
+from fan_mm.apis.runner import (common_cli_arguments, release_process_group, set_local_rank,  # noqa: E402
+                                train)
 
 
 def parse_args(argv=None):
@@ -35,6 +36,7 @@ def main(argv=None):
     train(args.config, work_dir=args.work_dir, amp=args.amp,
           auto_scale_lr=args.auto_scale_lr, resume=args.resume,
           cfg_options=args.cfg_options, launcher=args.launcher)
+    release_process_group()
 
 
 if __name__ == '__main__':

@@ -211,6 +211,19 @@ def test(config: str, checkpoint: str, work_dir: Optional[str] = None,
     return runner.test()
 
 
+def release_process_group() -> None:
+    """End this process's ``torch.distributed`` process group, if it has one, once a run has finished.
+
+    torchrun / Slurm runs create one (mmengine's ``init_dist``, or ``_setup_cpu_distributed``) and nothing
+    destroys it: torch warns about that at exit with NCCL, and a 2-process gloo ``tools/test.py`` run here
+    once died with "terminate called without an active exception" (SIGABRT), what C++ threads still
+    running at interpreter exit give. The tools call this after a successful run.
+    """
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def set_local_rank(local_rank: int):
     """torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK itself."""
     os.environ.setdefault('LOCAL_RANK', str(local_rank))

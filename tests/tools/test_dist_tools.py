@@ -60,3 +60,14 @@ def test_two_process_train_and_test_match_one_process(tmp_path):
     for k, v in one.items():
         if k.startswith('coco/'):
             assert two[k] == pytest.approx(v, abs=1e-3), k
+
+
+def test_release_process_group(tmp_path):
+    """The tools end the process group a distributed run made (and do nothing without one)."""
+    import torch.distributed as dist
+    from fan_mm.apis.runner import release_process_group
+    release_process_group()  # none: nothing to do, no error
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path / "store"}', rank=0, world_size=1)
+    assert dist.is_initialized()
+    release_process_group()
+    assert not dist.is_initialized()
