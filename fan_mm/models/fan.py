@@ -131,6 +131,18 @@ class _GeluLinear(torch.autograd.Function):
 # Stems
 # ---------------------------------------------------------------------------------------------------
 
+def _depthwise_conv(dim: int, kernel_size: int) -> nn.Conv2d:
+    """Depthwise ``Conv2d`` whose (C, 1, k, k) weight has channels_last strides (k*k, 1, k, 1).
+
+    The memory is the same as the default layout (the stride of a size-1 dim is free), but a conv on a
+    channels_last map returns its weight gradient with those strides, and DDP warns ("Grad strides do not
+    match bucket view strides") about every parameter whose gradient is laid out unlike the parameter.
+    """
+    conv = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+    conv.weight.data = conv.weight.data.as_strided(conv.weight.shape, (kernel_size * kernel_size, 1, kernel_size, 1))
+    return conv
+
+
 def _conv3x3_bn(in_chs: int, out_chs: int, stride: int = 2) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(in_chs, out_chs, kernel_size=3, stride=stride, padding=1, bias=False),
@@ -231,7 +243,7 @@ class ConvNeXtBlock(nn.Module):
 
     def __init__(self, dim: int, mlp_ratio: float = 4., ls_init_value: float = 1e-6):
         super().__init__()
-        self.conv_dw = nn.Conv2d(dim, dim, kernel_size=7, padding=3, groups=dim)
+        self.conv_dw = _depthwise_conv(dim, kernel_size=7)
         self.norm = ConvNeXtLayerNorm2d(dim, eps=1e-6, unbiased=True, feeds_low_precision=True)
         self.mlp = Mlp(dim, int(mlp_ratio * dim), act_layer=nn.GELU, use_conv=True)
         self.gamma = nn.Parameter(ls_init_value * torch.ones(dim))
@@ -421,10 +433,10 @@ class DWConv(nn.Module):
 
     def __init__(self, dim: int, act_layer: Callable = nn.GELU, kernel_size: int = 3):
         super().__init__()
-        self.conv1 = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        self.conv1 = _depthwise_conv(dim, kernel_size)
         self.act = act_layer()
         self.bn = nn.BatchNorm2d(dim)
-        self.conv2 = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        self.conv2 = _depthwise_conv(dim, kernel_size)
 
     def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
         B, N, C = x.shape

@@ -85,6 +85,29 @@ def test_dwconv_channels_last_view_is_not_copied():
     torch.testing.assert_close(d(x, 4, 3), ref.flatten(2).transpose(1, 2), rtol=1e-5, atol=1e-6)
 
 
+DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('dtype', [None, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize('name, size', [('fan_tiny_8_p4_hybrid', 64), ('fan_tiny_12_p16_224', 64),
+                                        ('fan_swin_tiny_patch4_window7_224', 224)])
+def test_gradients_laid_out_like_their_parameters(name, size, dtype, device):
+    """DDP's gradient buckets copy the parameters' strides and warn ("Grad strides do not match bucket view
+    strides") for every gradient laid out otherwise: the depthwise convs on channels_last maps are the case."""
+    if dtype is torch.float16 and device == 'cpu':
+        pytest.skip('fp16 autocast is a CUDA setting')
+    from fan_mm.models import fan_swin
+    model = getattr(fan_module, name, None) or getattr(fan_swin, name)
+    model = model().to(device)
+    with torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
+        out = model(torch.randn(2, 3, size, size, device=device))
+    out.float().sum().backward()
+    mismatched = [(n, p.stride(), p.grad.stride()) for n, p in model.named_parameters()
+                  if p.grad is not None and p.grad.stride() != p.stride()]
+    assert not mismatched
+
+
 def test_convnext_block_matches_conv_formula():
     torch.manual_seed(0)
     blk = _randomize(fan_module.ConvNeXtBlock(16)).eval()
