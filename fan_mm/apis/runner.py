@@ -215,12 +215,18 @@ def release_process_group() -> None:
     """End this process's ``torch.distributed`` process group, if it has one, once a run has finished.
 
     torchrun / Slurm runs create one (mmengine's ``init_dist``, or ``_setup_cpu_distributed``) and nothing
-    destroys it: torch warns about that at exit with NCCL, and a 2-process gloo ``tools/test.py`` run here
-    once died with "terminate called without an active exception" (SIGABRT), what C++ threads still
-    running at interpreter exit give. The tools call this after a successful run.
+    destroys it; torch warns about that at exit with NCCL. Destroying it is not enough on its own: the
+    finished runner still holds it (DDP's reducer) through reference cycles, so without a garbage
+    collection first the backend lives on, and gloo's threads (``pt_gloo_runloop``, ``gloo_tcp_loop``) were
+    still running at interpreter exit. 2-process gloo runs of the tools here died that way now and then,
+    after finishing their work: "terminate called without an active exception" (SIGABRT), which a joinable
+    C++ thread torn down at exit gives. The tools call this after a successful run.
     """
+    import gc
+
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
+        gc.collect()  # free the finished runner, and with it the last references to the process group
         dist.destroy_process_group()
 
 

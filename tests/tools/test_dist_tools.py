@@ -25,12 +25,13 @@ def free_port():
 
 def run(cmd, cwd, **env):
     # the scripts call `python`: make it this interpreter
-    env = dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='1', PORT=free_port(),
+    # PYTHONFAULTHANDLER: a crashing rank prints where each of its threads was
+    env = dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='1', PORT=free_port(), PYTHONFAULTHANDLER='1',
                PATH=osp.dirname(sys.executable) + os.pathsep + os.environ.get('PATH', ''), **env)
     res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    out = res.stdout + res.stderr
-    assert res.returncode == 0, out[-4000:]
-    return out
+    # the logs (stdout) say how far the run got, stderr how it ended
+    assert res.returncode == 0, f'stdout:\n{res.stdout[-2500:]}\nstderr:\n{res.stderr[-5000:]}'
+    return res.stdout + res.stderr
 
 
 def metrics_json(work_dir):
@@ -62,12 +63,28 @@ def test_two_process_train_and_test_match_one_process(tmp_path):
             assert two[k] == pytest.approx(v, abs=1e-3), k
 
 
+def _gloo_threads():
+    tasks = os.listdir('/proc/self/task')
+    return [n for n in (open(f'/proc/self/task/{t}/comm').read().strip() for t in tasks) if 'gloo' in n]
+
+
 def test_release_process_group(tmp_path):
-    """The tools end the process group a distributed run made (and do nothing without one)."""
+    """The tools end the process group a distributed run made (and do nothing without one), and with it
+    gloo's threads, even while a finished run that used it is still waiting in a reference cycle."""
     import torch.distributed as dist
+    import torch.nn as nn
+    from torch.nn.parallel import DistributedDataParallel
     from fan_mm.apis.runner import release_process_group
     release_process_group()  # none: nothing to do, no error
     dist.init_process_group('gloo', init_method=f'file://{tmp_path / "store"}', rank=0, world_size=1)
     assert dist.is_initialized()
+    finished_run = {'model': DistributedDataParallel(nn.Linear(2, 2))}  # DDP's reducer holds the group
+    finished_run['self'] = finished_run  # as mmengine's runner and its hooks do
+    del finished_run
+    has_proc = osp.isdir('/proc/self/task')
+    if has_proc:
+        assert _gloo_threads()
     release_process_group()
     assert not dist.is_initialized()
+    if has_proc:
+        assert not _gloo_threads()
