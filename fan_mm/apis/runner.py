@@ -218,9 +218,9 @@ def release_process_group() -> None:
     destroys it; torch warns about that at exit with NCCL. Destroying it is not enough on its own: the
     finished runner still holds it (DDP's reducer) through reference cycles, so without a garbage
     collection first the backend lives on, and gloo's threads (``pt_gloo_runloop``, ``gloo_tcp_loop``) were
-    still running at interpreter exit. 2-process gloo runs of the tools here died that way now and then,
-    after finishing their work: "terminate called without an active exception" (SIGABRT), which a joinable
-    C++ thread torn down at exit gives. The tools call this after a successful run.
+    still running at interpreter exit: the likely cause of the rare "terminate called without an active
+    exception" (SIGABRT) with which 2-process gloo runs of the tools here died after finishing their work.
+    The tools call this after a successful run.
     """
     import gc
 

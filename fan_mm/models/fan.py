@@ -127,10 +127,6 @@ class _GeluLinear(torch.autograd.Function):
         return grad_h, grad_w, grad_b, None
 
 
-# ---------------------------------------------------------------------------------------------------
-# Stems
-# ---------------------------------------------------------------------------------------------------
-
 def _depthwise_conv(dim: int, kernel_size: int) -> nn.Conv2d:
     """Depthwise ``Conv2d`` whose (C, 1, k, k) weight has channels_last strides (k*k, 1, k, 1).
 
@@ -142,6 +138,10 @@ def _depthwise_conv(dim: int, kernel_size: int) -> nn.Conv2d:
     conv.weight.data = conv.weight.data.as_strided(conv.weight.shape, (kernel_size * kernel_size, 1, kernel_size, 1))
     return conv
 
+
+# ---------------------------------------------------------------------------------------------------
+# Stems
+# ---------------------------------------------------------------------------------------------------
 
 def _conv3x3_bn(in_chs: int, out_chs: int, stride: int = 2) -> nn.Sequential:
     return nn.Sequential(
