@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -63,9 +64,22 @@ def test_two_process_train_and_test_match_one_process(tmp_path):
             assert two[k] == pytest.approx(v, abs=1e-3), k
 
 
-def _gloo_threads():
-    tasks = os.listdir('/proc/self/task')
-    return [n for n in (open(f'/proc/self/task/{t}/comm').read().strip() for t in tasks) if 'gloo' in n]
+def _gloo_threads(wait_s=0.):
+    """Names of this process's gloo threads; with wait_s, wait up to that long for them to be gone (a joined
+    thread can stay listed in /proc for a moment, and vanish between listing and reading)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        names = []
+        for task in os.listdir('/proc/self/task'):
+            try:
+                with open(f'/proc/self/task/{task}/comm') as f:
+                    names.append(f.read().strip())
+            except OSError:  # exited since the listing
+                pass
+        names = [n for n in names if 'gloo' in n]
+        if not names or time.monotonic() >= deadline:
+            return names
+        time.sleep(0.05)
 
 
 def test_release_process_group(tmp_path):
@@ -87,4 +101,4 @@ def test_release_process_group(tmp_path):
     release_process_group()
     assert not dist.is_initialized()
     if has_proc:
-        assert not _gloo_threads()
+        assert not _gloo_threads(wait_s=5)
