@@ -74,8 +74,28 @@ def build_runner(cfg: Config):
     from mmengine.runner import Runner
     _setup_cpu_distributed(cfg)
     if 'runner_type' in cfg:
-        return RUNNERS.build(cfg)
-    return Runner.from_cfg(cfg)
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
+    write_test_metrics_on_main_process_only(runner)
+    return runner
+
+
+def write_test_metrics_on_main_process_only(runner) -> None:
+    """Only the main process writes the test metrics JSON (``<timestamp>.json`` in the run's log dir).
+
+    mmengine 0.10.7's ``LoggerHook.after_test_epoch`` writes it on every rank, into the same file; in a
+    2-process ``tools/dist_test.sh`` run here two ranks wrote at once and left a file of one JSON object
+    plus the tail of the other. The other ranks log nothing at INFO level anyway, so their hook does
+    nothing after a test epoch.
+    """
+    from mmengine.dist import is_main_process
+    from mmengine.hooks import LoggerHook
+    if is_main_process():
+        return
+    for hook in runner.hooks:
+        if isinstance(hook, LoggerHook):
+            hook.after_test_epoch = lambda runner, metrics=None: None
 
 
 def _limit_dynamo_recompiles():

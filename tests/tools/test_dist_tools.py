@@ -102,3 +102,22 @@ def test_release_process_group(tmp_path):
     assert not dist.is_initialized()
     if has_proc:
         assert not _gloo_threads(wait_s=5)
+
+
+@pytest.mark.parametrize('main_process', [True, False])
+def test_only_the_main_process_writes_the_test_metrics_json(monkeypatch, main_process):
+    """mmengine's LoggerHook writes the test metrics JSON on every rank into one file; the tools keep only
+    the main process's write (two ranks at once left an unreadable file)."""
+    import types
+
+    import mmengine.dist
+    from mmengine.hooks import LoggerHook
+    from fan_mm.apis.runner import write_test_metrics_on_main_process_only
+    monkeypatch.setattr(mmengine.dist, 'is_main_process', lambda: main_process)
+    logger_hook = LoggerHook()
+    runner = types.SimpleNamespace(hooks=[object(), logger_hook])
+    write_test_metrics_on_main_process_only(runner)
+    if main_process:
+        assert 'after_test_epoch' not in vars(logger_hook)  # mmengine's method, untouched
+    else:
+        logger_hook.after_test_epoch(types.SimpleNamespace())  # would fail reading the runner's log dir
