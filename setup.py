@@ -1,12 +1,13 @@
 """Packaging for fan_mm.
 
-Heavy dependencies (torch, mmcv with compiled ops, mmdet, mmseg) are installed by
-``install.sh`` in a tested order with pinned versions; mmcv in particular cannot be
-resolved by pip alone (PyPI only has its sdist, which must be built against the
-installed torch). ``install_requires`` therefore lists only what pip can resolve
-without surprises.
+The pins live in ``requirements/`` (as in mmdet and mmseg): ``install_requires`` is
+``requirements/runtime.txt``, the OpenMMLab stack is the ``mim`` extra
+(``requirements/mminstall.txt``) and the test toolchain the ``tests`` extra. Install with
+``install.sh``, which also builds mmcv with its compiled ops (PyPI has only its sdist, which
+must be built against the installed torch) and installs fan_mm itself with ``--no-deps``.
 """
 import os.path as osp
+import re
 
 from setuptools import find_packages, setup
 
@@ -16,6 +17,17 @@ def read_version():
     with open(osp.join(osp.dirname(__file__), 'fan_mm', 'version.py')) as f:
         exec(f.read(), scope)
     return scope['__version__']
+
+
+def read_requirements(name):
+    """Requirement lines of requirements/<name> (comments and -r includes dropped)."""
+    lines = []
+    with open(osp.join(osp.dirname(__file__), 'requirements', name)) as f:
+        for line in f:
+            line = re.sub(r'#.*', '', line).strip()
+            if line and not line.startswith('-r'):
+                lines.append(line)
+    return lines
 
 
 setup(
@@ -28,18 +40,9 @@ setup(
     long_description_content_type='text/markdown',
     packages=find_packages(include=['fan_mm', 'fan_mm.*']),
     include_package_data=True,
-    python_requires='>=3.9',
-    install_requires=[
-        'numpy',
-        'scipy',
-        'scikit-image',
-        'opencv-python',
-        'Pillow',
-        'tqdm',
-        'numba',
-        'matplotlib',
-        'scikit-learn',
-    ],
+    python_requires='>=3.11',  # torch 2.15 (requirements/runtime.txt) needs it
+    install_requires=read_requirements('runtime.txt'),
+    extras_require={'mim': read_requirements('mminstall.txt'), 'tests': read_requirements('tests.txt')},
     license='Apache-2.0',
     zip_safe=False,
 )

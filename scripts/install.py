@@ -17,6 +17,9 @@ Why a script and not ``pip install -r requirements.txt``:
   wheel is only trusted after ``mmcv.ops.nms`` has run on a tensor.
 * pip must never swap the torch we pinned for another build while resolving the rest, so
   everything after torch is installed under a constraints file.
+
+The versions are not written here: every pin lives in ``requirements/*.txt`` (build, runtime,
+mminstall, tests), in the layout mmdet and mmseg use, and this script reads them.
 """
 import argparse
 import hashlib
@@ -30,30 +33,15 @@ import tarfile
 import tempfile
 import time
 
-# Pinned, tested versions. torch/torchvision come from PyPI (CUDA builds that also run on
-# CPU); timm needs torchvision, and the PyPI torchvision only pairs with the PyPI torch.
-PINS = {
-    'torch': '2.15.0',
-    'torchvision': '0.29.2',
-    'mmcv': '2.1.0',
-    'mmengine': '0.10.7',
-    'mmdet': '3.3.0',
-    'mmsegmentation': '1.2.2',
-    'timm': '1.0.31',
-    'imagecorruptions': '1.1.2',
-    'numba': '0.68.1',
-}
-# mmengine 0.10.7 resolves ``mmdet::``/``mmseg::`` config bases with pkg_resources, which
-# setuptools 82 removed; mmcv's setup.py imports it too.
-SETUPTOOLS_SPEC = 'setuptools>=65,<82'
-BUILD_TOOLS = [SETUPTOOLS_SPEC, 'wheel', 'ninja', 'psutil', 'packaging']
-# Resolved by pip under the constraints file (versions not critical, or pinned above).
-RUNTIME_PACKAGES = [
-    'mmengine=={mmengine}', 'mmdet=={mmdet}', 'mmsegmentation=={mmsegmentation}',
-    'timm=={timm}', 'imagecorruptions=={imagecorruptions}', 'numba=={numba}',
-    'pycocotools', 'ftfy', 'regex', 'opencv-python', 'scikit-image', 'scipy', 'matplotlib',
-    'tqdm', 'Pillow', 'pytest', 'scikit-learn',
-]
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REQUIREMENTS = osp.join(REPO, 'requirements')
+# Installed under the constraints file in this order: build tools first (mmcv is built without build
+# isolation), then the runtime and OpenMMLab packages (mmcv itself aside), then the test toolchain.
+MIN_PYTHON = (3, 11)  # torch 2.15 (requirements/runtime.txt) requires Python >= 3.11
+REQUIREMENT_FILES = ('build.txt', 'runtime.txt', 'mminstall.txt', 'tests.txt')
+# Always installed with the OpenMMLab stack: mmcv's own runtime needs, so that the mmcv wheel can go in
+# with --no-deps.
+MMCV_RUNTIME_DEPS = ['addict', 'yapf', 'pyyaml']
 MMCV_OPS_CHECK = r'''
 import torch
 from mmcv.ops import nms, roi_align
@@ -80,6 +68,47 @@ class InstallError(RuntimeError):
 
 
 # --------------------------------------------------------------------------- pure logic
+def parse_requirements(text, source='requirements'):
+    """``{name: spec}`` from a requirements file's text, e.g. ``{'torch': 'torch==X.Y.Z'}``.
+
+    Comments, blank lines and ``-r`` includes are skipped (the files are read one by one); a line that is
+    not a plain ``name<op>version`` requirement is refused, since this script must stay dependency-free.
+    """
+    out = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.split('#', 1)[0].strip()
+        if not line or line.startswith('-r '):
+            continue
+        m = re.fullmatch(r'([A-Za-z0-9][A-Za-z0-9._-]*)\s*((?:[<>=!~]=?\s*[\w.*+]+\s*,?\s*)+)', line)
+        if not m:
+            raise InstallError(f'{source}:{number}: cannot read requirement {raw.strip()!r}')
+        name = m.group(1).lower().replace('_', '-')
+        out[name] = name + re.sub(r'\s+', '', m.group(2))
+    return out
+
+
+def read_requirements(name, folder=REQUIREMENTS):
+    path = osp.join(folder, name)
+    if not osp.isfile(path):
+        raise InstallError(f'requirements file not found: {path}')
+    with open(path) as f:
+        return parse_requirements(f.read(), path)
+
+
+def pinned_version(specs, name):
+    """The exact version ``name==X`` pins in ``specs``, or an error naming the package."""
+    spec = specs.get(name)
+    m = re.fullmatch(re.escape(name) + r'==([\w.+]+)', spec or '')
+    if not m:
+        raise InstallError(f'{name} must be pinned with == in requirements/ (found {spec!r})')
+    return m.group(1)
+
+
+def load_pins(folder=REQUIREMENTS):
+    """Every requirement of the project, by file: ``{'runtime.txt': {...}, ...}``."""
+    return {name: read_requirements(name, folder) for name in REQUIREMENT_FILES}
+
+
 def parse_version(text):
     """'2.15.0+cu130' -> (2, 15, 0). Tolerates rc/dev suffixes."""
     nums = re.findall(r'\d+', text.split('+')[0])
@@ -143,23 +172,44 @@ def store_wheel(wheel_path, cache_dir, key):
     return final
 
 
+def exact_pins(requirements):
+    """``{name: version}`` of every ``==`` pin in the files of ``load_pins()``."""
+    out = {}
+    for specs in requirements.values():
+        for name, spec in specs.items():
+            if spec.startswith(name + '=='):
+                out[name] = spec[len(name) + 2:]
+    return out
+
+
 def constraints_text(torch_version, torchvision_version, numpy_version=None):
     """Pins that keep pip from replacing torch while it resolves the rest.
 
     Local labels ('+cu132') are dropped: the installed distribution may not carry them,
-    and ``==2.15.0`` already matches '2.15.0+cu132' (PEP 440).
+    and ``==X.Y.Z`` already matches 'X.Y.Z+cu132' (PEP 440).
     """
     torch_version, torchvision_version = (v.split('+')[0] for v in (torch_version,
                                                                      torchvision_version))
     lines = [f'torch=={torch_version}', f'torchvision=={torchvision_version}',
-             f'mmcv=={PINS["mmcv"]}', SETUPTOOLS_SPEC]
+             f'mmcv=={PINS["mmcv"]}', REQUIREMENTS_BY_FILE['build.txt']['setuptools']]
     if numpy_version:
         lines.append(f'numpy=={numpy_version}')
     return '\n'.join(lines) + '\n'
 
 
-def runtime_requirements():
-    return [p.format(**PINS) for p in RUNTIME_PACKAGES]
+def stack_requirements():
+    """What pip installs under the constraints file: the runtime, OpenMMLab (except mmcv) and test pins."""
+    specs = []
+    for name in REQUIREMENT_FILES:
+        specs += [spec for pkg, spec in REQUIREMENTS_BY_FILE[name].items() if pkg != 'mmcv']
+    return specs + MMCV_RUNTIME_DEPS
+
+
+# The pins, read once from requirements/ (the one source of truth; see requirements.txt).
+REQUIREMENTS_BY_FILE = load_pins()
+PINS = exact_pins(REQUIREMENTS_BY_FILE)
+for _name in ('torch', 'torchvision', 'mmcv'):
+    pinned_version(REQUIREMENTS_BY_FILE['runtime.txt' if _name != 'mmcv' else 'mminstall.txt'], _name)
 
 
 # --------------------------------------------------------------------------- side effects
@@ -356,13 +406,14 @@ def main(argv=None):
     if args.keep_torch and args.torch_index_url:
         parser.error('--keep-torch and --torch-index-url exclude each other')
 
-    repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    repo = REPO
     start = time.time()
     try:
         log(f'Python {sys.version.split()[0]} at {sys.executable}')
-        if sys.version_info < (3, 9):
-            raise InstallError('Python >= 3.9 is required (tested with 3.11)')
-        pip(SETUPTOOLS_SPEC, *BUILD_TOOLS[1:])
+        if sys.version_info < MIN_PYTHON:
+            raise InstallError(f'Python >= {MIN_PYTHON[0]}.{MIN_PYTHON[1]} is required (torch '
+                               f'{PINS["torch"]} needs it), this is {sys.version.split()[0]}')
+        pip(*REQUIREMENTS_BY_FILE['build.txt'].values())
         info = install_torch(args)
         numpy_version = installed_version('numpy')
         with tempfile.NamedTemporaryFile('w', suffix='.txt', delete=False) as f:
@@ -372,8 +423,7 @@ def main(argv=None):
             # mmcv's own runtime needs (mmengine, addict, yapf, opencv...) first, so the
             # mmcv wheel can go in with --no-deps.
             log('installing the OpenMMLab stack and the other runtime dependencies')
-            pip(*runtime_requirements(), 'addict', 'yapf', 'pyyaml', 'packaging',
-                constraints=constraints)
+            pip(*stack_requirements(), constraints=constraints)
             install_mmcv(args, info, constraints)
             if not args.no_project:
                 log('installing fan_mm (editable)')

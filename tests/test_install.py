@@ -2,6 +2,7 @@
 import importlib.util
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 
@@ -197,3 +198,49 @@ def test_keep_torch_and_index_exclude_each_other():
                           '--torch-index-url', 'https://download.pytorch.org/whl/cu128'],
                          capture_output=True, text=True)
     assert res.returncode == 2 and 'exclude each other' in res.stderr
+
+
+# ---------------------------------------------------------------------- the pins (requirements/)
+def test_every_pin_lives_in_requirements_files(install):
+    """One source of truth: install.py reads requirements/*.txt; torch / torchvision, the OpenMMLab
+    stack and the test toolchain are pinned exactly (a machine that caps pip below the pinned torch
+    lifts the cap only for a release named with == or >= in a requirements file)."""
+    pins = install.PINS
+    for name in ('torch', 'torchvision', 'mmcv', 'mmengine', 'mmdet', 'mmsegmentation', 'timm', 'pytest',
+                 'numpy', 'opencv-python', 'scikit-image', 'numba', 'imagecorruptions'):
+        assert name in pins, name
+    runtime = open(osp.join(ROOT, 'requirements', 'runtime.txt')).read()
+    assert f'torch=={pins["torch"]}' in runtime and f'torchvision=={pins["torchvision"]}' in runtime
+    # no version is written into the script itself
+    assert not re.search(r"==\d", open(osp.join(ROOT, 'scripts', 'install.py')).read())
+    # everything pip installs comes from the files
+    assert set(install.stack_requirements()) >= {f'{n}=={v}' for n, v in pins.items() if n != 'mmcv'}
+
+
+def test_installed_versions_match_the_pins(install):
+    """The environment the suite runs in was made by install.sh from these files."""
+    import importlib.metadata as metadata
+    wrong = {}
+    for name, version in install.PINS.items():
+        have = metadata.version(name).split('+')[0]
+        if have != version:
+            wrong[name] = (have, version)
+    assert not wrong, f'installed vs pinned: {wrong}'
+
+
+def test_parse_requirements(install):
+    specs = install.parse_requirements('# c\ntorch==2.15.0  # why\n\n-r other.txt\nsetuptools>=65,<82\nPillow==13.0.0\n')
+    assert specs == {'torch': 'torch==2.15.0', 'setuptools': 'setuptools>=65,<82', 'pillow': 'pillow==13.0.0'}
+    with pytest.raises(install.InstallError, match='cannot read requirement'):
+        install.parse_requirements('git+https://example.invalid/x.git\n', 'x.txt')
+    with pytest.raises(install.InstallError, match='must be pinned with =='):
+        install.pinned_version({'torch': 'torch>=2'}, 'torch')
+
+
+def test_one_minimum_python_everywhere(install):
+    """README, setup.py and install.py state the same minimum, and it is what the pinned torch needs."""
+    import importlib.metadata as metadata
+    want = '.'.join(map(str, install.MIN_PYTHON))
+    assert f"python_requires='>={want}'" in open(osp.join(ROOT, 'setup.py')).read()
+    assert f'Python {want}+' in open(osp.join(ROOT, 'README.md')).read()
+    assert metadata.metadata('torch')['Requires-Python'].replace(' ', '') == f'>={want}'

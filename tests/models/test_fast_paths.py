@@ -327,22 +327,27 @@ def test_compile_blocks_bad_value():
         FANHybrid(arch=SMALL_HYBRID, compile_blocks='yes')
 
 
-def test_compile_trunk_blocks_raises_the_recompile_limit(monkeypatch):
+def test_compile_trunk_blocks_raises_the_recompile_limit():
     """One forward serves all blocks of a class (several widths, dtypes, grad modes, shapes): dynamo's
-    default of 8 versions per function sent a toy detection run back to eager. Raised, never lowered."""
+    default of 8 versions per function sent a toy detection run back to eager. Raised, never lowered.
+
+    dynamo's settings are changed through its own ``config.patch``, which restores them on exit: pytest's
+    monkeypatch undoes a ConfigModule key with ``delattr`` on some versions and hides it for later tests."""
     import torch._dynamo.config as dynamo_config
     from fan_mm.models.backbones.base import MIN_RECOMPILE_LIMIT
-    monkeypatch.setattr(dynamo_config, 'recompile_limit', 8)
-    compile_trunk_blocks(nn.Sequential(nn.Linear(2, 2)))
-    assert dynamo_config.recompile_limit == MIN_RECOMPILE_LIMIT >= 32
-    monkeypatch.setattr(dynamo_config, 'recompile_limit', 1000)
-    compile_trunk_blocks(nn.Sequential(nn.Linear(2, 2)))
-    assert dynamo_config.recompile_limit == 1000
+    with dynamo_config.patch(recompile_limit=8):
+        compile_trunk_blocks(nn.Sequential(nn.Linear(2, 2)))
+        assert dynamo_config.recompile_limit == MIN_RECOMPILE_LIMIT >= 32
+    with dynamo_config.patch(recompile_limit=1000):
+        compile_trunk_blocks(nn.Sequential(nn.Linear(2, 2)))
+        assert dynamo_config.recompile_limit == 1000
+    assert hasattr(dynamo_config, 'recompile_limit')
 
 
-def test_compile_trunk_blocks_turns_off_ddp_graph_splitting(monkeypatch):
+def test_compile_trunk_blocks_turns_off_ddp_graph_splitting():
     """Blocks compiled one by one need no DDP bucket splitting, which failed with dynamic shapes."""
     import torch._dynamo.config as dynamo_config
-    monkeypatch.setattr(dynamo_config, 'optimize_ddp', True)
-    compile_trunk_blocks(nn.Sequential(nn.Linear(2, 2)))
-    assert dynamo_config.optimize_ddp is False
+    with dynamo_config.patch(optimize_ddp=True):
+        compile_trunk_blocks(nn.Sequential(nn.Linear(2, 2)))
+        assert dynamo_config.optimize_ddp is False
+    assert hasattr(dynamo_config, 'optimize_ddp')
