@@ -9,6 +9,10 @@ from its own checkpoints on torch >= 2.6 (see ``fan_mm.utils.checkpoint_compat``
 from .version import __version__
 from . import models  # noqa: F401,E402  (registers models)
 from .datasets import transforms  # noqa: F401,E402  (registers CorruptImage, CorruptedImageName)
+try:
+    from . import engine  # noqa: F401,E402  (registers NonFiniteLossHook, EmptyPredictionsHook)
+except ImportError:  # mmengine not installed: only the timm models are usable
+    pass
 from .utils import install_mmengine_checkpoint_loader  # noqa: E402
 
 install_mmengine_checkpoint_loader()

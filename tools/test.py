@@ -8,8 +8,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
-from fan_mm.apis.runner import (common_cli_arguments, release_process_group, set_local_rank,  # noqa: E402
-                                test)
+from fan_mm.apis.runner import (CheckpointMismatchError, checkpoint_cli_arguments,  # noqa: E402
+                                common_cli_arguments, release_process_group, set_local_rank, test)
 
 
 def parse_args(argv=None):
@@ -24,6 +24,7 @@ def parse_args(argv=None):
                         '(inside the work dir\'s timestamped folder)')
     parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation')
+    checkpoint_cli_arguments(parser)
     common_cli_arguments(parser)
     args = parser.parse_args(argv)
     set_local_rank(args.local_rank)
@@ -32,9 +33,15 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    metrics = test(args.config, args.checkpoint, work_dir=args.work_dir, out=args.out,
-                   show=args.show, show_dir=args.show_dir, wait_time=args.wait_time,
-                   tta=args.tta, cfg_options=args.cfg_options, launcher=args.launcher)
+    from fan_mm.models.checkpoint_utils import CheckpointError
+    try:
+        metrics = test(args.config, args.checkpoint, work_dir=args.work_dir, out=args.out,
+                       show=args.show, show_dir=args.show_dir, wait_time=args.wait_time,
+                       tta=args.tta, cfg_options=args.cfg_options, launcher=args.launcher,
+                       allow_partial_checkpoint=args.allow_partial_checkpoint)
+    except (CheckpointMismatchError, CheckpointError, FileNotFoundError) as err:
+        print(f'test: error: {err}', file=sys.stderr)
+        sys.exit(2)
     release_process_group()
     return metrics
 

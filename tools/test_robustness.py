@@ -14,7 +14,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
-from fan_mm.apis.runner import common_cli_arguments, release_process_group, set_local_rank  # noqa: E402
+from fan_mm.apis.runner import (checkpoint_cli_arguments, common_cli_arguments, release_process_group,  # noqa: E402
+                                set_local_rank)
 from fan_mm.datasets import protocol  # noqa: E402
 
 
@@ -36,6 +37,7 @@ def parse_args(argv=None):
     parser.add_argument('--channel-order', choices=list(protocol.CHANNEL_ORDERS),
                         help='on the fly: rgb (default) or bgr_legacy (mmdet\'s historical protocol)')
     parser.add_argument('--work-dir', required=True, help='where robustness.json and the logs go')
+    checkpoint_cli_arguments(parser)
     common_cli_arguments(parser)
     args = parser.parse_args(argv)
     set_local_rank(args.local_rank)
@@ -45,14 +47,18 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     from fan_mm.evaluation.robustness import RobustnessError, evaluate_robustness
+    from fan_mm.apis.runner import CheckpointMismatchError
     from fan_mm.datasets.corrupted import SynthesisError
+    from fan_mm.models.checkpoint_utils import CheckpointError
     try:
         evaluate_robustness(
             args.config, args.checkpoint, args.suite, args.work_dir, corrupted_root=args.corrupted_root,
             on_the_fly=args.on_the_fly, corruptions=args.corruptions, policy=args.policy,
             severities=args.severities, seed=args.seed, channel_order=args.channel_order,
-            cfg_options=args.cfg_options, launcher=args.launcher)
-    except (RobustnessError, SynthesisError, protocol.ProtocolError, FileNotFoundError) as e:
+            cfg_options=args.cfg_options, launcher=args.launcher,
+            allow_partial_checkpoint=args.allow_partial_checkpoint)
+    except (RobustnessError, SynthesisError, protocol.ProtocolError, FileNotFoundError, CheckpointMismatchError,
+            CheckpointError) as e:
         print(f'test_robustness: error: {e}', file=sys.stderr)
         return 2
     release_process_group()

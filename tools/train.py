@@ -33,9 +33,14 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    train(args.config, work_dir=args.work_dir, amp=args.amp,
-          auto_scale_lr=args.auto_scale_lr, resume=args.resume,
-          cfg_options=args.cfg_options, launcher=args.launcher)
+    from fan_mm.engine import NonFiniteLossError
+    try:
+        train(args.config, work_dir=args.work_dir, amp=args.amp,
+              auto_scale_lr=args.auto_scale_lr, resume=args.resume,
+              cfg_options=args.cfg_options, launcher=args.launcher)
+    except NonFiniteLossError as err:
+        print(f'train: error: {err}', file=sys.stderr)
+        sys.exit(3)
     release_process_group()
 
 

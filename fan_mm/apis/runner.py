@@ -70,9 +70,13 @@ def _setup_cpu_distributed(cfg: Config) -> None:
 
 
 def build_runner(cfg: Config):
+    """mmengine's Runner for ``cfg``, with the hooks that stop or flag failed runs (``fan_mm.engine``)."""
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+
+    from ..engine import ensure_default_hooks
     _setup_cpu_distributed(cfg)
+    ensure_default_hooks(cfg)
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)
     else:
@@ -96,6 +100,47 @@ def write_test_metrics_on_main_process_only(runner) -> None:
     for hook in runner.hooks:
         if isinstance(hook, LoggerHook):
             hook.after_test_epoch = lambda runner, metrics=None: None
+
+
+class CheckpointMismatchError(RuntimeError):
+    """A checkpoint given for testing does not fit the model built from the config."""
+
+
+def check_checkpoint(model, checkpoint: str, allow_partial: bool = False) -> dict:
+    """Compare the weights in ``checkpoint`` with ``model``'s; raise unless they fit or ``allow_partial``.
+
+    mmengine loads test checkpoints with ``strict=False``: weights missing from the file keep their random
+    initialisation and the file's other weights are dropped, with a log line that is easy to miss, so a
+    file of another model evaluates random weights and "works". This check reads the file first and
+    refuses it, in plain words, unless every weight of the model is in the file with its shape and the
+    file has nothing the model lacks. ``allow_partial=True`` (``--allow-partial-checkpoint``) lets a
+    deliberate partial load through with a warning. Returns a report for the results files.
+    """
+    from mmengine.logging import print_log
+
+    from ..models.checkpoint_utils import compare_state_dicts, describe_mismatch, load_state_dict_file
+    model = getattr(model, 'module', model)
+    found = load_state_dict_file(checkpoint)
+    expected = model.state_dict()
+    missing, unexpected, mismatched = compare_state_dicts(expected, found)
+    report = dict(file=osp.abspath(checkpoint), weights_in_file=len(found), weights_in_model=len(expected),
+                  missing=len(missing), unexpected=len(unexpected), wrong_shape=len(mismatched),
+                  fits=not (missing or unexpected or mismatched), allow_partial=allow_partial,
+                  summary=describe_mismatch(missing, unexpected, mismatched))
+    if report['fits']:
+        return report
+    message = f'checkpoint {checkpoint} does not fit the model of this config: {report["summary"]}.'
+    if (hasattr(model, 'backbone') and not any(k.startswith('backbone.') for k in found)
+            and any(k.startswith('backbone.') for k in expected)):
+        message += (' The file has no "backbone." weights: it looks like an ImageNet / backbone checkpoint, '
+                    'which belongs in the backbone\'s init_cfg (or convert it with tools/convert_checkpoint.py), '
+                    'not in a test run.')
+    if not allow_partial:
+        raise CheckpointMismatchError(
+            message + ' The missing weights would be evaluated with their random initialisation. If a partial '
+            'load is what you want, pass --allow-partial-checkpoint.')
+    print_log(message + ' Loading it anyway (--allow-partial-checkpoint).', logger='current', level=30)
+    return report
 
 
 def _limit_dynamo_recompiles():
@@ -202,11 +247,12 @@ def _enable_tta(cfg: Config):
 def test(config: str, checkpoint: str, work_dir: Optional[str] = None,
          out: Optional[str] = None, show: bool = False, show_dir: Optional[str] = None,
          wait_time: float = 2, tta: bool = False, cfg_options: Optional[dict] = None,
-         launcher: str = 'none') -> dict:
+         launcher: str = 'none', allow_partial_checkpoint: bool = False) -> dict:
     """Evaluate a checkpoint on the config's test set; returns the metrics dict.
 
     ``out``: for mmdet a ``.pkl`` file of raw predictions (DumpDetResults); for mmseg a
     directory for the predicted maps (IoUMetric ``output_dir``), as in their tools.
+    The checkpoint must fit the model (``check_checkpoint``) unless ``allow_partial_checkpoint``.
     """
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint file not found: {checkpoint}')
@@ -225,6 +271,7 @@ def test(config: str, checkpoint: str, work_dir: Optional[str] = None,
     if codebase == 'mmdet':
         _limit_dynamo_recompiles()
     runner = build_runner(cfg)
+    check_checkpoint(runner.model, checkpoint, allow_partial_checkpoint)
     if out is not None and codebase == 'mmdet':
         from mmdet.evaluation import DumpDetResults
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=out))
@@ -267,4 +314,12 @@ def common_cli_arguments(parser, extra_launchers: Sequence[str] = ()):
                         default='none', help='job launcher')
     # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser
+
+
+def checkpoint_cli_arguments(parser):
+    """--allow-partial-checkpoint, for the tools that test a checkpoint."""
+    parser.add_argument('--allow-partial-checkpoint', action='store_true',
+                        help='load a checkpoint that does not fit the model (missing weights keep their random '
+                        'initialisation, extra ones are dropped) instead of refusing it')
     return parser

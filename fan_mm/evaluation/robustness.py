@@ -173,15 +173,17 @@ def evaluate_robustness(config: str, checkpoint: str, suite: str, work_dir: str,
                         corruptions: Optional[Sequence[str]] = None, policy: Optional[str] = None,
                         severities: Optional[Sequence[int]] = None, seed: Optional[int] = None,
                         channel_order: Optional[str] = None, cfg_options: Optional[dict] = None,
-                        launcher: str = 'none', results_name: str = RESULTS_NAME) -> dict:
+                        launcher: str = 'none', results_name: str = RESULTS_NAME,
+                        allow_partial_checkpoint: bool = False) -> dict:
     """Run clean + every (corruption, severity) of the plan; return the results dict.
 
     Exactly one of ``corrupted_root`` (a folder written by ``make_corrupted_dataset``;
     its seed and channel order are used) and ``on_the_fly`` must be given. ``seed`` and
     ``channel_order`` (defaults 0 and 'rgb') apply on the fly and must match the folder
-    otherwise.
+    otherwise. The checkpoint must fit the model unless ``allow_partial_checkpoint``; what was loaded
+    and the check's result are recorded under ``meta.checkpoint_check``.
     """
-    from fan_mm.apis.runner import build_runner, codebase_of, load_config
+    from fan_mm.apis.runner import build_runner, check_checkpoint, codebase_of, load_config
 
     if bool(corrupted_root) == bool(on_the_fly):
         raise RobustnessError('give exactly one of --corrupted-root DIR and --on-the-fly')
@@ -229,6 +231,7 @@ def evaluate_robustness(config: str, checkpoint: str, suite: str, work_dir: str,
     results_path = osp.join(cfg.work_dir, results_name)
 
     runner = build_runner(cfg)
+    meta['checkpoint_check'] = check_checkpoint(runner.model, checkpoint, allow_partial_checkpoint)
     from mmengine.dist import broadcast_object_list, get_world_size, is_main_process
 
     # Rank 0 decides what is done; the others follow (they may not see the same file system).
@@ -263,6 +266,11 @@ def evaluate_robustness(config: str, checkpoint: str, suite: str, work_dir: str,
         runner.test_loop.dataloader = loader
         _say(f'robustness: run {n}/{len(runs)}: {label}')
         metrics = _plain(runner.test())
+        images = runner.message_hub.get_info('fan_mm/images')
+        if run is None and images and not runner.message_hub.get_info('fan_mm/detections'):
+            raise RobustnessError(
+                f'clean: the model returned no detection on any of the {images} images, so there is no clean '
+                'accuracy to measure retention against. Is the checkpoint trained (did its training diverge?)')
         if not metrics:
             raise RobustnessError(f'{label}: the test evaluator returned no numeric metric')
         if run is None:

@@ -103,3 +103,72 @@ def test_segmentation_config_trains_and_reports_miou(toy_root):
     line = [ln for ln in out.splitlines() if 'Iter(test)' in ln and 'mIoU' in ln][-1]
     miou = float(line.split('mIoU:')[1].split()[0])
     assert 0.0 <= miou <= 100.0
+
+
+def _run_raw(tool, *args, cwd):
+    env = dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='1')
+    res = subprocess.run([sys.executable, osp.join(ROOT, 'tools', tool), *args], cwd=cwd,
+                         env=env, capture_output=True, text=True, timeout=900)
+    return res.returncode, res.stdout + res.stderr
+
+
+def test_test_tool_refuses_a_checkpoint_that_does_not_fit(det_run, toy_root, tmp_path):
+    """mmengine loads test checkpoints with strict=False: a foreign file used to evaluate random weights."""
+    work, _, _ = det_run
+    ckpt = torch.load(work / 'iter_9.pth', map_location='cpu', weights_only=False)
+    # the same weights under other names (as from another codebase), plus one the model lacks
+    foreign = {'model.' + k: v for k, v in ckpt['state_dict'].items()}
+    foreign['head.extra.weight'] = torch.zeros(3)
+    torch.save({'state_dict': foreign, 'meta': {}}, tmp_path / 'foreign.pth')
+    code, out = _run_raw('test.py', DET_CONFIG, str(tmp_path / 'foreign.pth'), '--work-dir',
+                         str(tmp_path / 'refused'), cwd=toy_root)
+    assert code == 2, out[-3000:]
+    assert 'does not fit the model' in out and 'weights the model needs are not in the file' in out
+    assert 'have no place in the model' in out and '--allow-partial-checkpoint' in out
+    assert 'coco/bbox_mAP' not in out  # nothing was evaluated
+
+    # a deliberate partial load: the head is missing, the backbone and neck are there
+    partial = {k: v for k, v in ckpt['state_dict'].items() if not k.startswith('roi_head.')}
+    torch.save({'state_dict': partial, 'meta': {}}, tmp_path / 'partial.pth')
+    code, out = _run_raw('test.py', DET_CONFIG, str(tmp_path / 'partial.pth'), '--work-dir',
+                         str(tmp_path / 'partial'), cwd=toy_root)
+    assert code == 2 and 'roi_head.' in out, out[-3000:]
+    code, out = _run_raw('test.py', DET_CONFIG, str(tmp_path / 'partial.pth'), '--work-dir',
+                         str(tmp_path / 'partial'), '--allow-partial-checkpoint', cwd=toy_root)
+    assert code == 0, out[-3000:]
+    assert 'Loading it anyway (--allow-partial-checkpoint)' in out and 'coco/bbox_mAP' in out
+
+
+def test_check_checkpoint_reports_a_fitting_file(det_run):
+    from mmengine.config import Config
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+
+    import fan_mm  # noqa: F401
+    from fan_mm.apis.runner import check_checkpoint
+    register_all_modules()
+    work, _, _ = det_run
+    model = MODELS.build(Config.fromfile(DET_CONFIG).model)
+    report = check_checkpoint(model, str(work / 'iter_9.pth'))
+    assert report['fits'] and report['missing'] == report['unexpected'] == report['wrong_shape'] == 0
+    assert report['weights_in_file'] == report['weights_in_model'] == len(model.state_dict())
+
+
+def test_train_stops_on_a_non_finite_loss_without_a_final_checkpoint(toy_root, tmp_path):
+    """lr 1e3 turns the loss non-finite within a few steps: the run must stop, name it and exit non-zero."""
+    work = tmp_path / 'diverged'
+    code, out = _run_raw('train.py', DET_CONFIG, '--work-dir', str(work), '--cfg-options',
+                         'optim_wrapper.optimizer.lr=1000.0', 'optim_wrapper.clip_grad=None',
+                         'param_scheduler=[]', 'train_cfg.max_iters=8', 'train_cfg.val_interval=100',
+                         'default_hooks.checkpoint.interval=1', 'default_hooks.checkpoint.max_keep_ckpts=10',
+                         'default_hooks.logger.interval=1', 'randomness.seed=0', cwd=toy_root)
+    assert code == 3, out[-3000:]
+    assert 'train: error: training stopped at iteration' in out
+    stopped = int(out.split('training stopped at iteration ')[1].split()[0])
+    assert stopped < 8
+    assert 'loss_cls=' in out and 'loss_rpn_cls=' in out  # the terms are named
+    saved = sorted(int(f[len('iter_'):-len('.pth')]) for f in os.listdir(work) if f.startswith('iter_'))
+    assert stopped not in saved and 8 not in saved and all(i < stopped for i in saved)
+    for i in saved:  # whatever was saved before the stop holds finite weights
+        state = torch.load(work / f'iter_{i}.pth', map_location='cpu', weights_only=False)['state_dict']
+        assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())

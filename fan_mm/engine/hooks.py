@@ -1,0 +1,227 @@
+"""Hooks that turn silent failures into loud ones.
+
+* ``NonFiniteLossHook`` stops a training run whose loss is no longer finite, naming the iteration and
+  the loss terms, before a checkpoint of the broken weights is written. mmdet's ``CheckInvalidLossHook``
+  only asserts every 50 iterations ("loss become infinite or NaN!"), so a run can save NaN weights first,
+  and it stops mixed-precision runs for steps the loss scaler is about to skip.
+* ``EmptyPredictionsHook`` says plainly when a detector returned no detection on any image of a
+  validation or test set: mmdet's ``CocoMetric`` then returns no numbers at all.
+
+``fan_mm.apis.runner.build_runner`` (behind every fan_mm tool) adds both to a config that does not list
+them (``ensure_default_hooks``); other runners can list them in ``custom_hooks``.
+"""
+import math
+from typing import Optional
+
+import torch
+from mmengine.hooks import Hook
+
+from ..registry import register_hook
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training stopped because the loss (or the weights) stopped being finite."""
+
+
+def _value(x) -> float:
+    return float(x.detach().float().mean()) if isinstance(x, torch.Tensor) else float(x)
+
+
+@register_hook
+class NonFiniteLossHook(Hook):
+    """Stop training when the loss stays non-finite, before the broken weights are saved.
+
+    A non-finite total loss is tolerated for ``patience - 1`` iterations in a row as long as every weight
+    is still finite: with mixed precision, an overflow in the forward pass is a step the dynamic loss
+    scaler skips, and training goes on unharmed. The run stops with ``NonFiniteLossError`` when
+
+    * the loss has been non-finite for ``patience`` iterations in a row, or
+    * a weight of the model is no longer finite (a float32 run that took a NaN step: nothing can recover), or
+    * the loss is non-finite in the last iteration (its weights would be saved as the final checkpoint).
+
+    The hook runs before ``CheckpointHook`` in each iteration (priority ``ABOVE_NORMAL``), so no checkpoint
+    of that iteration is written; earlier checkpoints hold weights from iterations with a finite loss or
+    from steps the loss scaler skipped. Reading the loss synchronises with the GPU once per iteration,
+    as the logger's own statistics do.
+
+    Args:
+        patience: non-finite iterations in a row that stop the run (>= 1).
+    """
+
+    priority = 'ABOVE_NORMAL'
+
+    def __init__(self, patience: int = 3):
+        if not isinstance(patience, int) or patience < 1:
+            raise ValueError(f'NonFiniteLossHook patience must be an int >= 1, got {patience!r}')
+        self.patience = patience
+        self._streak = 0
+        self._last_finite: Optional[tuple] = None
+
+    def before_train(self, runner) -> None:
+        self._streak = 0
+        self._last_finite = None
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs: Optional[dict] = None) -> None:
+        if not outputs or 'loss' not in outputs:
+            return
+        iteration = runner.iter + 1
+        loss = _value(outputs['loss'])
+        if math.isfinite(loss):
+            self._streak = 0
+            self._last_finite = (iteration, loss)
+            return
+        self._streak += 1
+        model = getattr(runner.model, 'module', runner.model)
+        broken = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
+        last = iteration >= runner.max_iters
+        if self._streak < self.patience and not broken and not last:
+            runner.logger.warning(f'iteration {iteration}: the loss is {loss} ({self._streak} of {self.patience} '
+                                  'non-finite iterations in a row allowed); the step is skipped by the loss '
+                                  'scaler or the run stops')
+            return
+        terms = ', '.join(f'{k}={_value(v):.4g}' for k, v in outputs.items() if k != 'loss')
+        reason = (f'{len(broken)} weight tensors are no longer finite (e.g. {broken[0]})' if broken else
+                  f'the loss has not been finite for {self._streak} iteration(s) in a row')
+        before = (f'the last finite loss was {self._last_finite[1]:.4g} at iteration {self._last_finite[0]}'
+                  if self._last_finite else 'no iteration had a finite loss')
+        raise NonFiniteLossError(
+            f'training stopped at iteration {iteration} of {runner.max_iters}: {reason}. Total loss {loss}; '
+            f'terms: {terms or "(none logged)"}; {before}. No checkpoint of this iteration was saved. A loss '
+            f'that grows before it turns non-finite usually means the learning rate is too high for this '
+            f'model and batch (see docs/from_scratch.md); work dir: {runner.work_dir}')
+
+
+def _num_instances(sample) -> Optional[int]:
+    pred = getattr(sample, 'pred_instances', None)
+    return None if pred is None else len(pred)
+
+
+@register_hook
+class EmptyPredictionsHook(Hook):
+    """Warn, with the reason, when a detector predicts nothing on a whole validation / test set.
+
+    Segmentation outputs always have a prediction per pixel and are not counted. The count of images and
+    detections of the last epoch is kept in the message hub (``fan_mm/images``, ``fan_mm/detections``)
+    for callers such as the robustness evaluation.
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self):
+        self._images = 0
+        self._detections = 0
+        self._counted = False
+
+    def _reset(self, runner=None, *args, **kwargs) -> None:
+        self._images = self._detections = 0
+        self._counted = False
+
+    before_val_epoch = before_test_epoch = _reset
+
+    def _count(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        for sample in outputs or ():
+            n = _num_instances(sample)
+            if n is None:
+                return
+            self._counted = True
+            self._images += 1
+            self._detections += n
+
+    after_val_iter = after_test_iter = _count
+
+    def _report(self, runner, metrics=None) -> None:
+        from mmengine.dist import all_reduce
+        counts = torch.tensor([self._images, self._detections, int(self._counted)], dtype=torch.float64)
+        all_reduce(counts)  # a no-op without a process group
+        images, detections, counted = (int(v) for v in counts.tolist())
+        if not counted:
+            return
+        runner.message_hub.update_info('fan_mm/images', images)
+        runner.message_hub.update_info('fan_mm/detections', detections)
+        if images and not detections:
+            runner.logger.warning(
+                f'the model returned no detection on any of the {images} images, so every box / mask metric is '
+                'empty or zero. Usual causes: a checkpoint that does not fit the model (see the checkpoint '
+                'check above), a model that was not trained, or a training run that diverged.')
+
+    after_val_epoch = after_test_epoch = _report
+
+
+DEFAULT_HOOKS = ('NonFiniteLossHook', 'EmptyPredictionsHook')
+
+
+def ensure_default_hooks(cfg) -> None:
+    """Append the hooks of ``DEFAULT_HOOKS`` to ``cfg.custom_hooks`` unless the config lists them."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    present = {h.get('type') if isinstance(h, dict) else type(h).__name__ for h in hooks}
+    for name in DEFAULT_HOOKS:
+        if name not in present:
+            hooks.append(dict(type=name))
+    cfg.custom_hooks = hooks
+
+
+@register_hook
+class ProgressBarHook(Hook):
+    """A tqdm progress bar over the training iterations (with the loss) and over each val / test epoch.
+
+    For runs whose log goes to a file rather than the console (``tools/demo.py``): the bars write to
+    ``stream`` (default: the original standard error, which survives a redirected ``sys.stderr``).
+
+    Args:
+        desc: prefix of every bar, e.g. 'train'.
+        stream: file object the bars are written to.
+    """
+
+    priority = 'LOW'
+
+    def __init__(self, desc: str = '', stream=None):
+        import sys
+        self.desc = desc
+        self.stream = stream or sys.__stderr__
+        self._bar = None
+
+    def _open(self, total: int, what: str, initial: int = 0) -> None:
+        from tqdm import tqdm
+        self._close()
+        label = f'{self.desc} {what}'.strip()
+        self._bar = tqdm(total=total, initial=initial, desc=label, file=self.stream, dynamic_ncols=True,
+                         leave=True, unit='it' if what == 'train' else 'img')
+
+    def _close(self, *args, **kwargs) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def before_train(self, runner) -> None:
+        self._open(runner.max_iters, 'train', initial=runner.iter)
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if self._bar is None:
+            return
+        if outputs and 'loss' in outputs:
+            self._bar.set_postfix(loss=f'{_value(outputs["loss"]):.3f}', refresh=False)
+        self._bar.update(1)
+
+    def _eval_start(self, runner, loop_name: str, what: str) -> None:
+        self._train_bar, self._bar = self._bar, None
+        loop = getattr(runner, loop_name)
+        self._open(len(loop.dataloader.dataset), what)
+
+    def before_val_epoch(self, runner) -> None:
+        self._eval_start(runner, 'val_loop', 'val')
+
+    def before_test_epoch(self, runner) -> None:
+        self._eval_start(runner, 'test_loop', 'test')
+
+    def _eval_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if self._bar is not None:
+            self._bar.update(len(outputs) if outputs is not None else 1)
+
+    after_val_iter = after_test_iter = _eval_iter
+
+    def _eval_end(self, runner, metrics=None) -> None:
+        self._close()
+        self._bar, self._train_bar = getattr(self, '_train_bar', None), None
+
+    after_val_epoch = after_test_epoch = _eval_end
+    after_train = after_run = _close
