@@ -361,3 +361,33 @@ def test_robustness_tools_can_point_the_config_at_corrupted_data(config, corrupt
         folder = leaf['data_prefix'][image_prefix_key(leaf)]
         assert osp.normpath(folder) == osp.normpath(corrupted.pair_image_dir(root, 'brightness', 2)), name
         assert osp.isdir(folder)
+
+
+# The official FAN dense backbones (NVlabs segmentation/ and detection/) use SyncBatchNorm.
+OFFICIAL_SYNC_BN = ('FANHybrid', 'FANViT')
+
+
+@pytest.mark.parametrize('config', [c for c in CONFIGS if c.startswith('fan/')], indirect=True)
+def test_fan_dense_configs_synchronise_batchnorm_as_the_official_runs(config):
+    name, cfg = config
+    if cfg.model.backbone.type in OFFICIAL_SYNC_BN:
+        assert cfg.get('sync_bn') == 'torch', f'{name}: set sync_bn = "torch" as the official dense code'
+    else:
+        assert cfg.get('sync_bn') is None, name
+
+
+def test_sync_bn_reaches_the_fan_blocks_and_stays_plain_in_one_process():
+    """mmengine converts every BatchNorm (the FAN blocks' depthwise-conv BN included) when distributed."""
+    from mmengine.model import convert_sync_batchnorm, revert_sync_batchnorm
+    from mmengine.registry import DefaultScope
+    cfg = mmengine_config.Config.fromfile(osp.join(CONFIG_DIR, 'toy', 'segformer_fan_t_hybrid_toy_cityscapes.py'))
+    assert cfg.sync_bn == 'torch'
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = _registry('mmseg', 'MODELS').build(_strip_init(cfg.model))
+    model = revert_sync_batchnorm(model)  # what a single-process Runner does
+    bns = {n: m for n, m in model.backbone.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+    assert any('.mlp.dwconv.bn' in n for n in bns), sorted(bns)[:5]
+    assert not any(isinstance(m, nn.SyncBatchNorm) for m in model.modules())
+    synced = convert_sync_batchnorm(model, 'torch')  # what a distributed Runner does with sync_bn='torch'
+    dw = [m for n, m in synced.backbone.named_modules() if n.endswith('.mlp.dwconv.bn')]
+    assert dw and all(isinstance(m, nn.SyncBatchNorm) for m in dw)

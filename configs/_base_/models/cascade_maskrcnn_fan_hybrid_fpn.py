@@ -44,3 +44,8 @@ model = dict(
         _box_head([0.033, 0.033, 0.067, 0.067]),
     ]))
 del _box_head
+
+# The official FAN dense backbones use SyncBatchNorm in their BatchNorm layers (the depthwise convs of the
+# FAN blocks' MLP, ConvPatchEmbed). mmengine converts every BatchNorm of the model to torch's SyncBatchNorm
+# when the run is distributed, and keeps plain BatchNorm in a single process.
+sync_bn = 'torch'

@@ -16,3 +16,8 @@ model = dict(
         with_cp=False),
     # FAN-Hybrid channels: 128, 256, C (192 / 384 / 448 / 480 for T / S / B / L), 768
     neck=dict(in_channels=[128, 256, 384, 768]))
+
+# The official FAN dense backbones use SyncBatchNorm in their BatchNorm layers (the depthwise convs of the
+# FAN blocks' MLP, ConvPatchEmbed). mmengine converts every BatchNorm of the model to torch's SyncBatchNorm
+# when the run is distributed, and keeps plain BatchNorm in a single process.
+sync_bn = 'torch'

@@ -25,3 +25,8 @@ model = dict(
         channels=768,
         dropout_ratio=0.1,
         num_classes=19))
+
+# The official FAN dense backbones use SyncBatchNorm in their BatchNorm layers (the depthwise convs of the
+# FAN blocks' MLP, ConvPatchEmbed). mmengine converts every BatchNorm of the model to torch's SyncBatchNorm
+# when the run is distributed, and keeps plain BatchNorm in a single process.
+sync_bn = 'torch'

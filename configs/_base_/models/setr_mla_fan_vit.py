@@ -17,3 +17,8 @@ model = dict(
         drop_path_rate=0.1),
     # FAN-ViT width: 192 / 384 / 448 / 480 for T / S / B / L; the heads read the neck's 256
     neck=dict(in_channels=[384, 384, 384, 384]))
+
+# The official FAN dense backbones use SyncBatchNorm in their BatchNorm layers (the depthwise convs of the
+# FAN blocks' MLP, ConvPatchEmbed). mmengine converts every BatchNorm of the model to torch's SyncBatchNorm
+# when the run is distributed, and keeps plain BatchNorm in a single process.
+sync_bn = 'torch'

@@ -24,3 +24,8 @@ model = dict(
              loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4))
         for i in (0, 1, 2)
     ])
+
+# The official FAN dense backbones use SyncBatchNorm in their BatchNorm layers (the depthwise convs of the
+# FAN blocks' MLP, ConvPatchEmbed). mmengine converts every BatchNorm of the model to torch's SyncBatchNorm
+# when the run is distributed, and keeps plain BatchNorm in a single process.
+sync_bn = 'torch'

@@ -18,3 +18,8 @@ model = dict(
     # FAN-Hybrid channels: 128, 256, C (192 / 384 / 448 / 480 for T / S / B / L), 768
     decode_head=dict(in_channels=[128, 256, 384, 768], channels=512, num_classes=19),
     auxiliary_head=dict(in_channels=384, in_index=2, num_classes=19))
+
+# The official FAN dense backbones use SyncBatchNorm in their BatchNorm layers (the depthwise convs of the
+# FAN blocks' MLP, ConvPatchEmbed). mmengine converts every BatchNorm of the model to torch's SyncBatchNorm
+# when the run is distributed, and keeps plain BatchNorm in a single process.
+sync_bn = 'torch'
