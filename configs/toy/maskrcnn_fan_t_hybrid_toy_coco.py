@@ -10,7 +10,9 @@ _base_ = [
 ]
 
 model = dict(
-    backbone=dict(arch='tiny', drop_path_rate=0.1),
+    # out_norm: a LayerNorm on each backbone output. From scratch, without it the unnormalised residual
+    # streams grow, the FPN outputs with them, and the RoI classifier diverges (docs/from_scratch.md)
+    backbone=dict(arch='tiny', drop_path_rate=0.1, out_norm=True),
     neck=dict(in_channels=[128, 256, 192, 768]),
     roi_head=dict(bbox_head=dict(num_classes=4), mask_head=dict(num_classes=4)),
     # a handful of objects per image: far fewer proposals and sampled RoIs than COCO needs,

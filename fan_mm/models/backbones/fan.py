@@ -169,7 +169,12 @@ class FANHybrid(_FANDense):
 
     ``feat_downsample=True`` is the NVlabs detection backbone (strides 4/8/16/32, for FPN);
     ``feat_downsample=False`` the NVlabs segmentation backbone (4/8/16/16, for SegFormer-style heads).
-    Neither has per-output norms, and neither has them here.
+    Neither has per-output norms, and by default neither has them here (``out_norm=False``).
+
+    ``out_norm=True`` puts a LayerNorm2d on each output, as mmdet's Swin and mmpretrain's ConvNeXt do. The
+    ConvNeXt stage maps and the FAN tokens of output 2 are residual streams with no norm of their own; trained
+    from scratch, their scale grows with the weights and the RoI classifier behind FPN diverges (see
+    docs/from_scratch.md). ImageNet-initialised training does not need it; the from-scratch toy configs use it.
 
     Args:
         arch: 'tiny' | 'small' | 'base' | 'large' (or the timm name), or a dict of ``FAN`` arguments
@@ -187,6 +192,7 @@ class FANHybrid(_FANDense):
         init_cfg: e.g. ``dict(type='Pretrained', checkpoint='fan_hybrid_small.pth.tar')``.
         compile_blocks: ``torch.compile`` each ConvNeXt, FAN and class-attention block (True or a dict of
             options; see ``DenseBackbone``). Faster on GPU after a few seconds of compiling.
+        out_norm: LayerNorm2d on each returned map (new weights, not in ImageNet checkpoints).
     """
 
     def __init__(self, arch: Union[str, dict] = 'small', out_indices: Sequence[int] = (0, 1, 2, 3),
@@ -194,7 +200,7 @@ class FANHybrid(_FANDense):
                  block_index: Optional[int] = None, drop_path_rate: float = 0., drop_rate: float = 0.,
                  attn_drop_rate: float = 0., frozen_stages: int = -1, norm_eval: bool = False,
                  with_cp: bool = False, init_cfg: Optional[Union[dict, List[dict]]] = None,
-                 compile_blocks: Union[bool, dict] = False):
+                 compile_blocks: Union[bool, dict] = False, out_norm: bool = False):
         super().__init__(arch, HYBRID_ARCHS, True, drop_path_rate, drop_rate, attn_drop_rate, frozen_stages,
                          norm_eval, with_cp, init_cfg, compile_blocks)
         self.out_indices = tuple(out_indices)
@@ -216,9 +222,11 @@ class FANHybrid(_FANDense):
         table = [(stem_dims[0], 4), (stem_dims[1], 8), (self.embed_dim, 16), last]
         self.out_channels = [table[i][0] for i in self.out_indices]
         self.out_strides = [table[i][1] for i in self.out_indices]
+        if out_norm:
+            self.out_norms = nn.ModuleList(LayerNorm2d(c, eps=1e-6) for c in self.out_channels)
 
     def new_prefixes(self):
-        return ('learnable_downsample.',) if self.feat_downsample else ()
+        return (('learnable_downsample.',) if self.feat_downsample else ()) + ('out_norms.',)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         feats = self._features(x, self._stem_indices)
@@ -228,7 +236,10 @@ class FANHybrid(_FANDense):
         if 3 in self.out_indices:
             last = feats[self.num_token_blocks - 1]
             maps[3] = self.learnable_downsample(last) if self.feat_downsample else last
-        return tuple(maps[i] for i in self.out_indices)
+        outs = [maps[i] for i in self.out_indices]
+        if hasattr(self, 'out_norms'):
+            outs = [norm(m) for norm, m in zip(self.out_norms, outs)]
+        return tuple(outs)
 
 
 @register_model
