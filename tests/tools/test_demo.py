@@ -22,7 +22,8 @@ def test_format_results_computes_retention():
 def test_demo_runs_end_to_end(tmp_path):
     res = subprocess.run(
         [sys.executable, osp.join(ROOT, 'tools', 'demo.py'), '--max-iters', '2',
-         '--work-dir', str(tmp_path / 'work'), '--data-root', str(tmp_path / 'toy_coco')],
+         '--work-dir', str(tmp_path / 'work'), '--data-root', str(tmp_path / 'toy_coco'),
+         '--num-train', '8', '--num-val', '4'],
         cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
     assert 'gaussian_noise s3' in res.stdout and 'coco/segm_mAP' in res.stdout
