@@ -50,7 +50,8 @@ def test_the_glob_finds_the_zoo():
                      'fan/upernet_fan_b_hybrid_ade20k_512x512_160k.py',
                      'fan/upernet_fan_swin_s_cityscapes_1024x1024_160k.py',
                      'fan/maskrcnn_fan_swin_t_1x_coco.py',
-                     'lvvit/upernet_lvvit_l_ade20k_512x512_160k.py'):
+                     'lvvit/upernet_lvvit_l_ade20k_512x512_160k.py',
+                     'fan/fasterrcnn_fan_s_vit_2x_coco.py'):
         assert expected in CONFIGS
 
 
@@ -163,6 +164,47 @@ def test_ade20k_multi_scale_test_is_the_official_aug_test():
                 factor = min(long_ / max(h, w), short / min(h, w))
                 expected = (int(h * factor + 0.5), int(w * factor + 0.5))
                 assert out['img'].shape[:2] == expected, (name, (h, w), r, out['img'].shape)
+
+
+def test_fan_vit_faster_rcnn_is_the_papers_setting():
+    """FAN paper App. A.2: FAN-ViT with Faster R-CNN, 2x schedule, training sizes 640x640 to 896x896,
+    testing at 896x896."""
+    cfg = _load('fan/fasterrcnn_fan_s_vit_2x_coco.py')
+    assert cfg.model.type == 'FasterRCNN' and cfg.model.backbone.type == 'FANViT'
+    assert cfg.model.backbone.mode == 'pyramid' and 'mask_head' not in cfg.model.roi_head
+    assert cfg.train_cfg.max_epochs == 24
+    steps = next(s for s in cfg.param_scheduler if s['type'] == 'MultiStepLR')
+    assert steps['milestones'] == [16, 22]
+    train = {t['type']: t for t in cfg.train_dataloader.dataset.pipeline}
+    scales = train['RandomChoiceResize']['scales']
+    assert scales[0] == (640, 640) and scales[-1] == (896, 896) and train['RandomChoiceResize']['keep_ratio']
+    assert 'LoadAnnotations' in train and not train['LoadAnnotations'].get('with_mask', False)
+    test = {t['type']: t for t in cfg.test_dataloader.dataset.pipeline}
+    assert test['Resize']['scale'] == (896, 896) and test['Resize']['keep_ratio']
+    assert cfg.test_evaluator['metric'] == 'bbox'
+
+
+def test_cascade_targets_name_their_tables():
+    """Each Cascade FAN-B / FAN-L config carries the published numbers of its own model (Tables 10 and 14),
+    and the README's FAN-B row (54.2 / 40.6, probably the IN-22K model) is given to neither FAN-B config."""
+    models, _ = _zoo_index()
+
+    def targets(name):
+        entry = models[f'configs/fan/{name}.py']
+        return {r['Dataset']: r['Metrics'] for r in entry.get('Results', [])}, entry['Metadata']['Reported In']
+
+    expected = {
+        'cascade_maskrcnn_fan_b_hybrid_3x_coco': ({'COCO-C': {'box AP': 39.0}}, 'Table 14'),
+        'cascade_maskrcnn_fan_b_hybrid_in22k_3x_coco': ({'COCO-C': {'box AP': 40.6}}, 'Table 14'),
+        'cascade_maskrcnn_fan_l_hybrid_3x_coco': (
+            {'COCO': {'box AP': 54.1}, 'COCO-C': {'box AP': 40.6, 'Retention': 75.0}}, 'Table 10'),
+        'cascade_maskrcnn_fan_l_hybrid_in22k_3x_coco': (
+            {'COCO': {'box AP': 55.1}, 'COCO-C': {'box AP': 42.0, 'Retention': 76.2}}, 'Table 10'),
+    }
+    for name, (results, table) in expected.items():
+        got, reported_in = targets(name)
+        assert got == results, name
+        assert table in reported_in, name
 
 
 def _registry(codebase, name):
