@@ -30,9 +30,9 @@ def main(argv=None):
     args = parse_args(argv)
     size = None if args.size == 'native' else B.parse_size(args.size)
     diffs = B.channel_order_differences(B.benchmark_image(args.image, size), args.severity, args.seed)
-    print(f"{'corruption':<18} {'mean':>7} {'max':>4}  listed as dependent")
+    print(f"{'corruption':<18} {'mean':>8} {'max':>4}  listed as dependent")
     for name, (mean, top) in diffs.items():
-        print(f'{name:<18} {mean:7.2f} {top:4d}  {"yes" if name in CHANNEL_ORDER_DEPENDENT else "no"}')
+        print(f'{name:<18} {mean:8.4f} {top:4d}  {"yes" if name in CHANNEL_ORDER_DEPENDENT else "no"}')
     measured = {n for n, (mean, _) in diffs.items() if mean > 0}
     if measured != set(CHANNEL_ORDER_DEPENDENT):
         print(f'differs from CHANNEL_ORDER_DEPENDENT: measured only {sorted(measured - set(CHANNEL_ORDER_DEPENDENT))}, '
