@@ -184,6 +184,23 @@ def test_legacy_bgr_differs_for_colour_dependent_corruptions(img):
     assert diff.max() <= 1 and (diff > 0).mean() < 0.01
 
 
+@needs_frost
+def test_channel_order_dependent_list_is_what_the_engine_does():
+    """CHANNEL_ORDER_DEPENDENT (and the list in docs/robustness.md) is exactly the set of corruptions whose
+    bgr_legacy result differs from the rgb one, measured as tools/analysis/channel_order_difference.py does."""
+    import re
+    rocket = B.benchmark_image('rocket', (120, 160))
+    diffs = B.channel_order_differences(rocket, severity=3, seed=0)
+    measured = {name for name, (mean, _) in diffs.items() if mean > 0}
+    assert measured == set(C.CHANNEL_ORDER_DEPENDENT), (sorted(measured), C.CHANNEL_ORDER_DEPENDENT)
+    assert len(C.CHANNEL_ORDER_DEPENDENT) == 10
+    assert sum(c in C.CHANNEL_ORDER_DEPENDENT for c in C.get_corruption_names('cityscapes-c')) == 10
+    docs = (REPO / 'docs' / 'robustness.md').read_text()
+    line = re.search(r'^Differ between `rgb` and `bgr_legacy`: (.*)$', docs, re.M)
+    assert line, 'docs/robustness.md: the channel-order list is missing'
+    assert set(re.findall(r'`(\w+)`', line.group(1))) == set(C.CHANNEL_ORDER_DEPENDENT)
+
+
 # ----------------------------------------------------------------------------- seeds
 
 def test_derive_seed_is_pinned():

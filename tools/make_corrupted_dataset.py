@@ -5,6 +5,14 @@
     python tools/make_corrupted_dataset.py data/coco data/coco-c --suite coco-c --shard 3/8 --workers 32
     python tools/make_corrupted_dataset.py data/cityscapes-c --verify
 
+As NVlabs' gen_city_c.py / gen_coco_c.py (the FAN paper's Cityscapes-C / COCO-C protocol; their
+random draws cannot be reproduced, the protocol can):
+
+    python tools/make_corrupted_dataset.py data/cityscapes data/cityscapes-c-fan --suite cityscapes-c \
+        --channel-order bgr_legacy --format png
+    python tools/make_corrupted_dataset.py data/coco data/coco-c-fan --suite cityscapes-c \
+        --channel-order bgr_legacy --format jpeg --jpeg-quality 95
+
 Exit status: 0 done, 1 some inputs failed (named on stderr; the rest was written),
 2 bad arguments or destination, 3 verification found problems, 130 interrupted.
 """
@@ -40,9 +48,12 @@ def parse_args(argv=None):
     parser.add_argument('--suffixes', nargs='+', help='file endings that count as images (default: the preset\'s)')
     parser.add_argument('--channel-order', default='rgb', choices=list(protocol.CHANNEL_ORDERS),
                         help='rgb (default): corrupt the RGB image; bgr_legacy: corrupt the BGR array as if it '
-                             'were RGB, as mmdet\'s Corrupt did (frost, snow and spatter differ)')
+                             'were RGB, as mmdet\'s Corrupt and NVlabs\' gen_coco_c.py / gen_city_c.py did (10 of '
+                             'the 19 differ: the noises, snow, frost, spatter, brightness, saturate, '
+                             'jpeg_compression); docs/robustness.md gives the flags of each published protocol')
     parser.add_argument('--format', default='png', choices=list(corrupted.OUTPUT_FORMATS),
-                        help='output format: png (lossless, default) or jpeg (lossy: alters the corruption)')
+                        help='output format: png (lossless, default) or jpeg (lossy: alters the corruption; '
+                             'NVlabs\' COCO-C was written so, at --jpeg-quality 95)')
     parser.add_argument('--png-compression', type=int, default=6, choices=range(10), metavar='0-9',
                         help='zlib level of the PNG files (default 6)')
     parser.add_argument('--jpeg-quality', type=int, default=95, help='JPEG quality with --format jpeg (default 95)')

@@ -16,7 +16,9 @@ from fan_mm.evaluation.report import ReportError, write_report  # noqa: E402
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Per-corruption tables grouped by category (FAN Tables 13/14), several models side by side '
-                    '(Tables 9/10), mPC / rPC / retention, plots.')
+                    '(Tables 9/10), mPC / rPC / retention, plots. Each table states its protocol (suite, policy, '
+                    'channel order, image format, seed, corruption engine) and the published table made under '
+                    'the same one; results files made under different protocols are refused in one table.')
     parser.add_argument('results', nargs='+', help='robustness.json files (one per model)')
     parser.add_argument('--out', required=True, help='output directory')
     parser.add_argument('--names', nargs='+', help='model names, one per results file (default: config names)')

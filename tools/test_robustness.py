@@ -35,7 +35,9 @@ def parse_args(argv=None):
     src.add_argument('--on-the-fly', action='store_true', help='corrupt images in the pipeline (CorruptImage)')
     parser.add_argument('--seed', type=int, help='base seed of the per-image seeds (on the fly; default 0)')
     parser.add_argument('--channel-order', choices=list(protocol.CHANNEL_ORDERS),
-                        help='on the fly: rgb (default) or bgr_legacy (mmdet\'s historical protocol)')
+                        help='on the fly: rgb (default) or bgr_legacy (the BGR array corrupted as if RGB: '
+                             'mmdet\'s Corrupt and NVlabs\' generators, the published protocols; 10 of the 19 '
+                             'corruptions differ, see docs/robustness.md)')
     parser.add_argument('--work-dir', required=True, help='where robustness.json and the logs go')
     checkpoint_cli_arguments(parser)
     common_cli_arguments(parser)

@@ -8,7 +8,7 @@
 # where the official copy turned the rate into MLP dropout; see fan_mm/models/backbones/lvvit.py).
 #
 # Reported (TokenLabeling README): ADE20K 47.9 mIoU single-scale, 48.6 multi-scale, 83.1 pixel
-# accuracy, 44M parameters. No corrupted-data (ADE20K-C) number is reported.
+# accuracy, 44M parameters (this config builds 44.5M). No corrupted-data (ADE20K-C) number is reported.
 #
 # Pretrained weights: the official ImageNet-1K checkpoint `lvvit_s-26M-224-83.3.pth.tar`
 # (zihangJiang/TokenLabeling release 1.0) at pretrained/lvvit_s-26M-224-83.3.pth.tar; the

@@ -428,12 +428,11 @@ def load_backbone_weights(backbone: nn.Module, checkpoint: str) -> Dict[str, Lis
 # Images
 
 def load_image(path: str) -> np.ndarray:
-    """An image file as ``H x W x 3`` uint8 RGB."""
-    from PIL import Image
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'image not found: {path}')
-    with Image.open(path) as im:
-        return np.asarray(im.convert('RGB'))
+    """An image file as ``H x W x 3`` uint8 RGB, decoded as mmcv's loader decodes it (grey, palette, RGBA
+    and 16-bit files are converted; an unreadable or truncated file raises ``ImageReadError`` naming it):
+    :func:`fan_mm.utils.image_io.read_image`."""
+    from fan_mm.utils.image_io import read_image
+    return read_image(path, 'rgb')
 
 
 def center_crop(image: np.ndarray, size: int) -> np.ndarray:

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from .features import BlockFeatureExtractor, LoadedModel, model_inputs, to_pixels
-from .spectral import add_gaussian_noise, affinity_eigenvalues, count_significant, perturbation
+from .spectral import (DEFAULT_THRESHOLD, add_gaussian_noise, affinity_eigenvalues, count_significant,
+                       perturbation)
 
 ROW_FIELDS = ('model', 'weights', 'image', 'block_index', 'block', 'num_blocks', 'relative_depth', 'grid_h',
               'grid_w', 'channels', 'sigma', 'n_significant', 'perturbation', 'perturbation_std')
@@ -36,7 +37,7 @@ def _noise_seed(seed: int, image_index: int, draw: int) -> int:
 
 def measure_noise_decay(loaded: LoadedModel, images: Sequence[np.ndarray], image_names: Sequence[str],
                         blocks=None, sigmas: Sequence[float] = (0.08,), num_noise: int = 1,
-                        threshold: float = 0.1, norm: str = 'softmax', spectrum: str = 'sym',
+                        threshold: float = DEFAULT_THRESHOLD, norm: str = 'softmax', spectrum: str = 'sym',
                         batch_size: int = 8, seed: int = 0, clip: bool = False,
                         device: Optional[str] = None) -> Tuple[List[Dict], Dict[str, np.ndarray]]:
     """Per-image, per-block rows (see ``ROW_FIELDS``) and the clean eigenvalue spectra of one model.
@@ -137,8 +138,8 @@ def write_csv(rows: Sequence[Dict], path: str, fields: Sequence[str]):
 
 def run_noise_decay(models: Sequence[LoadedModel], images: Sequence[np.ndarray], image_names: Sequence[str],
                     out_dir: str, blocks=None, sigmas: Sequence[float] = (0.08,), num_noise: int = 1,
-                    threshold: float = 0.1, norm: str = 'softmax', spectrum: str = 'sym', batch_size: int = 8,
-                    seed: int = 0, clip: bool = False) -> Dict[str, str]:
+                    threshold: float = DEFAULT_THRESHOLD, norm: str = 'softmax', spectrum: str = 'sym',
+                    batch_size: int = 8, seed: int = 0, clip: bool = False) -> Dict[str, str]:
     """Measure every model and write ``noise_decay.csv`` (per image), ``noise_decay_summary.csv``,
     ``eigenvalues.npz`` (clean spectra, to recount with another threshold) and ``noise_decay.png``.
 

@@ -11,7 +11,8 @@ Definitions (FAN paper, Sec. 2.2 and App. A.6; where the paper gives no number, 
   ``spectrum='sym'`` (default) uses the eigenvalues of the symmetrically normalised affinity
   ``D^-1/2 A D^-1/2`` with ``D = diag(A 1)`` (Ng, Jordan & Weiss 2002), which lie in [-1, 1] with the top one
   equal to 1; eigenvalue 1 has the multiplicity of the connected components, so the count of eigenvalues
-  above ``threshold`` estimates the number of clusters (Zelnik-Manor & Perona 2004).
+  above ``threshold`` estimates the number of clusters (Zelnik-Manor & Perona 2004). The default threshold,
+  ``DEFAULT_THRESHOLD`` = 0.1, is ours; the tools and docs/analysis.md use the same one.
   ``spectrum='max'`` uses the eigenvalues of ``A`` divided by the largest one.
 - Spectral clustering (App. A.6): scikit-learn's :class:`~sklearn.cluster.SpectralClustering` on the
   precomputed affinity ``A`` (normalised Laplacian embedding, then k-means).
@@ -27,6 +28,8 @@ import torch
 
 TOKEN_NORMS = ('softmax', 'l2', 'none')
 SPECTRA = ('sym', 'max')
+# an eigenvalue above this is significant, unless a caller says otherwise (our choice: the paper gives none)
+DEFAULT_THRESHOLD = 0.1
 
 
 def normalize_tokens(tokens: torch.Tensor, norm: str = 'softmax') -> torch.Tensor:
@@ -88,7 +91,7 @@ def count_significant(eigenvalues: torch.Tensor, threshold: float) -> torch.Tens
     return (eigenvalues > threshold).sum(-1)
 
 
-def significant_eigenvalues(tokens: torch.Tensor, threshold: float = 0.5, norm: str = 'softmax',
+def significant_eigenvalues(tokens: torch.Tensor, threshold: float = DEFAULT_THRESHOLD, norm: str = 'softmax',
                             spectrum: str = 'sym') -> torch.Tensor:
     """Number of significant eigenvalues of the token affinity, per image (``[B x] N x C`` -> ``[B]``)."""
     return count_significant(affinity_eigenvalues(tokens, norm, spectrum), threshold)

@@ -9,7 +9,7 @@ Pillow (no torch, no mmcv); the frost textures come from the installed imagecorr
 
 See docs/corruptions.md.
 """
-from .api import CHANNEL_ORDERS, MAX_SEED, MIN_SIZE, check_image, corrupt
+from .api import CHANNEL_ORDER_DEPENDENT, CHANNEL_ORDERS, MAX_SEED, MIN_SIZE, check_image, corrupt
 from .resources import frost_dir, set_frost_dir
 from .seeding import derive_seed
 from .suites import (CATEGORIES, CITYSCAPES_C_CATEGORIES, CORRUPTION_NAMES, HOLDOUT_CATEGORIES,
@@ -22,5 +22,6 @@ __all__ = [
     'get_category', 'get_severities', 'check_corruption', 'check_severity', 'frost_dir',
     'set_frost_dir', 'CORRUPTION_NAMES', 'SEVERITIES', 'SUITES', 'SUITE_CATEGORIES',
     'CATEGORIES', 'NOISE', 'IMAGENET_C_CATEGORIES', 'HOLDOUT_CATEGORIES',
-    'CITYSCAPES_C_CATEGORIES', 'SEVERITY_POLICIES', 'CHANNEL_ORDERS', 'MIN_SIZE', 'MAX_SEED',
+    'CITYSCAPES_C_CATEGORIES', 'SEVERITY_POLICIES', 'CHANNEL_ORDERS', 'CHANNEL_ORDER_DEPENDENT', 'MIN_SIZE',
+    'MAX_SEED',
 ]

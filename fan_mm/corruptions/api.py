@@ -6,14 +6,21 @@ import numpy as np
 from . import blur, digital, noise, weather
 from .suites import check_corruption, check_severity
 
-__all__ = ['corrupt', 'CHANNEL_ORDERS', 'MIN_SIZE', 'MAX_SEED']
+__all__ = ['corrupt', 'CHANNEL_ORDERS', 'CHANNEL_ORDER_DEPENDENT', 'MIN_SIZE', 'MAX_SEED']
 
 MIN_SIZE = 32            # 1.1.2 refuses images smaller than 32 x 32
 MAX_SEED = 2 ** 32 - 1   # np.random.RandomState accepts seeds in [0, 2**32)
 # 'rgb': RGB array.  'bgr': BGR array, corrupted as its RGB version would be (output BGR).
-# 'bgr_legacy': BGR array fed to the RGB code unchanged, as mmdet's Corrupt transform did
-# for the published COCO-C / Cityscapes-C detection numbers (frost, snow, spatter differ).
+# 'bgr_legacy': BGR array fed to the RGB code unchanged, as mmdet's Corrupt transform and NVlabs'
+# COCO-C / Cityscapes-C generators did (CHANNEL_ORDER_DEPENDENT lists what that changes).
 CHANNEL_ORDERS = ('rgb', 'bgr', 'bgr_legacy')
+# The corruptions whose result differs between 'rgb' and 'bgr_legacy' (10 of the 19; 10 of the 16 of
+# Cityscapes-C): the colour-dependent ones (frost's texture, snow's and jpeg's colour conversions,
+# spatter's colours, saturate's and brightness's HSV rounding) and the per-element noises (the same
+# random stream laid over the channels in another order). The other 9 treat the channels alike.
+# Measured by tools/analysis/channel_order_difference.py; tests/test_corruptions_api.py checks it.
+CHANNEL_ORDER_DEPENDENT = ('gaussian_noise', 'shot_noise', 'impulse_noise', 'speckle_noise', 'snow', 'frost',
+                           'spatter', 'brightness', 'saturate', 'jpeg_compression')
 
 _FUNCTIONS = {
     'gaussian_noise': noise.gaussian_noise,
@@ -113,7 +120,8 @@ def corrupt(image, corruption, severity, seed=None, channel_order='rgb'):
         channel_order: 'rgb' (default); 'bgr' for a BGR array corrupted as its RGB version
             (the result is ``corrupt(rgb)[..., ::-1]``); 'bgr_legacy' for a BGR array
             corrupted as if it were RGB, which is what mmdet's ``Corrupt`` transform did
-            (frost, snow and spatter come out differently).
+            (the corruptions of :data:`CHANNEL_ORDER_DEPENDENT` come out differently: the
+            noises, snow, frost, spatter, brightness, saturate, jpeg_compression).
 
     Returns:
         uint8 array (H, W, 3) in the input's channel order (grey input gives 3 channels,

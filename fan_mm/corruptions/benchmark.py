@@ -1,4 +1,5 @@
-"""Side-by-side timing of fan_mm's corruptions and the patched imagecorruptions 1.1.2.
+"""Side-by-side timing of fan_mm's corruptions and the patched imagecorruptions 1.1.2, and the
+difference the channel order makes (:func:`channel_order_differences`).
 
 Used by ``tools/analysis/benchmark_corruptions.py``.  Each (corruption, severity) is run by
 fan_mm and then by 1.1.2 on the same image with the same seed, alternating, so that load
@@ -19,7 +20,7 @@ from .suites import SEVERITIES, check_corruption, check_severity, get_corruption
 from .visualize import load_image
 
 __all__ = ['parse_size', 'benchmark_image', 'run_benchmark', 'summarize', 'format_table',
-           'read_rows', 'write_json']
+           'read_rows', 'write_json', 'channel_order_differences']
 
 
 def parse_size(text):
@@ -185,3 +186,23 @@ def corruption_list(suite, names):
     if names:
         return [check_corruption(n.strip()) for n in names.split(',') if n.strip()]
     return get_corruption_names(suite)
+
+
+def channel_order_differences(image, severity=3, seed=0, corruptions=None):
+    """How much the ``bgr_legacy`` protocol changes each corruption: {name: (mean, max)} of the
+    absolute difference, in grey levels, between ``corrupt(rgb, ..., 'rgb')`` and the
+    ``bgr_legacy`` result of the same image's BGR array (flipped back to RGB), same seed.
+
+    A corruption that treats the three channels alike gives exactly 0; ``tools/analysis/
+    channel_order_difference.py`` prints the table and the tests check
+    :data:`~fan_mm.corruptions.api.CHANNEL_ORDER_DEPENDENT` against it.
+    """
+    rgb = check_image(image)
+    bgr = np.ascontiguousarray(rgb[..., ::-1])
+    out = {}
+    for name in corruptions or get_corruption_names('all'):
+        a = corrupt(rgb, name, severity, seed=seed, channel_order='rgb').astype(np.int16)
+        b = corrupt(bgr, name, severity, seed=seed, channel_order='bgr_legacy')[..., ::-1].astype(np.int16)
+        d = np.abs(a - b)
+        out[name] = (float(d.mean()), int(d.max()))
+    return out

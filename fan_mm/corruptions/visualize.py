@@ -15,21 +15,15 @@ __all__ = ['load_image', 'save_image', 'corruption_grid']
 
 
 def load_image(path):
-    """Read an image file as uint8 RGB (H, W, 3); grey and RGBA files are converted.
+    """Read an image file as uint8 RGB (H, W, 3), as mmcv's loader decodes it (grey, palette,
+    RGBA and 16-bit files are converted; see :func:`fan_mm.utils.image_io.read_image`).
 
     Raises:
         FileNotFoundError: the path does not exist.
-        ValueError: the file is not an image Pillow can read.
+        ValueError: the file cannot be decoded (``ImageReadError``, naming the file).
     """
-    from PIL import Image, UnidentifiedImageError
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'image not found: {path!r}')
-    try:
-        with Image.open(path) as im:
-            return np.array(im.convert('RGB'))
-    except (UnidentifiedImageError, OSError) as e:
-        raise ValueError(f'cannot read image {path!r}: {e}') from None
+    from fan_mm.utils.image_io import read_image
+    return read_image(path, 'rgb')
 
 
 def save_image(path, rgb):

@@ -26,7 +26,6 @@ What it guarantees, unlike the public generators (see docs/robustness.md):
   loader converts them and reported (``strict=True`` makes them failures too).
 """
 import hashlib
-import io
 import json
 import logging
 import os
@@ -40,6 +39,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from ..utils import image_io
 from ..utils.files import atomic_write, file_problem, pid_alive
 from . import protocol
 
@@ -191,57 +191,22 @@ def output_name(name: str, fmt: str = 'png') -> str:
 # ----------------------------------------------------------------------------- pixels
 
 
-def _png_header(buf: bytes) -> Optional[Tuple[int, int]]:
-    """(bit depth, colour type) of a PNG, from its IHDR chunk; None if not a PNG."""
-    if len(buf) >= 26 and buf[:8] == b'\x89PNG\r\n\x1a\n' and buf[12:16] == b'IHDR':
-        return buf[24], buf[25]
-    return None
-
-
-def _odd_properties(buf: bytes) -> List[str]:
-    """What the loader converts in this file: grey, alpha, palette, 16 bit, CMYK."""
-    notes = []
-    png = _png_header(buf)
-    if png is not None:
-        depth, colour = png
-        if depth == 16:
-            notes.append('16-bit')
-        notes += {0: ['grayscale'], 3: ['palette'], 4: ['grayscale', 'alpha'], 6: ['alpha']}.get(colour, [])
-        return notes
-    try:
-        from PIL import Image
-        mode = Image.open(io.BytesIO(buf)).mode  # header only
-    except Exception:  # noqa: BLE001 - cv2 decides below whether the file is readable
-        return notes
-    if mode in ('L', '1', 'LA', 'I', 'I;16', 'I;16B', 'F'):
-        notes.append('grayscale')
-    if mode in ('I', 'I;16', 'I;16B', 'F'):
-        notes.append('16-bit')
-    if mode in ('RGBA', 'LA', 'PA'):
-        notes.append('alpha')
-    if mode == 'P':
-        notes.append('palette')
-    if mode == 'CMYK':
-        notes.append('cmyk')
-    return notes
-
-
 def decode_image(buf: bytes, name: str) -> Tuple[np.ndarray, List[str]]:
-    """Decode like mmcv's ``LoadImageFromFile`` (cv2 backend, ``color_type='color'``).
+    """Decode like mmcv's ``LoadImageFromFile`` (cv2 backend, ``color_type='color'``), through
+    :func:`fan_mm.utils.image_io.decode_image`, the reader of every fan_mm tool.
 
     Returns the BGR uint8 HxWx3 array and the conversions the loader applied (``'grayscale'``,
     ``'alpha'``, ``'16-bit'`` ...); raises ``InputError`` naming ``name`` when the file is
     empty, truncated or not an image, or smaller than 32 px (imagecorruptions' minimum).
     """
-    if not buf:
-        raise InputError(f'{name}: empty file')
-    img = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_COLOR)
-    if img is None:
-        raise InputError(f'{name}: cannot decode ({len(buf)} bytes): truncated, corrupt or not an image')
+    try:
+        img = image_io.decode_image(buf, name)
+    except image_io.ImageReadError as e:
+        raise InputError(str(e)) from None
     if min(img.shape[:2]) < MIN_SIDE:
         raise InputError(f'{name}: {img.shape[1]}x{img.shape[0]} px is too small to corrupt '
                          f'(both sides must be at least {MIN_SIDE} px)')
-    return img, _odd_properties(buf)
+    return img, image_io.odd_properties(buf)
 
 
 def corrupt_loaded_image(img: np.ndarray, corruption: str, severity: int, seed: int,
@@ -251,8 +216,10 @@ def corrupt_loaded_image(img: np.ndarray, corruption: str, severity: int, seed: 
 
     ``channel_order`` is the protocol: ``'rgb'`` (the engine's convention, the default) or
     ``'bgr_legacy'`` (mmdet's historical ``Corrupt`` transform fed the BGR array straight
-    into imagecorruptions; frost, snow and spatter differ). ``img_order`` is the layout of
-    ``img`` (mmcv loads BGR). Both synthesis and ``CorruptImage`` call this.
+    into imagecorruptions; the corruptions of ``fan_mm.corruptions.CHANNEL_ORDER_DEPENDENT``
+    differ: the noises, snow, frost, spatter, brightness, saturate, jpeg_compression).
+    ``img_order`` is the layout of ``img`` (mmcv loads BGR). Both synthesis and
+    ``CorruptImage`` call this.
     """
     if img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f'expected an HxWx3 image, got shape {img.shape}')

@@ -57,7 +57,8 @@ class CorruptImage(BaseTransform):
             names are unique (Cityscapes, COCO, ADE20K).
         channel_order (str): the protocol: ``'rgb'`` (default: the image is corrupted as
             RGB, the engine's convention) or ``'bgr_legacy'`` (mmdet's historical protocol,
-            which passed the BGR array to imagecorruptions; frost, snow and spatter differ).
+            which passed the BGR array to imagecorruptions; the noises, snow, frost, spatter, brightness,
+            saturate and jpeg_compression differ: ``fan_mm.corruptions.CHANNEL_ORDER_DEPENDENT``).
         img_channel_order (str): how ``results['img']`` is laid out; mmcv's
             ``LoadImageFromFile`` gives ``'bgr'`` (default).
     """

@@ -14,6 +14,12 @@ and a severity policy giving the severities S_c evaluated for corruption c:
 
 A results file that lacks an entry the policy needs is refused (naming the entries)
 instead of being averaged with zeros, the silent failure of mmdet's robustness_eval.
+
+Every table states the protocol its rows were made under (:func:`results_protocol`: suite,
+severity policy, channel order, image format, seed, corruption engine) and the published
+tables made under the same protocol (:func:`published_matches`). Files made under different
+protocols are refused in one table, naming the fields that differ: their images differ, so
+their numbers do not compare.
 """
 import csv
 import io
@@ -26,9 +32,9 @@ from typing import Dict, List, Optional, Sequence
 
 from fan_mm.datasets import protocol
 
-__all__ = ['ReportError', 'Summary', 'SHORT_NAMES', 'TABLE_ORDER', 'table_categories', 'default_metrics',
-           'summarize', 'write_report',
-           'markdown_tables', 'latex_tables']
+__all__ = ['ReportError', 'Summary', 'SHORT_NAMES', 'TABLE_ORDER', 'PROTOCOL_FIELDS', 'PUBLISHED_PROTOCOLS',
+           'table_categories', 'default_metrics', 'results_protocol', 'published_matches', 'summarize',
+           'write_report', 'markdown_tables', 'latex_tables']
 
 # Column names of the FAN paper's tables.
 SHORT_NAMES = {
@@ -46,6 +52,70 @@ POLICY_TEXT = {
     'noise-1-3': 'noise corruptions averaged over severities 1-3, the others over 1-5 (SegFormer / FAN '
                  'Cityscapes-C protocol)',
 }
+
+
+# What decides which images a results file was evaluated on. Two files can share a table only if all
+# of these agree (suite and policy as the table applies them; the others as recorded in the file's meta).
+PROTOCOL_FIELDS = ('suite', 'policy', 'channel_order', 'image_format', 'seed', 'engine')
+
+# The published protocols, in PROTOCOL_FIELDS terms, that a report can name. The official generators
+# (NVlabs/FAN gen_city_c.py / gen_coco_c.py) read images with mmcv (BGR) and pass the array to
+# imagecorruptions unchanged ('bgr_legacy'), and write the source's extension: Cityscapes PNG
+# (lossless), COCO JPEG at OpenCV's default quality 95. mmdet's benchmark corrupts in the test pipeline
+# (BGR, never re-encoded). Their random draws (one global seed, file-system order) cannot be
+# reproduced, so a match means the same protocol, not the same pixels.
+PUBLISHED_PROTOCOLS = (
+    dict(name='FAN paper Tables 9 and 13 (Cityscapes-C)', task='mmseg', suite='cityscapes-c',
+         policy=('noise-1-3', '1-3'), channel_order='bgr_legacy', image_format='lossless',
+         note='the paper\'s text averages noise over severities 1-3 and the rest over 1-5 (noise-1-3), its '
+              'released test_city_c.py runs 1-3 for all; the paper does not say which its numbers used'),
+    dict(name='FAN paper Tables 10 and 14 (COCO-C)', task='mmdet', suite='cityscapes-c', policy=('1-5',),
+         channel_order='bgr_legacy', image_format='jpeg-95', note=''),
+    dict(name='Michaelis et al. COCO-C (mmdet test_robustness.py)', task='mmdet', suite='coco-c',
+         policy=('1-5',), channel_order='bgr_legacy', image_format='lossless', note=''),
+)
+
+
+def _image_format(meta: dict) -> Optional[str]:
+    """'lossless' (corrupted in memory, or a PNG copy: the same pixels), 'jpeg-<quality>', or None."""
+    data = meta.get('data') or {}
+    if meta.get('mode') == 'on-the-fly' or data.get('on_the_fly'):
+        return 'lossless'
+    settings = data.get('settings') or {}
+    fmt = settings.get('format')
+    if fmt == 'png':
+        return 'lossless'
+    if fmt == 'jpeg':
+        return f'jpeg-{int(settings.get("jpeg_quality", 95))}'
+    return fmt
+
+
+def results_protocol(meta: dict, suite: Optional[str] = None, policy: Optional[str] = None) -> Dict[str, object]:
+    """The protocol of a results file (``PROTOCOL_FIELDS``; None where its meta does not say).
+
+    ``suite`` / ``policy`` override the recorded ones (a table may report a file on a sub-suite or on
+    other severities). ``engine`` is the corruption engine's name, version and source digest: a
+    change to the corruption code can change pixels.
+    """
+    versions = meta.get('versions') or {}
+    engine = None
+    if versions.get('engine_source_sha256'):
+        engine = (f'{versions.get("engine", "?")} {versions.get("engine_version", "?")} '
+                  f'(source {versions["engine_source_sha256"][:12]})')
+    return dict(suite=suite or meta.get('suite'), policy=policy or meta.get('policy'),
+                channel_order=meta.get('channel_order'), image_format=_image_format(meta),
+                seed=meta.get('seed'), engine=engine)
+
+
+def published_matches(task: Optional[str], proto: Dict[str, object]) -> List[str]:
+    """Names (with caveats) of the published tables whose protocol ``proto`` follows."""
+    out = []
+    for pub in PUBLISHED_PROTOCOLS:
+        if (task == pub['task'] and proto.get('suite') == pub['suite'] and proto.get('policy') in pub['policy']
+                and proto.get('channel_order') == pub['channel_order']
+                and proto.get('image_format') == pub['image_format']):
+            out.append(pub['name'] + (f' ({pub["note"]})' if pub['note'] else ''))
+    return out
 
 
 # Column order of the FAN paper's Tables 13 and 14 (Cityscapes-C and COCO-C: both use the 16
@@ -89,6 +159,7 @@ class Summary:
     category_means: Dict[str, float]
     average: float  # = mPC
     retention: float  # = rPC
+    protocol: Dict[str, object] = field(default_factory=dict)  # see results_protocol
     meta: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -172,7 +243,7 @@ def summarize(results: dict, metric: str, name: Optional[str] = None, source: st
                    metric=metric, scale=k, suite=suite, policy=policy_label,
                    severities={c: list(v) for c, v in plan.items()}, categories=cats, clean=clean_v,
                    per_severity=per_sev, per_corruption=per_corr, category_means=cat_means, average=average,
-                   retention=retention, meta=meta)
+                   retention=retention, protocol=results_protocol(meta, suite, policy_label), meta=meta)
 
 
 def _finite(v) -> bool:
@@ -223,6 +294,16 @@ def caption(summaries: Sequence[Summary]) -> str:
             'Retention = Average / Clean (= rPC).')
 
 
+def protocol_text(s: Summary) -> str:
+    """One line: the protocol of a table's rows and the published tables it is comparable with."""
+    p = s.protocol
+    text = (f'Protocol: suite {p.get("suite")}, policy {p.get("policy")}, channel order {p.get("channel_order")}, '
+            f'images {p.get("image_format")}, seed {p.get("seed")}, engine {p.get("engine")}. ')
+    matches = published_matches(s.task, p)
+    return text + ('Same protocol as ' + '; '.join(matches) + '.' if matches else
+                   'No published table was made under this protocol.')
+
+
 def _check_comparable(summaries: Sequence[Summary]) -> None:
     first = summaries[0]
     for s in summaries[1:]:
@@ -230,6 +311,12 @@ def _check_comparable(summaries: Sequence[Summary]) -> None:
             raise ReportError(f'{s.source} ({s.suite}, {s.policy}, {s.metric}) cannot share a table with '
                               f'{first.source} ({first.suite}, {first.policy}, {first.metric}); pass the same '
                               '--suite and --policy for all files')
+        differ = [k for k in PROTOCOL_FIELDS if s.protocol.get(k) != first.protocol.get(k)]
+        if differ:
+            details = '; '.join(f'{k}: {first.protocol.get(k)!r} in {first.source}, {s.protocol.get(k)!r} in '
+                                f'{s.source}' for k in differ)
+            raise ReportError(f'{s.source} and {first.source} were made under different protocols and cannot '
+                              f'share a table (their corrupted images differ): {details}')
 
 
 def _encoder_size(s: Summary) -> Optional[str]:
@@ -278,7 +365,8 @@ def markdown_tables(summaries: Sequence[Summary]) -> str:
     _check_comparable(summaries)
     cap = caption(summaries)
     out = [f'### Robustness overview: {_metric_label(summaries[0])}', '', _md(*_rows_overview(summaries)), '',
-           f'*{cap}*', '', '### Per corruption', '', _md(*_rows_per_corruption(summaries)), '', f'*{cap}*', '']
+           f'*{cap}*', '', protocol_text(summaries[0]), '',
+           '### Per corruption', '', _md(*_rows_per_corruption(summaries)), '', f'*{cap}*', '']
     for s in summaries:
         out += [f'#### {s.name}: per severity (clean {_f(s.clean)})', '', _md(*_rows_severity(s)), '']
     return '\n'.join(out)
@@ -473,7 +561,8 @@ def write_report(results_files: Sequence[str], out_dir: str, names: Optional[Seq
                 path = osp.join(out_dir, f'severity_{tag}_{_safe(s.name)}.png')
                 _plot_severity(s, path)
                 written['png'].append(path)
-        everything[metric] = dict(caption=caption(summaries),
+        everything[metric] = dict(caption=caption(summaries), protocol=summaries[0].protocol,
+                                  comparable_with=published_matches(summaries[0].task, summaries[0].protocol),
                                   models=[{k: v for k, v in asdict(s).items() if k != 'meta'} for s in summaries])
     if 'json' in formats:
         path = osp.join(out_dir, 'report.json')

@@ -94,3 +94,19 @@ def test_tools_report_bad_input(photos, tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match='CUDA'):
             tool.main(['resnet18', 'none', str(photos), '--out', str(tmp_path), '--device', 'cuda'])
+
+
+def test_one_default_threshold_for_significant_eigenvalues():
+    """The library functions, the tool and docs/analysis.md count eigenvalues above the same threshold."""
+    import inspect
+    import re
+
+    from fan_mm.analysis.noise_decay import run_noise_decay
+    from fan_mm.analysis.spectral import DEFAULT_THRESHOLD, significant_eigenvalues
+    for fn in (significant_eigenvalues, measure_noise_decay, run_noise_decay):
+        assert inspect.signature(fn).parameters['threshold'].default == DEFAULT_THRESHOLD, fn.__name__
+    tool = load_tool('noise_decay')
+    assert tool.parse_args(['m', 'none', 'images', '--out', 'o']).threshold == DEFAULT_THRESHOLD
+    docs = open(osp.join(TOOLS, '..', '..', 'docs', 'analysis.md')).read()
+    documented = re.search(r'`--threshold` defaults to ([0-9.]+)', docs)
+    assert documented and float(documented.group(1)) == DEFAULT_THRESHOLD

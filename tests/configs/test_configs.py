@@ -50,7 +50,8 @@ def test_the_glob_finds_the_zoo():
                      'fan/upernet_fan_b_hybrid_ade20k_512x512_160k.py',
                      'fan/upernet_fan_swin_s_cityscapes_1024x1024_160k.py',
                      'fan/maskrcnn_fan_swin_t_1x_coco.py',
-                     'lvvit/upernet_lvvit_l_ade20k_512x512_160k.py'):
+                     'lvvit/upernet_lvvit_l_ade20k_512x512_160k.py',
+                     'fan/fasterrcnn_fan_s_vit_2x_coco.py'):
         assert expected in CONFIGS
 
 
@@ -111,6 +112,99 @@ def test_metafiles_list_exactly_the_zoo():
             clean = next(r['Metrics'] for r in model['Results'] if r['Dataset'] == clean_name)
             (metric, corrupted), = [(k, v) for k, v in metrics.items() if k != 'Retention']
             assert abs(100 * corrupted / clean[metric] - metrics['Retention']) < 0.2, (model['Name'], metrics)
+
+
+def _load(name):
+    return mmengine_config.Config.fromfile(osp.join(CONFIG_DIR, name))
+
+
+def test_lvvit_l_upernet_is_the_official_l_config():
+    """The official L config widens the decoder and the FCN auxiliary head to 512 channels (S and M: 256),
+    and the zoo page quotes the parameter count of the model these configs build."""
+    for arch, channels in (('s', 256), ('m', 256), ('l', 512)):
+        cfg = _load(f'lvvit/upernet_lvvit_{arch}_ade20k_512x512_160k.py')
+        assert cfg.model.decode_head.channels == channels, arch
+        assert cfg.model.auxiliary_head.channels == channels, arch
+        assert cfg.model.auxiliary_head.num_convs == 1 and cfg.model.auxiliary_head.in_index == 2
+    # the parameters of the built models (on the meta device: no memory, no init), as the zoo page quotes them
+    from mmengine.registry import DefaultScope
+    models, readmes = _zoo_index()
+    for arch in ('s', 'm', 'l'):
+        name = f'lvvit/upernet_lvvit_{arch}_ade20k_512x512_160k.py'
+        with DefaultScope.overwrite_default_scope('mmseg'), torch.device('meta'):
+            model = _registry('mmseg', 'MODELS').build(_strip_init(_load(name).model))
+        quoted = f'{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M'
+        assert models[f'configs/{name}']['Metadata']['Parameters'] == quoted, name
+        row = next(line for line in readmes['LV-ViT'].splitlines() if line.startswith(f'| [{osp.basename(name)}]'))
+        assert f'| {quoted} |' in row, (name, row)
+
+
+def test_ade20k_multi_scale_test_is_the_official_aug_test():
+    """``--tta`` on the ADE20K configs scales as mmseg 0.x's ``--aug-test`` did: MultiScaleFlipAug over
+    (2048, 512) x ratios 0.5-1.75 resizes each image, keeping its aspect ratio, to fit (2048 r, 512 r),
+    plus a flip of each scale (mmseg 1.x's default ``Resize(scale_factor=r)`` would fail here)."""
+    import numpy as np
+    from mmengine.registry import DefaultScope
+    from mmseg.registry import TRANSFORMS
+    ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+    for name in ('lvvit/upernet_lvvit_s_ade20k_512x512_160k.py', 'fan/upernet_fan_b_hybrid_ade20k_512x512_160k.py'):
+        cfg = _load(name)
+        tta = cfg.tta_pipeline[1]
+        assert tta['type'] == 'TestTimeAug'
+        resizes, flips = tta['transforms'][0], tta['transforms'][1]
+        assert [f['prob'] for f in flips] == [0., 1.]
+        assert len(resizes) == len(ratios)
+        with DefaultScope.overwrite_default_scope('mmseg'):
+            transforms = [TRANSFORMS.build(copy.deepcopy(r)) for r in resizes]
+        for h, w in ((512, 683), (375, 500), (1200, 900)):
+            for r, t in zip(ratios, transforms):
+                out = t(dict(img=np.zeros((h, w, 3), np.uint8)))
+                # mmseg 0.x / mmcv 1.x: img_scale (int(2048 r), int(512 r)); imrescale keeps the ratio
+                long_, short = int(2048 * r), int(512 * r)
+                factor = min(long_ / max(h, w), short / min(h, w))
+                expected = (int(h * factor + 0.5), int(w * factor + 0.5))
+                assert out['img'].shape[:2] == expected, (name, (h, w), r, out['img'].shape)
+
+
+def test_fan_vit_faster_rcnn_is_the_papers_setting():
+    """FAN paper App. A.2: FAN-ViT with Faster R-CNN, 2x schedule, training sizes 640x640 to 896x896,
+    testing at 896x896."""
+    cfg = _load('fan/fasterrcnn_fan_s_vit_2x_coco.py')
+    assert cfg.model.type == 'FasterRCNN' and cfg.model.backbone.type == 'FANViT'
+    assert cfg.model.backbone.mode == 'pyramid' and 'mask_head' not in cfg.model.roi_head
+    assert cfg.train_cfg.max_epochs == 24
+    steps = next(s for s in cfg.param_scheduler if s['type'] == 'MultiStepLR')
+    assert steps['milestones'] == [16, 22]
+    train = {t['type']: t for t in cfg.train_dataloader.dataset.pipeline}
+    scales = train['RandomChoiceResize']['scales']
+    assert scales[0] == (640, 640) and scales[-1] == (896, 896) and train['RandomChoiceResize']['keep_ratio']
+    assert 'LoadAnnotations' in train and not train['LoadAnnotations'].get('with_mask', False)
+    test = {t['type']: t for t in cfg.test_dataloader.dataset.pipeline}
+    assert test['Resize']['scale'] == (896, 896) and test['Resize']['keep_ratio']
+    assert cfg.test_evaluator['metric'] == 'bbox'
+
+
+def test_cascade_targets_name_their_tables():
+    """Each Cascade FAN-B / FAN-L config carries the published numbers of its own model (Tables 10 and 14),
+    and the README's FAN-B row (54.2 / 40.6, probably the IN-22K model) is given to neither FAN-B config."""
+    models, _ = _zoo_index()
+
+    def targets(name):
+        entry = models[f'configs/fan/{name}.py']
+        return {r['Dataset']: r['Metrics'] for r in entry.get('Results', [])}, entry['Metadata']['Reported In']
+
+    expected = {
+        'cascade_maskrcnn_fan_b_hybrid_3x_coco': ({'COCO-C': {'box AP': 39.0}}, 'Table 14'),
+        'cascade_maskrcnn_fan_b_hybrid_in22k_3x_coco': ({'COCO-C': {'box AP': 40.6}}, 'Table 14'),
+        'cascade_maskrcnn_fan_l_hybrid_3x_coco': (
+            {'COCO': {'box AP': 54.1}, 'COCO-C': {'box AP': 40.6, 'Retention': 75.0}}, 'Table 10'),
+        'cascade_maskrcnn_fan_l_hybrid_in22k_3x_coco': (
+            {'COCO': {'box AP': 55.1}, 'COCO-C': {'box AP': 42.0, 'Retention': 76.2}}, 'Table 10'),
+    }
+    for name, (results, table) in expected.items():
+        got, reported_in = targets(name)
+        assert got == results, name
+        assert table in reported_in, name
 
 
 def _registry(codebase, name):

@@ -12,7 +12,10 @@ import fan_mm.models  # noqa: F401  (registers the models)
 from fan_test_utils import GOLDEN, golden, golden_input, official_state_dict, tap_error
 
 TOL = 1e-4
-MODELS = ['fan_tiny_12_p16_224', 'fan_small_12_p16_224', 'fan_tiny_8_p4_hybrid', 'fan_small_12_p4_hybrid']
+# golden file stems; fan_small_12_p4_hybrid_288x192 is fan_small_12_p4_hybrid at another input size (288 x 192,
+# the others 160 x 224)
+MODELS = ['fan_tiny_12_p16_224', 'fan_small_12_p16_224', 'fan_base_18_p16_224', 'fan_tiny_8_p4_hybrid',
+          'fan_small_12_p4_hybrid', 'fan_base_16_p4_hybrid', 'fan_small_12_p4_hybrid_288x192']
 # Official module name -> fan_mm module name. fan_mm keeps the official names (so the official
 # state_dict keys load unchanged); the table is the identity and says so explicitly.
 TAP_MODULES = {}
@@ -62,7 +65,7 @@ def _run_with_taps(model, x, taps, hybrid):
 @pytest.mark.parametrize('name', MODELS)
 def test_golden(name, golden_model):
     meta, arrays = golden(name)
-    model = golden_model(name)
+    model = golden_model(meta['model'])
     hybrid = 'hybrid' in name
     logits, taps, inter = _run_with_taps(model, golden_input(meta), meta['taps'], hybrid)
 
@@ -106,3 +109,19 @@ def test_stem_layernorm_quirk_is_needed(golden_model):
         for m, flag in zip(norms, [False] + [True] * (len(norms) - 1)):
             m.unbiased = flag
     assert (logits - torch.from_numpy(arrays['logits'])).abs().max().item() > 10 * TOL
+
+
+def test_every_golden_is_documented_and_regenerable():
+    """tests/data/golden/README.md lists exactly the stored goldens, and make_goldens.py can make each."""
+    import importlib.util
+    import re
+    stored = {p.name[:-len('.npz')] for p in GOLDEN.glob('*.npz') if not p.name.endswith('.buffers.npz')}
+    listed = set(re.findall(r'^\| `(\w+)` \|', (GOLDEN / 'README.md').read_text(), re.M))
+    assert listed == stored
+    spec = importlib.util.spec_from_file_location('make_goldens', GOLDEN / 'make_goldens.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert set(module.GOLDENS) == stored
+    for name, (_, entry, kwargs, shape) in module.GOLDENS.items():
+        meta, _ = golden(name)
+        assert (meta['model'], meta['input_shape'], meta.get('kwargs', {})) == (entry, list(shape), kwargs), name

@@ -26,11 +26,12 @@ def official_path():
     return official_file(NAME)
 
 
-def test_golden(official_path):
+@pytest.mark.parametrize('name', [NAME, 'fan_swin_small_patch4_window7_224'])
+def test_golden(name):
     """Official-format file -> timm.create_model(pretrained=True): logits, stage taps, buffers."""
-    model = timm.create_model(NAME, pretrained=True,
-                              pretrained_cfg_overlay=dict(file=str(official_path))).eval()
-    data, meta, x = load_golden(NAME)
+    model = timm.create_model(name, pretrained=True,
+                              pretrained_cfg_overlay=dict(file=str(official_file(name)))).eval()
+    data, meta, x = load_golden(name)
     taps = {}
     hooks = [model.get_submodule(tap).register_forward_hook(
         lambda mod, inp, out, tap=tap: taps.__setitem__(tap, out)) for tap in meta['taps']]
@@ -49,7 +50,7 @@ def test_golden(official_path):
                                                (2, 384, 14, 14), (2, 768, 7, 7)]
     assert torch.equal(inter[3], taps['layers.3'].permute(0, 3, 1, 2))
     # the buffers the model builds are the official ones
-    buffers = np.load(GOLDEN_DIR / f'{NAME}.buffers.npz')
+    buffers = np.load(GOLDEN_DIR / f'{name}.buffers.npz')
     own = model.state_dict()
     for key in buffers.files:
         assert torch.equal(own[key], torch.from_numpy(buffers[key])), key

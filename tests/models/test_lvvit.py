@@ -18,13 +18,14 @@ def _tiny(**kwargs):
     return timm.create_model('lvvit_t', depth=2, **kwargs)
 
 
-@pytest.mark.parametrize('name', ['lvvit_t', 'lvvit_s'])
+@pytest.mark.parametrize('name', ['lvvit_t', 'lvvit_s', 'lvvit_m', 'lvvit_s_384'])
 def test_golden(name):
-    """Official weights file -> timm.create_model(pretrained=True): logits and every tap."""
+    """Official weights file -> timm.create_model(pretrained=True): logits and every tap. lvvit_s_384 is
+    LV-ViT-S built for 384 px (``img_size=384``, its own position embedding), run at 384 x 384."""
     path = official_file(name)
-    model = timm.create_model(name, pretrained=True,
-                              pretrained_cfg_overlay=dict(file=str(path))).eval()
     data, meta, x = load_golden(name)
+    model = timm.create_model(meta['model'], pretrained=True, pretrained_cfg_overlay=dict(file=str(path)),
+                              **meta.get('kwargs', {})).eval()
     taps = {}
     hooks = [model.get_submodule(tap).register_forward_hook(
         lambda mod, inp, out, tap=tap: taps.__setitem__(tap, out)) for tap in meta['taps']]
@@ -47,7 +48,7 @@ def test_golden(name):
     assert torch.allclose(manual, logits, atol=1e-5)
 
 
-@pytest.mark.parametrize('name', ['lvvit_t', 'lvvit_s'])
+@pytest.mark.parametrize('name', ['lvvit_t', 'lvvit_s', 'lvvit_m'])
 def test_state_dict_matches_official_keys(name):
     with torch.device('meta'):
         model = timm.create_model(name)

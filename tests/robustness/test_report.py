@@ -152,3 +152,60 @@ def test_writes_all_formats_for_several_models(tmp_path):
     (tmp_path / 'junk.json').write_text('{"a": 1}')
     status, _, stderr = call_tool('robustness_report.py', str(tmp_path / 'junk.json'), '--out', tmp_path / 'bad3')
     assert status == 2 and 'not a robustness results file' in stderr
+
+
+def _with_protocol(results, channel_order='rgb', fmt='png', seed=0, engine_sha='0' * 64, on_the_fly=False):
+    """``results`` with the protocol part of the meta that tools/test_robustness.py records."""
+    meta = dict(results['meta'], channel_order=channel_order, seed=seed,
+                mode='on-the-fly' if on_the_fly else 'disk',
+                versions=dict(engine='fan_mm.corruptions', engine_version='1.0', engine_source_sha256=engine_sha))
+    meta['data'] = dict(on_the_fly=True) if on_the_fly else dict(
+        corrupted_root='/data/x', settings=dict(format=fmt, seed=seed, channel_order=channel_order,
+                                                **({'jpeg_quality': 95} if fmt == 'jpeg' else {})))
+    return dict(results, meta=meta)
+
+
+@pytest.mark.parametrize('field, change', [
+    ('channel_order', dict(channel_order='bgr_legacy')),
+    ('image_format', dict(fmt='jpeg')),
+    ('seed', dict(seed=1)),
+    ('engine', dict(engine_sha='1' * 64)),
+])
+def test_refuses_a_table_of_results_made_under_different_protocols(tmp_path, field, change):
+    from fan_mm.evaluation.report import write_report
+    a, b = tmp_path / 'a.json', tmp_path / 'b.json'
+    a.write_text(json.dumps(_with_protocol(_results(HOLDOUT))))
+    b.write_text(json.dumps(_with_protocol(_results(HOLDOUT), **change)))
+    with pytest.raises(ReportError, match=f'different protocols.*{field}') as err:
+        write_report([str(a), str(b)], str(tmp_path / 'bad'), formats=['md'])
+    assert 'a.json' in str(err.value) and 'b.json' in str(err.value)
+    assert not osp.exists(tmp_path / 'bad' / 'report_mIoU.md')
+
+
+def test_report_records_the_protocol_and_the_published_tables_it_matches(tmp_path):
+    from fan_mm.evaluation.report import write_report
+    # on the fly and a PNG copy give the same pixels: one table
+    on_disk, in_memory = tmp_path / 'disk.json', tmp_path / 'fly.json'
+    on_disk.write_text(json.dumps(_with_protocol(_results(HOLDOUT), channel_order='bgr_legacy')))
+    in_memory.write_text(json.dumps(_with_protocol(_results(HOLDOUT), channel_order='bgr_legacy', on_the_fly=True)))
+    write_report([str(on_disk), str(in_memory)], str(tmp_path / 'r1'), names=['a', 'b'], formats=['md', 'json'])
+    report = json.load(open(tmp_path / 'r1' / 'report.json'))['mIoU']
+    assert report['protocol'] == dict(suite='holdout', policy='1-5', channel_order='bgr_legacy',
+                                      image_format='lossless', seed=0,
+                                      engine='fan_mm.corruptions 1.0 (source 000000000000)')
+    assert report['comparable_with'] == []
+    assert 'No published table was made under this protocol' in (tmp_path / 'r1' / 'report_mIoU.md').read_text()
+    # FAN's COCO-C: the 16 corruptions at 1-5, BGR arrays as if RGB, re-encoded as JPEG 95
+    _, plan = protocol.severity_plan('cityscapes-c', policy='1-5')
+    values = {c: {s: 0.3 for s in sevs} for c, sevs in plan.items()}
+    coco = _with_protocol(_results(values, 0.45, 'cityscapes-c', '1-5', 'coco/bbox_mAP', 'mmdet'),
+                          channel_order='bgr_legacy', fmt='jpeg')
+    (tmp_path / 'coco.json').write_text(json.dumps(coco))
+    write_report([str(tmp_path / 'coco.json')], str(tmp_path / 'r2'), formats=['md', 'json'])
+    assert json.load(open(tmp_path / 'r2' / 'report.json'))['coco/bbox_mAP']['comparable_with'] == [
+        'FAN paper Tables 10 and 14 (COCO-C)']
+    # the defaults (RGB, PNG) are not that protocol
+    coco_rgb = _with_protocol(_results(values, 0.45, 'cityscapes-c', '1-5', 'coco/bbox_mAP', 'mmdet'))
+    (tmp_path / 'coco_rgb.json').write_text(json.dumps(coco_rgb))
+    write_report([str(tmp_path / 'coco_rgb.json')], str(tmp_path / 'r3'), formats=['json'])
+    assert json.load(open(tmp_path / 'r3' / 'report.json'))['coco/bbox_mAP']['comparable_with'] == []

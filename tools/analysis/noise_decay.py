@@ -12,6 +12,7 @@ import argparse
 
 from fan_mm.analysis.cli import add_common_args, load_images, load_models, parse_model_specs
 from fan_mm.analysis.noise_decay import run_noise_decay
+from fan_mm.analysis.spectral import DEFAULT_THRESHOLD
 
 
 def parse_args(argv=None):
@@ -23,8 +24,8 @@ def parse_args(argv=None):
                              'ImageNet-C gaussian_noise severity 1); several values give several curves')
     parser.add_argument('--num-noise', type=int, default=1, help='noise draws per image and sigma (default: 1)')
     parser.add_argument('--clip', action='store_true', help='clip noisy pixels to [0, 1]')
-    parser.add_argument('--threshold', type=float, default=0.1,
-                        help='an eigenvalue above this is significant (default: 0.1)')
+    parser.add_argument('--threshold', type=float, default=DEFAULT_THRESHOLD,
+                        help=f'an eigenvalue above this is significant (default: {DEFAULT_THRESHOLD:g})')
     parser.add_argument('--spectrum', default='sym', choices=('sym', 'max'),
                         help='sym: eigenvalues of D^-1/2 A D^-1/2 (in [0, 1] for softmax tokens); '
                              'max: eigenvalues of A over the largest (default: sym)')
