@@ -122,15 +122,17 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/toy_coco_d
     progress = dict(type='ProgressBarHook', desc='      ')
     train_dir = osp.join(work_dir, 'train')
     _say(f'[2/4] training {iters} iterations of {batch} images in {train_dir}')
-    console = _console_to(log_path) if quiet else contextlib.nullcontext()
-    with console:
+    def console():  # a fresh context each time (a generator context manager is single-use)
+        return _console_to(log_path) if quiet else contextlib.nullcontext()
+
+    with console():
         train(config, work_dir=train_dir, resume='auto' if resume else None,
               cfg_options={**options, **schedule_options(iters, batch), 'custom_hooks': [progress]})
     with open(osp.join(train_dir, 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
     _say(f'[3/4] testing {checkpoint} clean and under {corruption} severity {severity}')
     robustness_dir = osp.join(work_dir, 'robustness')
-    with console:
+    with console():
         results = evaluate_robustness(
             config, checkpoint, suite='coco-c', work_dir=robustness_dir,
             on_the_fly=True, corruptions=[corruption], severities=[severity], seed=seed,
