@@ -16,3 +16,8 @@ model = dict(
         with_cp=False),
     # FAN-ViT pyramid channels: C/4, C/2, C, C
     neck=dict(in_channels=[96, 192, 384, 384]))
+
+# The official FAN dense backbones use SyncBatchNorm in their BatchNorm layers (the depthwise convs of the
+# FAN blocks' MLP, ConvPatchEmbed). mmengine converts every BatchNorm of the model to torch's SyncBatchNorm
+# when the run is distributed, and keeps plain BatchNorm in a single process.
+sync_bn = 'torch'
