@@ -64,9 +64,19 @@ def _setup_cpu_distributed(cfg: Config) -> None:
         raise RuntimeError(f'--launcher pytorch without a GPU needs the gloo backend, the config asks for '
                            f'{backend!r}: add --cfg-options env_cfg.dist_cfg.backend=gloo')
     dist.init_process_group(backend='gloo')
+    _drop_sync_bn_on_cpu(cfg)
     if cfg.get('model_wrapper_cfg') is None:
         cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
                                      find_unused_parameters=cfg.get('find_unused_parameters', False))
+
+
+def _drop_sync_bn_on_cpu(cfg: Config) -> None:
+    """torch's SyncBatchNorm has no CPU kernels: a distributed CPU run keeps plain BatchNorm (logged)."""
+    if cfg.get('sync_bn') is not None:
+        from mmengine.logging import print_log
+        print_log(f'sync_bn={cfg.sync_bn!r} ignored: SyncBatchNorm needs GPUs, this distributed run is on CPU '
+                  '(BatchNorm statistics stay per process)', logger='current', level=30)
+        cfg.sync_bn = None
 
 
 def build_runner(cfg: Config):

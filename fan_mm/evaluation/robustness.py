@@ -136,6 +136,8 @@ def _prepare_cpu_distributed(cfg) -> None:
     if torch.cuda.is_available() or dist.is_initialized():
         return
     dist.init_process_group(backend='gloo')
+    from fan_mm.apis.runner import _drop_sync_bn_on_cpu
+    _drop_sync_bn_on_cpu(cfg)
     wrapper = dict(cfg.get('model_wrapper_cfg') or {})
     wrapper.setdefault('type', 'MMDistributedDataParallel')
     wrapper['device_ids'] = None
