@@ -31,3 +31,19 @@ def test_demo_runs_end_to_end(tmp_path):
     assert set(results['corrupted']) == {'gaussian_noise'}
     assert set(results['corrupted']['gaussian_noise']) == {'3'}
     assert 'coco/bbox_mAP' in results['clean']
+    # the console shows the table, progress bars and where things went, not mmengine's log
+    assert 'Config:' not in res.stdout and 'Average Precision' not in res.stdout
+    log = open(tmp_path / 'work' / 'demo.log').read()
+    assert 'Config:' in log and 'Average Precision' in log  # ...which went to demo.log
+    assert 'train: 100%' in res.stderr and '2/2' in res.stderr  # the training progress bar
+    assert 'report (tables, plots):' in res.stdout and (tmp_path / 'work' / 'report').is_dir()
+    assert results['meta']['checkpoint_check']['fits'] is True
+
+
+def test_demo_names_a_bad_corruption_and_severity(tmp_path):
+    for args, message in ((['--corruption', 'fogg'], "unknown corruption 'fogg'"),
+                          (['--severity', '7'], 'severity must be an integer in 1..5')):
+        res = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'demo.py'), '--work-dir',
+                              str(tmp_path / 'work'), *args], cwd=tmp_path, capture_output=True, text=True)
+        assert res.returncode == 2 and message in res.stderr, res.stderr[-2000:]
+        assert not (tmp_path / 'work' / 'train').exists()

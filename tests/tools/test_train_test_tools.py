@@ -172,3 +172,11 @@ def test_train_stops_on_a_non_finite_loss_without_a_final_checkpoint(toy_root, t
     for i in saved:  # whatever was saved before the stop holds finite weights
         state = torch.load(work / f'iter_{i}.pth', map_location='cpu', weights_only=False)['state_dict']
         assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+def test_test_tool_says_plainly_when_the_detector_predicts_nothing(det_run, toy_root, tmp_path):
+    work, _, _ = det_run
+    code, out = _run_raw('test.py', DET_CONFIG, str(work / 'iter_9.pth'), '--work-dir', str(tmp_path / 'empty'),
+                         '--cfg-options', 'model.test_cfg.rcnn.score_thr=1.01', cwd=toy_root)
+    assert code == 0, out[-3000:]
+    assert 'the model returned no detection on any of the 4 images' in out

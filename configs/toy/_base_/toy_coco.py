@@ -49,8 +49,9 @@ param_scheduler = [
     dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters, milestones=[170],
          gamma=0.1),
 ]
-# the recipe's lr (1e-4; 2e-4 and up diverge after ~70 iterations from scratch, with the
-# FPN outputs growing without bound), with gradient clipping for the first iterations
+# the recipe's lr (1e-4), with gradient clipping for the first iterations. From scratch, FAN-Hybrid needs
+# its output norms (out_norm=True in the FAN leaf) to train at this lr or 2e-4: without them the FPN
+# outputs grow without bound and the run diverges (docs/from_scratch.md)
 optim_wrapper = dict(clip_grad=dict(max_norm=1.0, norm_type=2))
 default_hooks = dict(
     logger=dict(interval=10),
