@@ -47,8 +47,3 @@ def register_metric(cls):
 def register_hook(cls):
     """Class decorator: add ``cls`` to mmdet's and mmseg's ``HOOKS``."""
     return _register('HOOKS', cls)
-
-
-def register_hook(cls):
-    """Class decorator: add ``cls`` to mmdet's and mmseg's ``HOOKS``."""
-    return _register('HOOKS', cls)

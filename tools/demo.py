@@ -23,7 +23,8 @@ def parse_args(argv=None):
     parser.add_argument('--num-val', type=int, default=DEMO_DATASET['num_val'], help='generated val images')
     parser.add_argument('--config', default=DEFAULT_CONFIG)
     parser.add_argument('--corruption', default='gaussian_noise')
-    parser.add_argument('--severity', type=int, default=3)
+    parser.add_argument('--severity', type=int, default=5,
+                        help='1..5; 5 by default, where noise visibly costs the toy detector accuracy')
     parser.add_argument('--max-iters', type=int, default=DEMO_SCHEDULE['iters'], help='training iterations')
     parser.add_argument('--batch-size', type=int, default=DEMO_SCHEDULE['batch_size'])
     parser.add_argument('--seed', type=int, default=0)

@@ -9,7 +9,16 @@ _base_ = [
 
 model = dict(
     backbone=dict(init_cfg=None, frozen_stages=-1, norm_eval=False),
-    roi_head=dict(bbox_head=dict(num_classes=4), mask_head=dict(num_classes=4)),
+    # toy-sized heads (half the FPN width, a quarter of the box FC width, two mask convs):
+    # a few objects of four shapes per image need far less capacity, and the heads are most of a
+    # CPU training step
+    neck=dict(out_channels=128),
+    rpn_head=dict(in_channels=128, feat_channels=128),
+    roi_head=dict(
+        bbox_roi_extractor=dict(out_channels=128),
+        bbox_head=dict(in_channels=128, fc_out_channels=256, num_classes=4),
+        mask_roi_extractor=dict(out_channels=128),
+        mask_head=dict(in_channels=128, conv_out_channels=128, num_convs=2, num_classes=4)),
     train_cfg=dict(rpn_proposal=dict(nms_pre=500, max_per_img=200),
                    rcnn=dict(sampler=dict(num=128))),
     test_cfg=dict(rpn=dict(nms_pre=300, max_per_img=100), rcnn=dict(max_per_img=20)))

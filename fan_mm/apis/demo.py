@@ -93,7 +93,7 @@ def _say(message: str = '') -> None:
 
 
 def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/toy_coco_demo',
-             config: str = DEFAULT_CONFIG, corruption: str = 'gaussian_noise', severity: int = 3,
+             config: str = DEFAULT_CONFIG, corruption: str = 'gaussian_noise', severity: int = 5,
              max_iters: Optional[int] = None, batch_size: Optional[int] = None, seed: int = 0,
              resume: bool = False, quiet: bool = True, num_train: int = DEMO_DATASET['num_train'],
              num_val: int = DEMO_DATASET['num_val']) -> dict:

@@ -90,10 +90,42 @@ def shared_overrides(task: str, data_root: str, batch_size: int, iters: int, lr:
     return opts
 
 
+def stretched_schedule(param_scheduler: Sequence[dict], base_iters: int, iters: int) -> List[dict]:
+    """The config's lr schedule stretched from ``base_iters`` to ``iters`` iterations.
+
+    Warm-up length, milestones and the end of a decay scale with the run, so that a 600-iteration
+    comparison of a 200-iteration toy recipe keeps the recipe's shape instead of spending 400
+    iterations at the last, decayed lr (or at lr 0 after a poly decay)."""
+    factor = iters / base_iters
+    stretched = []
+    for scheduler in param_scheduler:
+        scheduler = dict(scheduler)
+        for key in ('begin', 'end'):
+            if key in scheduler and scheduler[key] is not None:
+                scheduler[key] = int(round(scheduler[key] * factor))
+        if 'milestones' in scheduler:
+            scheduler['milestones'] = [int(round(m * factor)) for m in scheduler['milestones']]
+        stretched.append(scheduler)
+    return stretched
+
+
 def write_run_config(run: Run, shared: dict, path: str) -> str:
-    """A config file that inherits ``run.config`` and sets the shared and the run's own settings."""
-    settings = _nest({**shared, **run.overrides})
+    """A config file that inherits ``run.config`` and sets the shared and the run's own settings.
+
+    The config's own lr schedule is stretched to the shared ``train_cfg.max_iters``
+    (:func:`stretched_schedule`) unless the run sets ``param_scheduler`` itself."""
+    from mmengine.config import Config
     base = run.config if osp.isabs(run.config) else osp.join(TOY_CONFIGS, run.config)
+    dotted = {**shared, **run.overrides}
+    iters = dotted.get('train_cfg.max_iters')
+    if iters is not None and 'param_scheduler' not in dotted:
+        cfg = Config.fromfile(base)
+        schedule = cfg.get('param_scheduler')
+        base_iters = cfg.get('train_cfg', {}).get('max_iters')
+        if schedule and base_iters:
+            schedule = schedule if isinstance(schedule, (list, tuple)) else [schedule]
+            dotted['param_scheduler'] = stretched_schedule([dict(s) for s in schedule], base_iters, iters)
+    settings = _nest(dotted)
     lines = [f'# {run.name}: written by fan_mm.apis.from_scratch', f'_base_ = [{base!r}]']
     for key, value in settings.items():
         lines.append(f'{key} = {pprint.pformat(value, width=100, sort_dicts=True)}')

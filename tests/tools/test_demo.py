@@ -26,10 +26,10 @@ def test_demo_runs_end_to_end(tmp_path):
          '--num-train', '8', '--num-val', '4'],
         cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
-    assert 'gaussian_noise s3' in res.stdout and 'coco/segm_mAP' in res.stdout
+    assert 'gaussian_noise s5' in res.stdout and 'coco/segm_mAP' in res.stdout
     results = json.load(open(tmp_path / 'work' / 'robustness' / 'robustness.json'))
     assert set(results['corrupted']) == {'gaussian_noise'}
-    assert set(results['corrupted']['gaussian_noise']) == {'3'}
+    assert set(results['corrupted']['gaussian_noise']) == {'5'}
     assert 'coco/bbox_mAP' in results['clean']
     # the console shows the table, progress bars and where things went, not mmengine's log
     assert 'Config:' not in res.stdout and 'Average Precision' not in res.stdout

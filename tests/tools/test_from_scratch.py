@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip('mmdet.models')
 
 from fan_mm.apis.from_scratch import (Run, default_runs, format_table, read_run,  # noqa: E402
-                                      shared_overrides, write_run_config)
+                                      shared_overrides, stretched_schedule, write_run_config)
 
 
 def test_run_config_inherits_the_toy_config_and_applies_every_setting(tmp_path):
@@ -23,6 +23,27 @@ def test_run_config_inherits_the_toy_config_and_applies_every_setting(tmp_path):
     assert cfg.optim_wrapper.paramwise_cfg.custom_keys == {'backbone': {'lr_mult': 0.1}}
     assert cfg.val_evaluator.ann_file == str(tmp_path / 'coco') + '/annotations/instances_val.json'
     assert not list(tmp_path.rglob('*.partial'))
+    # the toy recipe's 200-iteration schedule is stretched to 600: warm-up 20 -> 60, lr drop 170 -> 510
+    warmup, steps = cfg.param_scheduler
+    assert (warmup.type, warmup.end) == ('LinearLR', 60)
+    assert (steps.type, steps.end, steps.milestones) == ('MultiStepLR', 600, [510])
+
+
+def test_a_run_that_sets_its_own_schedule_keeps_it(tmp_path):
+    from mmengine.config import Config
+    shared = shared_overrides('seg', str(tmp_path / 'city'), batch_size=8, iters=600, lr=None, workers=0)
+    own = [dict(type='ConstantLR', factor=1.0, by_epoch=False, begin=0, end=600)]
+    cfg = Config.fromfile(write_run_config(Run('u', 'upernet_fan_t_hybrid_toy_cityscapes.py', {'param_scheduler': own}),
+                                           shared, str(tmp_path / 'u' / 'config.py')))
+    assert [dict(s) for s in cfg.param_scheduler] == own
+
+
+def test_stretched_schedule_scales_warm_up_decay_and_milestones():
+    poly = [dict(type='LinearLR', begin=0, end=10), dict(type='PolyLR', begin=10, end=120, by_epoch=False)]
+    assert stretched_schedule(poly, 120, 600) == [dict(type='LinearLR', begin=0, end=50),
+                                                  dict(type='PolyLR', begin=50, end=600, by_epoch=False)]
+    assert stretched_schedule([dict(type='MultiStepLR', milestones=[170, 190], end=200)], 200, 100) == [
+        dict(type='MultiStepLR', milestones=[85, 95], end=100)]
 
 
 def _scalars(tmp_path, rows):
