@@ -9,9 +9,9 @@ from typing import List, Sequence, Tuple
 import numpy as np
 import torch
 
+from ..utils.image_io import IMAGE_EXTENSIONS
 from .features import LoadedModel, build_model, center_crop, load_image
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.ppm')
 
 
 def add_common_args(parser: argparse.ArgumentParser):

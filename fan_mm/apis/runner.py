@@ -12,9 +12,9 @@ from typing import Optional, Sequence
 
 from mmengine.config import Config, ConfigDict
 
+from ..registry import CODEBASES
 from ..utils import install_mmengine_checkpoint_loader
 
-CODEBASES = ('mmdet', 'mmseg')
 
 
 def codebase_of(cfg: Config) -> str:

@@ -41,6 +41,7 @@ import numpy as np
 
 from ..utils import image_io
 from ..utils.files import atomic_write, file_problem, pid_alive
+from ..utils.image_io import IMAGE_EXTENSIONS
 from . import protocol
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,6 @@ FORMAT_NAME = 'fan_mm.corrupted_dataset'
 FORMAT_VERSION = 1
 META_DIR = '.fan_mm'
 MANIFEST_NAME = 'manifest.json'
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
 OUTPUT_FORMATS = {'png': '.png', 'jpeg': '.jpg'}
 # imagecorruptions' own lower limit (its frost crops and zoom factors assume it).
 MIN_SIDE = 32

@@ -18,10 +18,10 @@ from typing import Callable, List, Optional, Tuple
 
 import torch
 
+from ..registry import CODEBASES
 from .checkpoint_utils import (CheckpointError, guess_variant, load_state_dict_file, registered_variants,
                                unwrap_state_dict)
 
-CODEBASES = ('mmdet', 'mmseg')
 # (pattern, builder); first match wins, so register specific patterns before broad ones.
 _CONVERTERS: List[Tuple[str, Callable]] = []
 

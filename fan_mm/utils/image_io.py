@@ -19,9 +19,11 @@ from typing import List, Optional, Tuple
 import cv2
 import numpy as np
 
-__all__ = ['ImageReadError', 'decode_image', 'odd_properties', 'read_image']
+__all__ = ['IMAGE_EXTENSIONS', 'ImageReadError', 'decode_image', 'odd_properties', 'read_image']
 
 CHANNEL_ORDERS = ('rgb', 'bgr')
+# the files fan_mm reads as images (folder layouts, analysis inputs): what OpenCV decodes
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
 
 
 class ImageReadError(ValueError):
