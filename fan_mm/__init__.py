@@ -1,20 +1,17 @@
-"""fan_mm: FAN and LV-ViT backbones for mmdetection / mmsegmentation, and a
-corruption-robustness benchmark (Cityscapes-C, COCO-C) for dense prediction.
+"""fan_mm: FAN and LV-ViT backbones for mmdetection / mmsegmentation, and a corruption-robustness benchmark
+(Cityscapes-C, COCO-C) for dense prediction.
 
-Importing the package (configs do it through ``custom_imports=dict(imports=['fan_mm'])``)
-registers the classification models in timm and, where mmdet / mmseg are installed, the
-dense backbones and transforms in their registries. It also lets mmengine 0.10.7 resume
-from its own checkpoints on torch >= 2.6 (see ``fan_mm.utils.checkpoint_compat``).
+The package root imports nothing: each part is imported where it is used, so that the corruption engine
+(``fan_mm.corruptions``, numpy / OpenCV / numba only) and its synthesis workers never load torch or mmcv.
+
+- ``fan_mm.models``: registers FAN / LV-ViT in timm and the dense backbones in mmdet's / mmseg's ``MODELS``;
+- ``fan_mm.engine``: the runner hooks and optimizer constructor of the recipes (and mmengine's resume fix);
+- ``fan_mm.robustness``: the robustness protocol, synthesis, the on-the-fly ``CorruptImage`` transform,
+  evaluation and reports.
+
+Configs register what they use through ``custom_imports`` (see ``configs/_base_/models``), as mmdet's
+projects do.
 """
 from .version import __version__
-from . import models  # noqa: F401,E402  (registers models)
-from .datasets import transforms  # noqa: F401,E402  (registers CorruptImage, CorruptedImageName)
-try:
-    from . import engine  # noqa: F401,E402  (registers NonFiniteLossHook, EmptyPredictionsHook)
-except ImportError:  # mmengine not installed: only the timm models are usable
-    pass
-from .utils import install_mmengine_checkpoint_loader  # noqa: E402
-
-install_mmengine_checkpoint_loader()
 
 __all__ = ['__version__']

@@ -15,7 +15,7 @@ torch.save({'meta': {'seed': np.int64(3), 'iter': 6},
             'message_hub': {'log_scalars': {'train/loss': HistoryBuffer([1.0, 0.5], [1, 1])}},
             'state_dict': {'w': torch.ones(2)}}, sys.argv[1])
 if sys.argv[2] == 'with_fan_mm':
-    import fan_mm  # noqa: F401
+    import fan_mm.engine  # noqa: F401  (installs the loader)
 ckpt = _load_checkpoint(sys.argv[1], map_location='cpu')
 assert int(ckpt['meta']['seed']) == 3
 print('loaded', type(ckpt['message_hub']['log_scalars']['train/loss']).__name__)

@@ -12,7 +12,7 @@ _base_ = [
     'mmdet::_base_/schedules/schedule_2x.py',
     'mmdet::_base_/default_runtime.py',
 ]
-custom_imports = dict(imports=['fan_mm'], allow_failed_imports=False)
+custom_imports = dict(imports=['fan_mm.models', 'fan_mm.engine'], allow_failed_imports=False)
 
 train_scales = [(s, s) for s in range(640, 897, 32)]
 train_pipeline = [
@@ -41,7 +41,7 @@ param_scheduler = [
 optim_wrapper = dict(
     type='OptimWrapper',
     # zero decay on every norm layer (by type) and on the names below, see
-    # fan_mm/utils/optim_constructor.py. Mixed precision: tools/train.py --amp (fp16)
+    # fan_mm/engine/optim_constructor.py. Mixed precision: tools/train.py --amp (fp16)
     constructor='NoDecayOptimWrapperConstructor',
     optimizer=dict(_delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
     paramwise_cfg=dict(

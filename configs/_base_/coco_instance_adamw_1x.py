@@ -7,7 +7,7 @@ _base_ = [
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
 ]
-custom_imports = dict(imports=['fan_mm'], allow_failed_imports=False)
+custom_imports = dict(imports=['fan_mm.models', 'fan_mm.engine'], allow_failed_imports=False)
 
 train_dataloader = dict(batch_size=2)
 
@@ -21,7 +21,7 @@ param_scheduler = [
 optim_wrapper = dict(
     type='OptimWrapper',
     # zero decay on every norm layer (by type) and on the names below, see
-    # fan_mm/utils/optim_constructor.py. Mixed precision: tools/train.py --amp (fp16;
+    # fan_mm/engine/optim_constructor.py. Mixed precision: tools/train.py --amp (fp16;
     # mmcv's RoIAlign has no bf16 kernel)
     constructor='NoDecayOptimWrapperConstructor',
     optimizer=dict(_delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999),

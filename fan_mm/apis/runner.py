@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 from mmengine.config import Config, ConfigDict
 
 from ..registry import CODEBASES
-from ..utils import install_mmengine_checkpoint_loader
+from ..engine import install_mmengine_checkpoint_loader
 
 
 

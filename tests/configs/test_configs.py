@@ -26,8 +26,9 @@ mmengine_config = pytest.importorskip('mmengine.config')
 pytest.importorskip('mmdet.models')
 pytest.importorskip('mmseg.models')
 
-import fan_mm  # noqa: E402,F401  (registers the backbones and the optimizer constructor)
-from fan_mm.utils.optim_constructor import is_norm_module  # noqa: E402
+import fan_mm.engine  # noqa: E402,F401  (registers the optimizer constructor)
+import fan_mm.models  # noqa: E402,F401  (registers the backbones)
+from fan_mm.engine.optim_constructor import is_norm_module  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG_DIR = osp.join(ROOT, 'configs')

@@ -144,7 +144,7 @@ def test_check_checkpoint_reports_a_fitting_file(det_run):
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
 
-    import fan_mm  # noqa: F401
+    import fan_mm.models  # noqa: F401
     from fan_mm.apis.runner import check_checkpoint
     register_all_modules()
     work, _, _ = det_run

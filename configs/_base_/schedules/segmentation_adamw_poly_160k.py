@@ -1,13 +1,13 @@
 # Schedule (no model, no data) shared by the Cityscapes and ADE20K recipes: AdamW lr 6e-5, betas
 # (0.9, 0.999), weight decay 0.01, no weight decay on normalisation layers (by type) and position
-# parameters (fan_mm/utils/optim_constructor.py); linear warmup over 1500 iterations from 1e-6, then
+# parameters (fan_mm/engine/optim_constructor.py); linear warmup over 1500 iterations from 1e-6, then
 # poly decay (power 1) to 0 at 160k iterations. The dataset recipes set the evaluation / checkpoint
 # interval, the batch size and any head lr multiplier.
 _base_ = [
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_160k.py',
 ]
-custom_imports = dict(imports=['fan_mm'], allow_failed_imports=False)
+custom_imports = dict(imports=['fan_mm.models', 'fan_mm.engine'], allow_failed_imports=False)
 
 optim_wrapper = dict(
     _delete_=True,
