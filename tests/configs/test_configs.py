@@ -285,7 +285,8 @@ def config(request):
 def test_config_is_complete(config):
     name, cfg = config
     assert cfg.default_scope in ('mmdet', 'mmseg'), name
-    assert 'fan_mm' in cfg.custom_imports['imports'], f'{name}: custom_imports must import fan_mm'
+    assert {'fan_mm.models', 'fan_mm.engine'} <= set(cfg.custom_imports['imports']), \
+        f'{name}: custom_imports must import fan_mm.models and fan_mm.engine'
     assert cfg.auto_scale_lr.base_batch_size > 0
     assert cfg.optim_wrapper.get('constructor') == 'NoDecayOptimWrapperConstructor', name
     if 'compile_blocks' in cfg.model.backbone:
