@@ -47,3 +47,20 @@ def register_metric(cls):
 def register_hook(cls):
     """Class decorator: add ``cls`` to mmdet's and mmseg's ``HOOKS``."""
     return _register('HOOKS', cls)
+
+
+
+def register_dataset(codebase: str):
+    """Class decorator factory: add the class to ``codebase``'s ``DATASETS`` (a dataset serves one task)."""
+    if codebase not in CODEBASES:
+        raise ValueError(f'codebase={codebase!r}: use one of {CODEBASES}')
+
+    def register(cls):
+        try:
+            registry = importlib.import_module(f'{codebase}.registry').DATASETS
+        except ImportError:
+            return cls
+        if registry.module_dict.get(cls.__name__) is not cls:
+            registry.register_module(module=cls, force=True)
+        return cls
+    return register
