@@ -11,9 +11,10 @@ from skimage import data
 
 import fan_mm.corruptions as C
 from fan_mm.corruptions import corrupt, derive_seed
-from fan_mm.corruptions import benchmark as B
+from fan_mm.analysis.channel_order import channel_order_differences
+from fan_mm.analysis.corruption_grid import corruption_grid, load_image
+from fan_mm.benchmarks import corruptions as B
 from fan_mm.corruptions.reference import imagecorruptions_dir
-from fan_mm.corruptions.visualize import corruption_grid, load_image
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # corruptions whose output depends on the random numbers
@@ -190,7 +191,7 @@ def test_channel_order_dependent_list_is_what_the_engine_does():
     bgr_legacy result differs from the rgb one, measured as tools/analysis/channel_order_difference.py does."""
     import re
     rocket = B.benchmark_image('rocket', (120, 160))
-    diffs = B.channel_order_differences(rocket, severity=3, seed=0)
+    diffs = channel_order_differences(rocket, severity=3, seed=0)
     measured = {name for name, (mean, _) in diffs.items() if mean > 0}
     assert measured == set(C.CHANNEL_ORDER_DEPENDENT), (sorted(measured), C.CHANNEL_ORDER_DEPENDENT)
     assert len(C.CHANNEL_ORDER_DEPENDENT) == 10

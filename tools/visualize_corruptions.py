@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from fan_mm.corruptions import SUITES, get_corruption_names
-from fan_mm.corruptions.visualize import corruption_grid, load_image, save_image
+from fan_mm.analysis.corruption_grid import corruption_grid, load_image, save_image
 
 
 def parse_args(argv=None):

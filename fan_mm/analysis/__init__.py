@@ -4,6 +4,8 @@
 - :mod:`.spectral`: token affinity, significant eigenvalues, spectral clustering, feature perturbation.
 - :mod:`.token_clustering`, :mod:`.noise_decay`: the measurements behind ``tools/analysis/*.py``.
 - :mod:`.plots`: the figures.
+- :mod:`.corruption_grid`, :mod:`.channel_order`: every corruption at every severity for one image, and what
+  the ``bgr_legacy`` channel order changes per corruption (no torch in themselves).
 """
 from .features import BlockFeatureExtractor, BlockFeatures, LoadedModel, build_model, find_blocks
 from .spectral import (affinity, affinity_eigenvalues, count_significant, perturbation,

@@ -290,11 +290,5 @@ def compare_from_scratch(task: str, work_dir: str, data_root: Optional[str] = No
 def _environment() -> dict:
     import torch
 
-    from ..utils.benchmark import environment
-    env = environment(torch.device('cuda' if torch.cuda.is_available() else 'cpu'))
-    for mod in ('mmengine', 'mmdet', 'mmseg', 'mmcv'):
-        try:
-            env[mod] = __import__(mod).__version__
-        except ImportError:
-            pass
-    return env
+    from ..utils.environment import collect_environment
+    return collect_environment(device='cuda' if torch.cuda.is_available() else 'cpu')

@@ -35,7 +35,7 @@ def test_backbone_benchmark_cpu(tmp_path, capsys):
 
 
 def test_backbone_benchmark_rejects_unknown_names():
-    from fan_mm.utils.benchmark import parse_spec
+    from fan_mm.benchmarks.backbone import parse_spec
     with pytest.raises(ValueError, match="unknown backbone 'fan_x'"):
         parse_spec('fan_x')
     with pytest.raises(ValueError, match=r"unknown flag\(s\) \['fast'\]"):
@@ -64,7 +64,7 @@ def test_model_benchmark_compile_backbone_options(monkeypatch):
     for every config of the run (here the compile itself is recorded, not run: inductor on CPU takes
     minutes; tests/models/test_fast_paths.py compiles blocks for real)."""
     import fan_mm.models.backbones.base as base
-    from fan_mm.utils.benchmark import bench_model
+    from fan_mm.benchmarks.model import bench_model
     tool = load_tool('benchmark_model')
     assert tool.parse_args([]).compile_backbone is None
     assert tool.parse_args(['--compile-backbone']).compile_backbone == 'default'
@@ -93,7 +93,7 @@ def test_model_benchmark_bad_entry():
 
 def test_autocast_census_counts_casts_and_saved_tensors():
     import torch
-    from fan_mm.utils.benchmark import autocast_census, build_backbone
+    from fan_mm.benchmarks.backbone import autocast_census, build_backbone
     cpu = torch.device('cpu')
     bf16 = autocast_census('fan_t_hybrid', 1, 64, 'bf16', cpu)
     model = build_backbone('fan_t_hybrid', 64, cpu)

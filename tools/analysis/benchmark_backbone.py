@@ -1,4 +1,4 @@
-"""Time fan_mm dense backbones against timm's Swin and ConvNeXt in one run (see fan_mm.utils.benchmark).
+"""Time fan_mm dense backbones against timm's Swin and ConvNeXt in one run (see fan_mm.benchmarks.backbone).
 
     python tools/analysis/benchmark_backbone.py                       # GPU, 2x3x896x896, bf16, all models
     python tools/analysis/benchmark_backbone.py --models fan_s_hybrid fan_s_hybrid+cl swin_t --precision fp32
@@ -7,8 +7,9 @@
 import argparse
 import sys
 
-from fan_mm.utils.benchmark import (BACKBONES, DEFAULT_BACKBONES, FLAGS, PRECISIONS, run_backbone_benchmark,
-                                    write_result)
+from fan_mm.benchmarks.backbone import BACKBONES, DEFAULT_BACKBONES, FLAGS, run_backbone_benchmark
+from fan_mm.benchmarks.precision import PRECISIONS
+from fan_mm.benchmarks.results import write_result
 
 
 def parse_args(argv=None):

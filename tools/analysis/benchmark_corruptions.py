@@ -9,11 +9,10 @@ to one core with taskset as above.  --no-reference times fan_mm alone; --from-js
 B.json prints the combined table of earlier runs.
 """
 import argparse
-import shlex
 import sys
 
+from fan_mm.benchmarks import corruptions as B
 from fan_mm.corruptions import SUITES
-from fan_mm.corruptions import benchmark as B
 
 
 def parse_args(argv=None):
@@ -49,29 +48,14 @@ def main(argv=None):
     cv2.setNumThreads(args.threads)
     try:
         size = None if args.size == 'native' else B.parse_size(args.size)
-        names = B.corruption_list(args.suite, args.corruptions)
         severities = [int(s) for s in args.severities.split(',') if s.strip()]
-        image = B.benchmark_image(args.image, size)
+        B.benchmark_and_report(args.image, size, args.suite, args.corruptions, severities, args.repeats,
+                               args.seed, reference=not args.no_reference,
+                               reference_repeat_limit_s=args.reference_repeat_limit, json_path=args.json,
+                               print_fn=lambda line: print(line, flush=True))
     except (OSError, ValueError, TypeError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
-    print(f'image {args.image} {image.shape[1]}x{image.shape[0]}, {len(names)} corruptions, '
-          f'severities {severities}, repeats {args.repeats}', flush=True)
-    print(B.HEADER, flush=True)
-    rows = B.run_benchmark(image, names, severities, args.repeats, args.seed,
-                           reference=not args.no_reference,
-                           log=lambda line: print(line, flush=True),
-                           reference_repeat_limit_s=args.reference_repeat_limit)
-    print()
-    print(B.format_table(rows))
-    if args.json:
-        meta = dict(command=' '.join(shlex.quote(a) for a in sys.argv), image=args.image,
-                    height=int(image.shape[0]), width=int(image.shape[1]),
-                    suite=args.suite, severities=severities, repeats=args.repeats,
-                    reference_repeat_limit_s=args.reference_repeat_limit,
-                    seed=args.seed, environment=B.environment())
-        B.write_json(args.json, rows, meta)
-        print(f'wrote {args.json}')
     return 0
 
 

@@ -15,7 +15,9 @@ import sys
 
 from mmengine.config import DictAction
 
-from fan_mm.utils.benchmark import PRECISIONS, run_model_benchmark, write_result
+from fan_mm.benchmarks.model import run_model_benchmark
+from fan_mm.benchmarks.precision import PRECISIONS
+from fan_mm.benchmarks.results import write_result
 
 DEFAULT_CONFIGS = ['fan_s_hybrid=configs/fan/maskrcnn_fan_s_hybrid_3x_coco.py',
                    'swin_t=mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py']

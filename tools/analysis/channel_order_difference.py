@@ -13,7 +13,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # run from a checkout
 
-from fan_mm.corruptions import benchmark as B  # noqa: E402
+from fan_mm.analysis.channel_order import channel_order_differences  # noqa: E402
+from fan_mm.benchmarks.corruptions import benchmark_image, parse_size  # noqa: E402
 from fan_mm.corruptions.api import CHANNEL_ORDER_DEPENDENT  # noqa: E402
 
 
@@ -28,8 +29,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    size = None if args.size == 'native' else B.parse_size(args.size)
-    diffs = B.channel_order_differences(B.benchmark_image(args.image, size), args.severity, args.seed)
+    size = None if args.size == 'native' else parse_size(args.size)
+    diffs = channel_order_differences(benchmark_image(args.image, size), args.severity, args.seed)
     print(f"{'corruption':<18} {'mean':>8} {'max':>4}  listed as dependent")
     for name, (mean, top) in diffs.items():
         print(f'{name:<18} {mean:8.4f} {top:4d}  {"yes" if name in CHANNEL_ORDER_DEPENDENT else "no"}')

@@ -1,6 +1,6 @@
 """What a robustness protocol costs: CPU time and disk per image, measured, then scaled to a
-dataset. Used by ``tools/analysis/benchmark_synthesis.py`` and reported in
-docs/robustness.md.
+dataset. Used by ``tools/analysis/benchmark_synthesis.py``; the figures are in docs/benchmarks.md
+and docs/robustness.md ("Costs").
 
 For every (corruption, severity) of a suite and policy, one image is corrupted exactly as
 ``make_corrupted_dataset`` does it and timed with ``time.process_time`` (CPU time of this
@@ -11,16 +11,17 @@ place of decoding the source). On the fly, every evaluation of every model pays 
 corruption time instead.
 """
 import hashlib
-import time
 from typing import Dict, List, Optional, Sequence
 
 import cv2
 import numpy as np
 
-from . import protocol
-from .corrupted import corrupt_loaded_image, encode_image
+from fan_mm.datasets import protocol
+from fan_mm.datasets.corrupted import corrupt_loaded_image, encode_image
+from fan_mm.utils.environment import CORRUPTION_PACKAGES, collect_environment
+from .timing import timed_call
 
-__all__ = ['measure', 'extrapolate', 'toy_image']
+__all__ = ['measure', 'extrapolate', 'toy_image', 'print_extrapolations']
 
 ENCODINGS = {'png6': ('png', dict(png_compression=6)), 'png1': ('png', dict(png_compression=1)),
              'jpeg95': ('jpeg', dict(jpeg_quality=95))}
@@ -55,7 +56,7 @@ def toy_image(kind: str, size) -> np.ndarray:
     """A deterministic test image (BGR) at ``size`` = (width, height): a toy street scene
     ('cityscapes') or shapes on a photo ('coco') from ``fan_mm.datasets.toy``, or a mosaic of
     real photographs ('photos')."""
-    from .toy import render_cityscapes_sample, render_coco_sample
+    from fan_mm.datasets.toy import render_cityscapes_sample, render_coco_sample
     if kind == 'photos':
         return np.ascontiguousarray(_photo_mosaic(size)[..., ::-1])
     if kind == 'cityscapes':
@@ -68,9 +69,9 @@ def toy_image(kind: str, size) -> np.ndarray:
 
 
 def _cpu(fn, *args, **kwargs):
-    t = time.process_time()
-    out = fn(*args, **kwargs)
-    return out, time.process_time() - t
+    """``(output, CPU seconds)`` of one call."""
+    seconds, out = timed_call(lambda: fn(*args, **kwargs), clock='cpu')
+    return out, seconds
 
 
 def measure(img_bgr: np.ndarray, suite: str, policy: Optional[str] = None,
@@ -100,7 +101,8 @@ def measure(img_bgr: np.ndarray, suite: str, policy: Optional[str] = None,
             if progress is not None:
                 progress(row)
     return dict(suite=suite, policy=policy_label, size=[int(img_bgr.shape[1]), int(img_bgr.shape[0])],
-                clean=clean, rows=rows, versions=protocol.engine_info())
+                clean=clean, rows=rows, engine=protocol.engine_info(),
+                environment=collect_environment(('fan_mm',) + CORRUPTION_PACKAGES))
 
 
 def extrapolate(result: dict, num_images: int, encoding: str = 'png6',
@@ -122,3 +124,24 @@ def extrapolate(result: dict, num_images: int, encoding: str = 'png6',
                 disk_gb=disk * num_images / 1e9, clean_gb=result['clean'][encoding]['bytes'] * num_images / 1e9,
                 cpu_hours_per_evaluation_on_the_fly=on_the_fly * num_images / 3600,
                 cpu_hours_per_evaluation_extra_from_disk=from_disk_extra * num_images / 3600)
+
+
+def print_extrapolations(result: dict, num_images: int, also: Optional[Sequence[str]] = None,
+                         print_fn=print) -> Dict[str, dict]:
+    """Print and return :func:`extrapolate` for the measured plan and each ``SUITE[:POLICY]`` of ``also``,
+    in every encoding."""
+    plans = [(f"{result['suite']} {result['policy']} (measured)", None)]
+    for item in also or []:
+        suite, _, policy = item.partition(':')
+        plans.append((f'{suite} {policy or "1-5"}', protocol.severity_plan(suite, policy=policy or None)[1]))
+    out = {}
+    for label, plan in plans:
+        for enc in ENCODINGS:
+            e = extrapolate(result, num_images, enc, plan)
+            out[f'{label} {enc}'] = e
+            print_fn(f"{label}: {num_images} images x {e['variants']} variants, {enc}: synthesis "
+                     f"{e['cpu_hours_to_synthesize']:.2f} CPU-h, disk {e['disk_gb']:.1f} GB (clean "
+                     f"{e['clean_gb']:.2f} GB); one evaluation on the fly "
+                     f"{e['cpu_hours_per_evaluation_on_the_fly']:.2f} CPU-h of corruption, from disk "
+                     f"{e['cpu_hours_per_evaluation_extra_from_disk']:+.3f} CPU-h of decoding beyond the clean PNG")
+    return out

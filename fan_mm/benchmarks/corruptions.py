@@ -1,26 +1,27 @@
-"""Side-by-side timing of fan_mm's corruptions and the patched imagecorruptions 1.1.2, and the
-difference the channel order makes (:func:`channel_order_differences`).
+"""Side-by-side timing of fan_mm's corruption engine and the patched imagecorruptions 1.1.2.
 
-Used by ``tools/analysis/benchmark_corruptions.py``.  Each (corruption, severity) is run by
-fan_mm and then by 1.1.2 on the same image with the same seed, alternating, so that load
-changes on a shared machine hit both sides alike; the outputs are compared as well.
-fan_mm's kernels are compiled (or loaded from numba's cache) on a small image first, so
-compile time is not counted.
+Used by ``tools/analysis/benchmark_corruptions.py``; the figures are in docs/benchmarks.md. Each
+(corruption, severity) is run by fan_mm and then by 1.1.2 on the same image with the same seed,
+alternating, so that load changes on a shared machine hit both sides alike; the outputs are compared
+as well. fan_mm's kernels are compiled (or loaded from numba's cache) on a small image first, so
+compile time is not counted. Needs no torch.
 """
 import json
 import os
-import platform
-import time
+import shlex
+import sys
 
 import numpy as np
 
-from .api import check_image, corrupt
-from .reference import reference_corrupt
-from .suites import SEVERITIES, check_corruption, check_severity, get_corruption_names
-from .visualize import load_image
+from fan_mm.corruptions import check_image, corrupt
+from fan_mm.corruptions.reference import reference_corrupt
+from fan_mm.corruptions.suites import SEVERITIES, check_corruption, check_severity, get_corruption_names
+from fan_mm.utils.environment import CORRUPTION_PACKAGES, collect_environment
+from .results import write_json as _write_json
+from .timing import timed_call
 
 __all__ = ['parse_size', 'benchmark_image', 'run_benchmark', 'summarize', 'format_table',
-           'read_rows', 'write_json', 'channel_order_differences']
+           'read_rows', 'write_json', 'environment', 'corruption_list', 'benchmark_and_report']
 
 
 def parse_size(text):
@@ -40,7 +41,8 @@ def benchmark_image(image='astronaut', size=(1024, 2048)):
     import cv2
     from skimage import data
     if os.path.exists(str(image)) or not hasattr(data, str(image)):
-        img = load_image(image)
+        from fan_mm.utils.image_io import read_image
+        img = read_image(image, 'rgb')
     else:
         img = getattr(data, image)()
         if img.ndim == 2:
@@ -48,12 +50,6 @@ def benchmark_image(image='astronaut', size=(1024, 2048)):
     if size is not None:
         img = cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_CUBIC)
     return check_image(img)
-
-
-def _timed(fn):
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
 
 
 def run_benchmark(image, corruptions, severities=SEVERITIES, repeats=1, seed=0,
@@ -80,10 +76,10 @@ def run_benchmark(image, corruptions, severities=SEVERITIES, repeats=1, seed=0,
             s = seed + severity
             ours, theirs, same = [], [], None
             for _ in range(repeats):
-                t, out = _timed(lambda: corrupt(image, name, severity, seed=s))
+                t, out = timed_call(lambda: corrupt(image, name, severity, seed=s))
                 ours.append(t)
                 if reference and not (theirs and max(theirs) > reference_repeat_limit_s):
-                    t, ref = _timed(lambda: reference_corrupt(image, name, severity, s))
+                    t, ref = timed_call(lambda: reference_corrupt(image, name, severity, s))
                     theirs.append(t)
                     same = same is not False and bool(np.array_equal(out, ref))
             row = dict(corruption=name, severity=severity, fan_mm_s=min(ours),
@@ -147,18 +143,17 @@ def format_table(rows):
 
 
 def environment():
-    """Versions and thread settings recorded with the results."""
+    """The environment record of a corruption benchmark: versions of the corruption packages and of
+    imagecorruptions, thread settings, and OpenCV's thread count."""
     import cv2
-    import numba
-    import scipy
-    import skimage
-    env = {k: os.environ.get(k) for k in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS',
-                                          'MKL_NUM_THREADS', 'NUMBA_NUM_THREADS')}
-    affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else None
-    return dict(python=platform.python_version(), numpy=np.__version__,
-                scipy=scipy.__version__, skimage=skimage.__version__, opencv=cv2.__version__,
-                numba=numba.__version__, cpu=platform.processor() or platform.machine(),
-                cpu_affinity=affinity, opencv_threads=cv2.getNumThreads(), env=env)
+    from importlib import metadata
+    env = collect_environment(('fan_mm',) + CORRUPTION_PACKAGES)
+    try:  # the reference: imagecorruptions has no __version__
+        env['imagecorruptions'] = metadata.version('imagecorruptions')
+    except metadata.PackageNotFoundError:
+        pass
+    env['opencv_threads'] = cv2.getNumThreads()
+    return env
 
 
 def read_rows(paths):
@@ -172,9 +167,9 @@ def read_rows(paths):
 
 
 def write_json(path, rows, meta):
+    """Rows, their per-corruption and total sums and ``meta`` (command, settings, environment)."""
     per, total = summarize(rows)
-    with open(path, 'w') as f:
-        json.dump(dict(meta=meta, rows=rows, per_corruption=per, total=total), f, indent=1)
+    _write_json(path, dict(meta=meta, rows=rows, per_corruption=per, total=total))
 
 
 HEADER = (f"{'corruption':<18} {'sev':>3} {'fan_mm s':>10} {'1.1.2 s':>10} {'speed-up':>9} "
@@ -188,21 +183,24 @@ def corruption_list(suite, names):
     return get_corruption_names(suite)
 
 
-def channel_order_differences(image, severity=3, seed=0, corruptions=None):
-    """How much the ``bgr_legacy`` protocol changes each corruption: {name: (mean, max)} of the
-    absolute difference, in grey levels, between ``corrupt(rgb, ..., 'rgb')`` and the
-    ``bgr_legacy`` result of the same image's BGR array (flipped back to RGB), same seed.
-
-    A corruption that treats the three channels alike gives exactly 0; ``tools/analysis/
-    channel_order_difference.py`` prints the table and the tests check
-    :data:`~fan_mm.corruptions.api.CHANNEL_ORDER_DEPENDENT` against it.
-    """
-    rgb = check_image(image)
-    bgr = np.ascontiguousarray(rgb[..., ::-1])
-    out = {}
-    for name in corruptions or get_corruption_names('all'):
-        a = corrupt(rgb, name, severity, seed=seed, channel_order='rgb').astype(np.int16)
-        b = corrupt(bgr, name, severity, seed=seed, channel_order='bgr_legacy')[..., ::-1].astype(np.int16)
-        d = np.abs(a - b)
-        out[name] = (float(d.mean()), int(d.max()))
-    return out
+def benchmark_and_report(image_name, size, suite, corruptions='', severities=SEVERITIES, repeats=1, seed=0,
+                         reference=True, reference_repeat_limit_s=20.0, json_path='', print_fn=print):
+    """What ``tools/analysis/benchmark_corruptions.py`` does: time, print rows as they come and the
+    table, and write the rows with the settings and :func:`environment` to ``json_path``."""
+    names = corruption_list(suite, corruptions)
+    image = benchmark_image(image_name, size)
+    print_fn(f'image {image_name} {image.shape[1]}x{image.shape[0]}, {len(names)} corruptions, '
+             f'severities {list(severities)}, repeats {repeats}')
+    print_fn(HEADER)
+    rows = run_benchmark(image, names, severities, repeats, seed, reference=reference, log=print_fn,
+                         reference_repeat_limit_s=reference_repeat_limit_s)
+    print_fn('')
+    print_fn(format_table(rows))
+    if json_path:
+        meta = dict(command=' '.join(shlex.quote(a) for a in sys.argv), image=image_name,
+                    height=int(image.shape[0]), width=int(image.shape[1]), suite=suite,
+                    severities=list(severities), repeats=repeats, reference_repeat_limit_s=reference_repeat_limit_s,
+                    seed=seed, environment=environment())
+        write_json(json_path, rows, meta)
+        print_fn(f'wrote {json_path}')
+    return rows

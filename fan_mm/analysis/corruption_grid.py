@@ -1,15 +1,15 @@
-"""Image loading for the tools, and the familiar grid of every corruption at every severity.
+"""The familiar grid of every corruption at every severity for one image, and image loading / saving
+for the tools.
 
-Used by ``tools/visualize_corruptions.py``.
+Used by ``tools/visualize_corruptions.py``. Needs no torch.
 """
 import os
 
 import cv2
 import numpy as np
 
-from .api import corrupt
-from .seeding import derive_seed
-from .suites import SEVERITIES, check_corruption, check_severity
+from fan_mm.corruptions import SEVERITIES, check_corruption, check_severity, corrupt, derive_seed
+from fan_mm.utils.image_io import read_image
 
 __all__ = ['load_image', 'save_image', 'corruption_grid']
 
@@ -22,7 +22,6 @@ def load_image(path):
         FileNotFoundError: the path does not exist.
         ValueError: the file cannot be decoded (``ImageReadError``, naming the file).
     """
-    from fan_mm.utils.image_io import read_image
     return read_image(path, 'rgb')
 
 

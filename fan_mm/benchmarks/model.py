@@ -1,0 +1,203 @@
+"""Speed and memory of whole mmdet / mmseg models from their configs: random weights, synthetic batches.
+
+A training iteration is the loss forward, backward and an AdamW step (fp16: autocast with a gradient
+scaler, as mmengine's ``AmpOptimWrapper``); inference is ``mode='predict'``. Timing and peak memory as
+in :mod:`fan_mm.benchmarks.timing`. All configs of a run are measured in one process, so that their
+ratios are not skewed by the state of the machine.
+"""
+from typing import Dict, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+
+from fan_mm.utils.environment import collect_environment
+from .precision import autocast, check_precision, prepare_device
+from .timing import time_fn
+
+# --compile-backbone of benchmark_model.py: torch.compile options for every block of a model's backbone
+COMPILE_BACKBONE = {None: None, 'default': dict(dynamic=False),
+                    'cudagraph': dict(dynamic=False, mode='reduce-overhead')}
+
+
+def _strip_pretrained(cfg) -> None:
+    """Random weights: drop every ``init_cfg`` of type Pretrained (nothing is read or downloaded)."""
+    def visit(node):
+        if isinstance(node, dict):
+            ic = node.get('init_cfg')
+            if isinstance(ic, dict) and ic.get('type') == 'Pretrained':
+                node['init_cfg'] = None
+            elif isinstance(ic, list):
+                node['init_cfg'] = [c for c in ic if c.get('type') != 'Pretrained'] or None
+            if node.get('pretrained') is not None and 'type' in node:
+                node['pretrained'] = None
+            for v in node.values():
+                visit(v)
+        elif isinstance(node, (list, tuple)):
+            for v in node:
+                visit(v)
+    visit(cfg.model)
+
+
+def build_model_from_config(config: str, cfg_options: Optional[dict] = None):
+    """``(model, scope)``: the mmdet / mmseg model of ``config`` (a path or ``mmdet::...``), random weights."""
+    import importlib
+    import os.path as osp
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    pkg, sep, rel = config.partition('::')
+    if sep:  # 'mmdet::swin/x.py': a config shipped inside the package (mim layout)
+        root = osp.dirname(importlib.import_module(pkg).__file__)
+        config = osp.join(root, '.mim', 'configs', rel)
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'config file not found: {config}')
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    scope = cfg.get('default_scope', 'mmdet')
+    init_default_scope(scope)
+    if scope == 'mmdet':
+        from mmdet.registry import MODELS
+    elif scope == 'mmseg':
+        from mmseg.registry import MODELS
+    else:
+        raise ValueError(f'{config}: default_scope={scope!r}, expected mmdet or mmseg')
+    import fan_mm.models  # noqa: F401  (registers the backbones)
+    _strip_pretrained(cfg)
+    model = MODELS.build(cfg.model)
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel('WARNING')  # init_weights logs every parameter
+    try:
+        model.init_weights()
+    finally:
+        logger.setLevel(level)
+    return model, scope
+
+
+def synthetic_batch(scope: str, batch: int, height: int, width: int, boxes: int, num_classes: int,
+                    device: torch.device, seed: int = 0):
+    """Normalised images and data samples with ``boxes`` random boxes + masks (detection) or a random label
+    map (segmentation), as the data preprocessor would hand them to the model."""
+    g = torch.Generator().manual_seed(seed)
+    inputs = torch.randn(batch, 3, height, width, generator=g).to(device)
+    samples = []
+    meta = dict(img_shape=(height, width), ori_shape=(height, width), pad_shape=(height, width),
+                batch_input_shape=(height, width), scale_factor=(1., 1.), flip=False, flip_direction=None)
+    for _ in range(batch):
+        if scope == 'mmdet':
+            from mmdet.structures import DetDataSample
+            from mmdet.structures.mask import BitmapMasks
+            from mmengine.structures import InstanceData
+            xy = torch.rand(boxes, 2, generator=g) * torch.tensor([width * 0.7, height * 0.7])
+            wh = (0.1 + 0.2 * torch.rand(boxes, 2, generator=g)) * torch.tensor([width, height])
+            bboxes = torch.cat([xy, xy + wh], 1)
+            masks = torch.zeros(boxes, height, width, dtype=torch.uint8)
+            for i, (x0, y0, x1, y1) in enumerate(bboxes.round().int().tolist()):
+                masks[i, y0:y1, x0:x1] = 1
+            s = DetDataSample(metainfo=meta)
+            s.gt_instances = InstanceData(bboxes=bboxes.to(device),
+                                          labels=torch.randint(0, num_classes, (boxes,), generator=g).to(device),
+                                          masks=BitmapMasks(masks.numpy(), height, width))
+        else:
+            from mmengine.structures import PixelData
+            from mmseg.structures import SegDataSample
+            s = SegDataSample(metainfo=meta)
+            s.gt_sem_seg = PixelData(
+                data=torch.randint(0, num_classes, (1, height, width), generator=g).to(device))
+        samples.append(s)
+    return inputs, samples
+
+
+def _num_classes(model, scope: str) -> int:
+    if scope == 'mmseg':
+        return model.decode_head.num_classes
+    head = getattr(model, 'roi_head', None)
+    if head is not None:
+        bh = head.bbox_head
+        return (bh[-1] if isinstance(bh, nn.ModuleList) else bh).num_classes
+    return model.bbox_head.num_classes
+
+
+def bench_model(config: str, batch: int, height: int, width: int, boxes: int, precision: str,
+                device: torch.device, warmup: int, repeats: int, name: Optional[str] = None,
+                cfg_options: Optional[dict] = None, compile_backbone: Optional[str] = None) -> Dict:
+    """One row: training iteration (loss forward + backward + AdamW step, AMP with a grad scaler for fp16,
+    as mmengine's AmpOptimWrapper) and inference (``mode='predict'``) of the model of ``config``.
+
+    ``compile_backbone``: None (as the config says), ``'default'`` (``torch.compile`` of every backbone
+    block, static shapes) or ``'cudagraph'`` (the same with ``mode='reduce-overhead'``: CUDA graphs), for
+    any backbone with blocks (mmdet's Swin included), so that peers can be compared like for like."""
+    if compile_backbone not in COMPILE_BACKBONE:
+        raise ValueError(f'compile_backbone={compile_backbone!r}: use one of {list(COMPILE_BACKBONE)}')
+    torch.manual_seed(0)
+    model, scope = build_model_from_config(config, cfg_options)
+    model = model.to(device)
+    if compile_backbone and getattr(model.backbone, 'compile_blocks', False):
+        raise ValueError(f'{config} already compiles its backbone blocks (model.backbone.compile_blocks='
+                         f'{model.backbone.compile_blocks}); compiling them again with compile_backbone='
+                         f'{compile_backbone!r} would nest the two: use the config without compile_blocks')
+    if compile_backbone:  # in place: parameter names stay as they are
+        from fan_mm.models.backbones.base import compile_trunk_blocks
+        opts = COMPILE_BACKBONE[compile_backbone]
+        if not compile_trunk_blocks(model.backbone, **opts):  # blockwise where it has blocks
+            model.backbone.compile(**opts)
+    inputs, samples = synthetic_batch(scope, batch, height, width, boxes, _num_classes(model, scope), device)
+    row = dict(name=name or config, config=config, scope=scope, compile_backbone=compile_backbone,
+               params_m=sum(p.numel() for p in model.parameters()) / 1e6)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == 'fp16')
+    model.train()
+
+    def train_iter():
+        opt.zero_grad(set_to_none=True)
+        with autocast(device, precision):
+            losses = model(inputs, samples, mode='loss')
+        loss, _ = model.parse_losses(losses)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+    r = time_fn(train_iter, device, warmup, repeats)
+    row.update(train_s_iter=r['ms'] / 1e3, train_ms=r['ms'], train_peak_gib=r['peak_gib'],
+               train_reserved_gib=r['reserved_gib'], train_warmup_s=r['warmup_s'])
+    opt.zero_grad(set_to_none=True)
+    model.eval()
+
+    def infer():
+        with torch.no_grad(), autocast(device, precision):
+            return model(inputs, [s.clone() for s in samples], mode='predict')
+    r = time_fn(infer, device, warmup, repeats)
+    row.update(infer_ms=r['ms'], infer_img_s=batch / (r['ms'] / 1e3), infer_peak_gib=r['peak_gib'],
+               infer_reserved_gib=r['reserved_gib'], infer_warmup_s=r['warmup_s'])
+    del model, opt
+    if device.type == 'cuda':
+        torch.cuda.empty_cache()
+    return row
+
+
+def run_model_benchmark(configs: Sequence[Tuple[str, str]], batch: int, height: int, width: int, boxes: int,
+                        precision: str, device: str, warmup: int, repeats: int,
+                        reference: Optional[str] = None, cfg_options: Optional[dict] = None,
+                        compile_backbone: Optional[str] = None) -> Dict:
+    """``configs``: (name, config) pairs, all measured in this process; ratios against ``reference`` (a name)."""
+    check_precision(precision)
+    dev = prepare_device(device)
+    rows = []
+    for name, config in configs:
+        try:
+            rows.append(bench_model(config, batch, height, width, boxes, precision, dev, warmup, repeats,
+                                    name=name, cfg_options=cfg_options, compile_backbone=compile_backbone))
+        except torch.cuda.OutOfMemoryError as e:
+            rows.append(dict(name=name, config=config, error=f'OOM: {e}'.split('\n')[0]))
+            torch.cuda.empty_cache()
+    ref = next((r for r in rows if r['name'] == reference and 'error' not in r), None) if reference else None
+    if ref is not None:
+        for r in rows:
+            if 'error' not in r:
+                r['train_ratio'] = r['train_ms'] / ref['train_ms']
+                r['infer_ratio'] = r['infer_ms'] / ref['infer_ms']
+                r['mem_ratio'] = r['train_peak_gib'] / ref['train_peak_gib'] if ref['train_peak_gib'] else None
+    return dict(kind='model', env=collect_environment(device=str(dev)), compile_backbone=compile_backbone,
+                batch=batch, height=height, width=width, boxes=boxes,
+                precision=precision, warmup=warmup, repeats=repeats, reference=reference if ref else None,
+                rows=rows)

@@ -1,0 +1,77 @@
+"""Result files of the benchmarks and their Markdown tables.
+
+A backbone or model result (:func:`fan_mm.benchmarks.backbone.run_backbone_benchmark`,
+:func:`fan_mm.benchmarks.model.run_model_benchmark`) is a dict with ``kind``, the run's settings, ``env``
+(:func:`fan_mm.utils.environment.collect_environment`) and ``rows``; :func:`write_result` stores it as
+JSON and returns its table, the form docs/benchmarks.md quotes.
+"""
+import json
+import math
+from typing import Dict, Optional
+
+from fan_mm.utils.files import atomic_write
+
+
+def write_json(path: str, obj) -> None:
+    """``obj`` as indented JSON at ``path``, written atomically (a reader never sees half a file)."""
+    atomic_write(path, (json.dumps(obj, indent=1) + '\n').encode())
+
+
+def _fmt(v, nd=1):
+    if v is None:
+        return '-'
+    if isinstance(v, float):
+        return f'{v:.{nd}f}' if math.isfinite(v) else '-'
+    return str(v)
+
+
+def markdown_table(result: Dict) -> str:
+    """The result rows as a Markdown table (with the run's settings in a line above it)."""
+    e = result['env']
+    head = (f"{result['kind']} benchmark on {e.get('gpu', e.get('cpu', e['device']))}, torch {e['torch']}, "
+            f"{result['precision']}, batch {result['batch']}, ")
+    if result['kind'] == 'backbone':
+        head += f"{result['size']}x{result['size']}"
+        cols = [('spec', 'spec', 0), ('params (M)', 'params_m', 1), ('train (ms)', 'train_ms', 1),
+                ('train / ref', 'train_ratio', 2), ('infer (ms)', 'infer_ms', 1), ('infer / ref', 'infer_ratio', 2),
+                ('train peak (GiB)', 'train_peak_gib', 2), ('mem / ref', 'mem_ratio', 2),
+                ('train reserved (GiB)', 'train_reserved_gib', 2), ('infer peak (GiB)', 'infer_peak_gib', 2)]
+    else:
+        head += f"{result['height']}x{result['width']}, {result.get('boxes', '-')} boxes/image"
+        if result.get('compile_backbone'):
+            head += f", every backbone compiled by blocks ({result['compile_backbone']})"
+        cols = [('config', 'name', 0), ('params (M)', 'params_m', 1), ('train (s/iter)', 'train_s_iter', 3),
+                ('train / ref', 'train_ratio', 2), ('infer (img/s)', 'infer_img_s', 1),
+                ('infer (ms/batch)', 'infer_ms', 1), ('infer time / ref', 'infer_ratio', 2),
+                ('train peak (GiB)', 'train_peak_gib', 2), ('train reserved (GiB)', 'train_reserved_gib', 2),
+                ('infer peak (GiB)', 'infer_peak_gib', 2)]
+    if result.get('reference'):
+        head += f"; ref = {result['reference']}"
+    lines = [head, '', '| ' + ' | '.join(c[0] for c in cols) + ' |', '|' + '---|' * len(cols)]
+    for r in result['rows']:
+        if 'error' in r:
+            lines.append(f"| {r.get('spec', r.get('name'))} | {r['error']} |")
+            continue
+        lines.append('| ' + ' | '.join(_fmt(r.get(k), nd) for _, k, nd in cols) + ' |')
+    for p in result.get('profiles', []):
+        kernels = (f"; {p['kernels_per_step']:.0f} GPU kernels per step, {p['kernel_ms_per_step']:.1f} ms of "
+                   'kernel time' if 'kernels_per_step' in p else '')
+        lines += ['', f"Top ops of one train step of {p['spec']} (self device time, {p['ms_per_step_total']:.1f} "
+                  f'ms per step in all{kernels}):', '',
+                  '| op | ms / step | share | calls / step |', '|---|---|---|---|']
+        lines += [f"| `{o['op'][:70]}` | {o['ms_per_step']:.2f} | {100 * o['share']:.1f}% | "
+                  f"{o['calls_per_step']:.0f} |" for o in p['ops']]
+    for c in result.get('census', []):
+        lines += ['', f"Casts in one forward of {c['spec']}: {c['casts']} ({c['param_casts']} of parameters, "
+                  f"{c['activation_casts']} of activations); tensors saved for the backward: "
+                  f"{c['saved_mib']:.1f} MiB (parameters excluded). Most casts:", '',
+                  '| module | kind | casts |', '|---|---|---|']
+        lines += [f"| `{m['module']}` | {m['kind']} | {m['casts']} |" for m in c['by_module']]
+    return '\n'.join(lines)
+
+
+def write_result(result: Dict, json_path: Optional[str]) -> str:
+    """Write ``result`` to ``json_path`` (if given) and return its Markdown table."""
+    if json_path:
+        write_json(json_path, result)
+    return markdown_table(result)
