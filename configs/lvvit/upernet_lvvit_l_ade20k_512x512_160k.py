@@ -16,7 +16,7 @@ _base_ = './upernet_lvvit_s_ade20k_512x512_160k.py'
 
 pretrained = 'pretrained/lvvit_l-150M-448-86.2.pth.tar'
 model = dict(
-    backbone=dict(arch='l', img_size=448, drop_path_rate=0.5,
+    backbone=dict(arch='large', img_size=448, drop_path_rate=0.5,
                   init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     decode_head=dict(in_channels=[768, 768, 768, 2048], channels=512),
     auxiliary_head=dict(in_channels=768, channels=512))

@@ -12,7 +12,7 @@ _base_ = './upernet_lvvit_s_ade20k_512x512_160k.py'
 
 pretrained = 'pretrained/lvvit_m-56M-224-84.0.pth.tar'
 model = dict(
-    backbone=dict(arch='m', drop_path_rate=0.2,
+    backbone=dict(arch='medium', drop_path_rate=0.2,
                   init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     decode_head=dict(in_channels=[512, 512, 512, 2048]),
     auxiliary_head=dict(in_channels=512))

@@ -23,7 +23,7 @@ crop_size = (512, 512)
 pretrained = 'pretrained/lvvit_s-26M-224-83.3.pth.tar'
 model = dict(
     data_preprocessor=dict(size=crop_size),
-    backbone=dict(arch='s', img_size=512, drop_path_rate=0.1,
+    backbone=dict(arch='small', img_size=512, drop_path_rate=0.1,
                   init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     decode_head=dict(in_channels=[384, 384, 384, 2048], channels=256),
     auxiliary_head=dict(in_channels=384),

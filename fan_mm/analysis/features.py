@@ -348,23 +348,17 @@ def _build_timm(name: str, checkpoint, **model_kwargs) -> LoadedModel:
 def _build_mm_backbone(config: str, checkpoint, img_size=None, **unused) -> LoadedModel:
     """The backbone of an mmdet / mmseg config, with ``backbone.*`` weights of an mm checkpoint.
 
-    Only the backbone is built (no detector / segmentor heads), which is all the analysis needs.
+    Only the backbone is built (no detector / segmentor heads), which is all the analysis needs; its own
+    Pretrained ``init_cfg`` (an ImageNet file that may not be here) is not used, weights come from
+    ``checkpoint``.
     """
     if not osp.isfile(config):
         raise FileNotFoundError(f'config file not found: {config}')
     if unused:
         raise ValueError(f'model options {sorted(unused)} do not apply to mm configs')
-    from mmengine.config import Config
-    cfg = Config.fromfile(config)
-    if 'model' not in cfg or 'backbone' not in cfg.model:
-        raise ValueError(f'{config}: no model.backbone in this config')
-    scope = cfg.get('default_scope', None)
-    registry = _mm_models_registry(scope, config)
-    _import_fan_mm_models()
-    backbone_cfg = cfg.model.backbone.copy()
-    # the backbone's own init_cfg may point at an ImageNet file that is not here; weights come from checkpoint
-    backbone_cfg.pop('init_cfg', None)
-    backbone = registry.build(backbone_cfg)
+    from fan_mm.models.builder import build_from_config, load_config
+    cfg = load_config(config)
+    backbone = build_from_config(cfg, part='backbone', pretrained=False)
     pretrained = _checkpoint_given(checkpoint)
     if pretrained:
         load_backbone_weights(backbone, checkpoint)
@@ -381,36 +375,20 @@ def _build_mm_backbone(config: str, checkpoint, img_size=None, **unused) -> Load
                        extra=dict(bgr=pre.get('bgr_to_rgb', pre.get('to_rgb', True)) is False))
 
 
-def _mm_models_registry(scope, config):
-    """mmdet's or mmseg's MODELS registry, by the config's ``default_scope``."""
-    codebase = scope if scope in ('mmdet', 'mmseg') else None
-    candidates = [codebase] if codebase else ['mmdet', 'mmseg']
-    errors = []
-    for cb in candidates:
-        try:
-            import importlib
-            importlib.import_module(f'{cb}.models')
-            registry = importlib.import_module(f'{cb}.registry').MODELS
-            from mmengine.registry import init_default_scope
-            init_default_scope(cb)
-            return registry
-        except ImportError as e:
-            errors.append(f'{cb}: {e}')
-    raise ImportError(f'{config}: cannot build the backbone ({"; ".join(errors)})')
-
-
 def load_backbone_weights(backbone: nn.Module, checkpoint: str) -> Dict[str, List[str]]:
     """Load the ``backbone.*`` weights of an mm checkpoint (or a bare backbone state dict) into ``backbone``.
 
-    Returns the missing and unexpected keys; raises when no key matches, which means a wrong config.
+    The file is read by ``fan_mm.models.checkpoint_utils.load_state_dict_file`` (the loader of every fan_mm
+    checkpoint route). A fan_mm dense backbone loads it through its own ``load_pretrained`` (official or
+    mm-style files, checked key by key); any other backbone (mmdet's ResNet, Swin, ...) takes the
+    ``backbone.*`` keys as they are. Returns the missing and unexpected keys; raises when no key matches,
+    which means a wrong config.
     """
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint file not found: {checkpoint}')
-    ckpt = torch.load(checkpoint, map_location='cpu', weights_only=False)
-    state = ckpt
-    for key in ('state_dict', 'model'):
-        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
-            state = state[key]
+    from fan_mm.models.backbones import DenseBackbone
+    from fan_mm.models.checkpoint_utils import load_state_dict_file
+    if isinstance(backbone, DenseBackbone):
+        return backbone.load_pretrained(checkpoint)
+    state = load_state_dict_file(checkpoint)
     if any(k.startswith('backbone.') for k in state):
         state = {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}
     result = backbone.load_state_dict(state, strict=False)

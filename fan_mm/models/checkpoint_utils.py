@@ -72,6 +72,28 @@ def load_state_dict_file(path: str) -> Dict[str, torch.Tensor]:
     return unwrap_state_dict(read_checkpoint(path), source=path)
 
 
+def flat_state_dict(state_dict, source: Optional[str] = None) -> Dict[str, torch.Tensor]:
+    """Unwrap an official container unless ``state_dict`` is already flat (the first step of every
+    family's ``checkpoint_filter_fn``, which may be handed either)."""
+    source = source or source_of(state_dict)
+    if any(isinstance(state_dict.get(k), Mapping) for k in CONTAINER_KEYS) or \
+            any(k.startswith('module.') for k in state_dict):
+        return unwrap_state_dict(state_dict, source)
+    return dict(state_dict)
+
+
+class SourcedStateDict(dict):
+    """A state_dict that remembers the file it came from, so that a filter function's errors name it."""
+
+    def __init__(self, data, source: str):
+        super().__init__(data)
+        self.source = source
+
+
+def source_of(state_dict, default: str = 'checkpoint') -> str:
+    return getattr(state_dict, 'source', default)
+
+
 def _is_derived(key: str) -> bool:
     return key.endswith(DERIVED_KEY_SUFFIXES)
 
@@ -145,29 +167,52 @@ def shapes_on_meta(build: Callable[[], torch.nn.Module]) -> Dict[str, Tuple[int,
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
+def mismatch_message(model_name: str, source: str, missing, unexpected, mismatched,
+                     guess: Optional[Tuple[str, float]] = None, variant: Optional[str] = None) -> str:
+    """The one wording of "file ``source`` does not fit ``model_name``": what differs and, from ``guess``
+    (``guess_variant``'s answer), which registered variant the file looks like. ``variant`` is the
+    registered name of the model itself (default ``model_name``): a guess naming it adds nothing."""
+    msg = (f'{source} does not fit {model_name}: '
+           f'{describe_mismatch(missing, unexpected, mismatched)}.')
+    if guess and guess[0] != (variant or model_name):
+        if guess[1] > 0.9:
+            msg += f' The file looks like a {guess[0]} checkpoint ({guess[1]:.0%} of keys fit).'
+        else:
+            msg += (' It does not look like any known variant either (closest: '
+                    f'{guess[0]}, {guess[1]:.0%} of keys fit).')
+    return msg
+
+
 def check_state_dict(model_name: str, expected: Mapping[str, Tuple[int, ...]],
                      found: Mapping[str, torch.Tensor], source: str,
                      candidates: Optional[Mapping[str, Callable]] = None,
-                     ignore_missing: Iterable[str] = (), ignore_unexpected: Iterable[str] = ()):
-    """Raise ``CheckpointError`` naming the problem unless ``found`` fits ``expected``.
+                     ignore_missing: Iterable[str] = (), ignore_unexpected: Iterable[str] = (),
+                     variant: Optional[str] = None, guess_prefix: str = '',
+                     hint: Optional[Callable[[List[str], List[str]], str]] = None
+                     ) -> Tuple[List[str], List[str]]:
+    """The one check of a checkpoint against a model; raise ``CheckpointError`` unless ``found`` fits.
 
-    ``ignore_*`` are key prefixes that may legitimately be absent / extra (e.g. the
-    classifier head when a dense backbone loads a classification checkpoint).
+    ``ignore_*`` are key prefixes (or whole keys) that may legitimately be absent / extra (the classifier
+    head when a dense backbone loads a classification checkpoint, layers only the dense model has).
+    Returns those ignored ``(missing, unexpected)`` keys. Otherwise the message (``mismatch_message``)
+    names the keys and the registered variant the file looks like: ``candidates`` (default: the family of
+    ``found``, see ``variant_candidates``) are compared with the keys of ``found`` under ``guess_prefix``
+    (classification naming). ``hint(missing, unexpected)`` may add a sentence for a known kind of mistake.
     """
     missing, unexpected, mismatched = compare_state_dicts(expected, found)
-    missing = [k for k in missing if not k.startswith(tuple(ignore_missing))]
-    unexpected = [k for k in unexpected if not k.startswith(tuple(ignore_unexpected))]
+    ok_missing = [k for k in missing if k.startswith(tuple(ignore_missing))]
+    ok_unexpected = [k for k in unexpected if k.startswith(tuple(ignore_unexpected))]
+    missing = [k for k in missing if k not in ok_missing]
+    unexpected = [k for k in unexpected if k not in ok_unexpected]
     if not (missing or unexpected or mismatched):
-        return
-    msg = (f'{source} does not fit {model_name}: '
-           f'{describe_mismatch(missing, unexpected, mismatched)}.')
-    if candidates:
-        guess = guess_variant(found, candidates)
-        if guess and guess[0] != model_name and guess[1] > 0.9:
-            msg += f' The file looks like a {guess[0]} checkpoint ({guess[1]:.0%} of keys fit).'
-        elif guess and guess[0] != model_name:
-            msg += (' It does not look like any known variant either (closest: '
-                    f'{guess[0]}, {guess[1]:.0%} of keys fit).')
+        return ok_missing, ok_unexpected
+    guess_from = {k[len(guess_prefix):]: v for k, v in found.items() if k.startswith(guess_prefix)}
+    if candidates is None:
+        candidates = variant_candidates(guess_from)
+    guess = guess_variant(guess_from, candidates) if guess_from and candidates else None
+    msg = mismatch_message(model_name, source, missing, unexpected, mismatched, guess, variant)
+    if hint is not None:
+        msg = ' '.join(filter(None, (msg, hint(missing, unexpected))))
     raise CheckpointError(msg)
 
 
@@ -194,3 +239,28 @@ def registered_variants(patterns: Iterable[str] = VARIANT_PATTERNS
     import timm
     names = sorted({n for p in patterns for n in timm.list_models(p)})
     return {n: (lambda n=n: variant_shapes(n)) for n in names}
+
+
+# A key that only one family's checkpoints have -> the registered names to compare with.
+_FAMILY_SIGNATURES = (
+    ('aux_head.weight', lambda n: n.startswith('lvvit_')),
+    ('layers.0.blocks.0.attn.relative_position_bias_table', lambda n: n.startswith('fan_swin_')),
+    ('cls_attn_blocks.0.norm1.weight',
+     lambda n: n.startswith('fan_') and not n.startswith('fan_swin_')),
+)
+
+
+def variant_candidates(found: Optional[Mapping[str, torch.Tensor]] = None) -> Dict[str, Callable]:
+    """``{model name: () -> {key: shape}}`` of the registered FAN / LV-ViT / FAN-Swin classifiers.
+
+    With ``found`` (a checkpoint's tensors, classification naming) only the family whose signature key it
+    holds is listed, if any: every candidate is built (on the meta device) to compare shapes, which takes
+    seconds for all two dozen variants.
+    """
+    # importing the package registers every family; lazily, as the families import this module
+    import fan_mm.models  # noqa: F401
+    candidates = registered_variants()
+    for key, in_family in _FAMILY_SIGNATURES:
+        if found is not None and key in found:
+            return {n: fn for n, fn in candidates.items() if in_family(n)}
+    return candidates

@@ -5,7 +5,8 @@ fan_mm dense backbone (``backbone.trunk.…`` for the timm trunk, plus the backb
 has them), so a detector / segmentor built from a fan_mm config loads it with ``load_from=...`` and reports
 only its neck and heads (and the backbone's new dense layers) as missing.
 
-Families plug in through ``register_converter(pattern, build_backbone)``: ``pattern`` is an fnmatch pattern of
+Families plug in through ``register_converter(pattern, build_backbone)`` (fan_mm's own four at the end of
+this module): ``pattern`` is an fnmatch pattern of
 registered timm model names (``'fan_*_hybrid'``), ``build_backbone(model_name, codebase)`` returns the dense
 backbone that ``codebase`` ('mmdet' or 'mmseg') would use for that model (it is built on the meta device, so
 it costs no memory). The backbone's own ``match_pretrained`` then maps and checks the keys exactly as
@@ -19,8 +20,7 @@ from typing import Callable, List, Optional, Tuple
 import torch
 
 from ..registry import CODEBASES
-from .checkpoint_utils import (CheckpointError, guess_variant, load_state_dict_file, registered_variants,
-                               unwrap_state_dict)
+from .checkpoint_utils import CheckpointError, guess_variant, load_state_dict_file, registered_variants
 
 # (pattern, builder); first match wins, so register specific patterns before broad ones.
 _CONVERTERS: List[Tuple[str, Callable]] = []
@@ -50,8 +50,21 @@ def _build_fan_vit(model_name: str, codebase: str):
     return FANViT(arch=model_name, mode='pyramid')
 
 
+def _build_fan_swin(model_name: str, codebase: str):
+    from .backbones.fan_swin import FANSwin
+    return FANSwin(arch=model_name)  # the same layout for mmdet and mmseg
+
+
+def _build_lvvit(model_name: str, codebase: str):
+    from .backbones.lvvit import LVViT
+    return LVViT(arch=model_name)  # the same layout for mmdet and mmseg
+
+
+# Every fan_mm family is registered here (and only here).
+register_converter('fan_swin_*', _build_fan_swin)
 register_converter('fan_*_hybrid', _build_fan_hybrid)
 register_converter('fan_*_p16_224', _build_fan_vit)
+register_converter('lvvit_*', _build_lvvit)
 
 
 def _model_names(family: Optional[str]) -> List[str]:
@@ -92,7 +105,7 @@ def convert_checkpoint(src: str, dst: str, model: Optional[str] = None, family: 
     """
     if codebase not in CODEBASES:
         raise ValueError(f'codebase={codebase!r}: use one of {CODEBASES}')
-    state_dict = unwrap_state_dict(load_state_dict_file(src), source=src)
+    state_dict = load_state_dict_file(src)
     if model is None:
         model = identify_model(state_dict, family, src)
     build = converter_for(model)

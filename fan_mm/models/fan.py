@@ -49,94 +49,19 @@ from torch.utils.checkpoint import checkpoint
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, Mlp, trunc_normal_
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import named_apply
 
-from .checkpoint_utils import (CheckpointError, check_state_dict, load_state_dict_file,
-                               registered_variants, unwrap_state_dict)
+from ..layers import GeluLinear, autocast_dtype, cast_for_linears, depthwise_conv
+
+from .checkpoint_utils import flat_state_dict, source_of
+from .pretrained import build_model
 
 __all__ = ['FAN', 'checkpoint_filter_fn']
 
 # Keys that only the NVlabs detection copy of the model has (its random-init 1/32 conv).
 DENSE_ONLY_PREFIXES = ('learnable_downsample.',)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Mixed precision
-# ---------------------------------------------------------------------------------------------------
-
-def _autocast_dtype(device_type: str) -> Optional[torch.dtype]:
-    """The autocast dtype if autocast is on for ``device_type``, else None."""
-    # The availability check (False for e.g. 'meta', where is_autocast_enabled raises) is skipped under
-    # torch.compile: dynamo cannot trace it in torch 2.11 and broke every compiled block into pieces there.
-    if not torch.compiler.is_compiling() and not torch.amp.is_autocast_available(device_type):
-        return None
-    return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
-
-
-def _cast_for_linears(x: torch.Tensor) -> torch.Tensor:
-    """Under autocast, ``x`` (a LayerNorm output, float32 there) cast once to the autocast dtype.
-
-    Every linear layer that reads a float32 tensor under autocast casts it again; a norm output feeding
-    two linears (q and kv, or q and fc1) would be cast twice, and its two low-precision copies saved for
-    the backward. The linears compute exactly what they would otherwise. Outside autocast: ``x``.
-    """
-    dtype = _autocast_dtype(x.device.type)
-    return x if dtype is None else x.to(dtype)
-
-
-class _GeluLinear(torch.autograd.Function):
-    """``linear(gelu(h), weight, bias)`` that keeps only ``h`` for the backward and recomputes ``gelu(h)``
-    there (one elementwise pass) instead of keeping it.
-
-    For the ConvNeXt MLPs of the hybrid stem, whose 4C-wide GELU output at strides 4 and 8 is the largest
-    tensor the backbone would keep (2 x 224 x 224 x 512 values per stride-4 block for two 896x896 images).
-    The same kernels as ``F.linear`` under autocast: the weights are cast to the compute dtype, the weight
-    and bias gradients are computed in it and returned in the parameters' dtype. Not
-    ``torch.utils.checkpoint``: it would recompute the fc2 matmul as well (or need a selective policy), and
-    adds hooks to every call of a step that is already bound by CPU-side launches.
-    """
-
-    @staticmethod
-    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], approximate: str):
-        dtype = _autocast_dtype(h.device.type) or h.dtype
-        h, w = h.to(dtype), weight.to(dtype)
-        b = bias.to(dtype) if bias is not None else None
-        ctx.save_for_backward(h, w)
-        ctx.approximate = approximate
-        ctx.param_dtypes = (weight.dtype, bias.dtype if bias is not None else None)
-        with torch.autocast(h.device.type, enabled=False):
-            return F.linear(F.gelu(h, approximate=approximate), w, b)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out: torch.Tensor):
-        h, w = ctx.saved_tensors
-        grad_out = grad_out.to(w.dtype)
-        need_h, need_w, need_b, _ = ctx.needs_input_grad
-        grad_h = grad_w = grad_b = None
-        if need_h:
-            grad_h = torch.ops.aten.gelu_backward(grad_out @ w, h, approximate=ctx.approximate)
-        if need_w:
-            act = F.gelu(h, approximate=ctx.approximate)
-            grad_w = (grad_out.reshape(-1, grad_out.shape[-1]).t() @ act.reshape(-1, act.shape[-1]))
-            grad_w = grad_w.to(ctx.param_dtypes[0])
-        if need_b:
-            grad_b = grad_out.reshape(-1, grad_out.shape[-1]).sum(0).to(ctx.param_dtypes[1])
-        return grad_h, grad_w, grad_b, None
-
-
-def _depthwise_conv(dim: int, kernel_size: int) -> nn.Conv2d:
-    """Depthwise ``Conv2d`` whose (C, 1, k, k) weight has channels_last strides (k*k, 1, k, 1).
-
-    The memory is the same as the default layout (the stride of a size-1 dim is free), but a conv on a
-    channels_last map returns its weight gradient with those strides, and DDP warns ("Grad strides do not
-    match bucket view strides") about every parameter whose gradient is laid out unlike the parameter.
-    """
-    conv = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
-    conv.weight.data = conv.weight.data.as_strided(conv.weight.shape, (kernel_size * kernel_size, 1, kernel_size, 1))
-    return conv
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -218,7 +143,7 @@ class ConvNeXtLayerNorm2d(nn.LayerNorm):
         if self.unbiased:
             f = (x.shape[-1] - 1) / x.shape[-1]
             weight, eps = weight * math.sqrt(f), eps * f
-        if self.feeds_low_precision and x.dtype == _autocast_dtype(x.device.type):
+        if self.feeds_low_precision and x.dtype == autocast_dtype(x.device.type):
             with torch.autocast(x.device.type, enabled=False):
                 return F.layer_norm(x, self.normalized_shape, weight.to(x.dtype), self.bias.to(x.dtype), eps)
         return F.layer_norm(x, self.normalized_shape, weight, self.bias, eps)
@@ -232,7 +157,7 @@ class ConvNeXtBlock(nn.Module):
     """ConvNeXt block of the hybrid stem: dw7x7 -> LayerNorm2d (unbiased) -> 1x1 (4C) -> GELU -> 1x1 -> *gamma,
     plus the residual. No drop path (the official stem has none).
 
-    For the backward it keeps the 4C-wide fc1 output but not the GELU output (recomputed, ``_GeluLinear``),
+    For the backward it keeps the 4C-wide fc1 output but not the GELU output (recomputed, ``GeluLinear``),
     and under autocast the norm works in the autocast dtype (``feeds_low_precision``).
 
     Args:
@@ -243,7 +168,7 @@ class ConvNeXtBlock(nn.Module):
 
     def __init__(self, dim: int, mlp_ratio: float = 4., ls_init_value: float = 1e-6):
         super().__init__()
-        self.conv_dw = _depthwise_conv(dim, kernel_size=7)
+        self.conv_dw = depthwise_conv(dim, kernel_size=7)
         self.norm = ConvNeXtLayerNorm2d(dim, eps=1e-6, unbiased=True, feeds_low_precision=True)
         self.mlp = Mlp(dim, int(mlp_ratio * dim), act_layer=nn.GELU, use_conv=True)
         self.gamma = nn.Parameter(ls_init_value * torch.ones(dim))
@@ -253,7 +178,7 @@ class ConvNeXtBlock(nn.Module):
         # 1x1 conv weights, flattened): on a channels_last map no layout copies at all.
         y = self.norm.forward_nhwc(self.conv_dw(x).permute(0, 2, 3, 1))
         y = F.linear(y, self.mlp.fc1.weight.flatten(1), self.mlp.fc1.bias)
-        y = _GeluLinear.apply(y, self.mlp.fc2.weight.flatten(1), self.mlp.fc2.bias, self.mlp.act.approximate)
+        y = GeluLinear.apply(y, self.mlp.fc2.weight.flatten(1), self.mlp.fc2.bias, self.mlp.act.approximate)
         return torch.addcmul(x, y.permute(0, 3, 1, 2), self.gamma.reshape(-1, 1, 1))
 
 
@@ -433,10 +358,10 @@ class DWConv(nn.Module):
 
     def __init__(self, dim: int, act_layer: Callable = nn.GELU, kernel_size: int = 3):
         super().__init__()
-        self.conv1 = _depthwise_conv(dim, kernel_size)
+        self.conv1 = depthwise_conv(dim, kernel_size)
         self.act = act_layer()
         self.bn = nn.BatchNorm2d(dim)
-        self.conv2 = _depthwise_conv(dim, kernel_size)
+        self.conv2 = depthwise_conv(dim, kernel_size)
 
     def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
         B, N, C = x.shape
@@ -518,7 +443,7 @@ class ChannelProcessing(nn.Module):
     def channel_gate(self, x: torch.Tensor, x_linear: Optional[torch.Tensor] = None) -> torch.Tensor:
         """temperature * gate of the tokens x (B, N, C), as (B, 1, C), attention dropout applied.
 
-        ``x_linear``: ``x`` as the ``q`` projection should read it (see ``_cast_for_linears``)."""
+        ``x_linear``: ``x`` as the ``q`` projection should read it (see ``cast_for_linears``)."""
         B, N, C = x.shape
         h = self.num_heads
         # The softmaxes over tokens run on (B, C, N) copies, i.e. over the last, contiguous dimension:
@@ -575,13 +500,13 @@ class FANBlock(nn.Module):
         # scale) is applied to the branch as usual.
         # Under autocast the norm outputs are cast once for all the linears that read them.
         if isinstance(self.drop_path, nn.Identity):
-            x = torch.addcmul(x, self.gamma1, self.attn(_cast_for_linears(self.norm1(x))))
+            x = torch.addcmul(x, self.gamma1, self.attn(cast_for_linears(self.norm1(x))))
             y = self.norm2(x)
-            y_linear = _cast_for_linears(y)
+            y_linear = cast_for_linears(y)
             return torch.addcmul(x, self.mlp.value(y_linear, H, W), self.mlp.channel_gate(y, y_linear) * self.gamma2)
-        x = x + self.drop_path(self.gamma1 * self.attn(_cast_for_linears(self.norm1(x))))
+        x = x + self.drop_path(self.gamma1 * self.attn(cast_for_linears(self.norm1(x))))
         y = self.norm2(x)
-        y_linear = _cast_for_linears(y)
+        y_linear = cast_for_linears(y)
         return x + self.drop_path(self.mlp.value(y_linear, H, W) * (self.mlp.channel_gate(y, y_linear) * self.gamma2))
 
 
@@ -919,34 +844,6 @@ class FAN(nn.Module):
             self.reset_classifier(0, '')
         return take_indices
 
-    # ---- pretrained weights ----------------------------------------------------------------
-    def load_pretrained(self, checkpoint_path: str) -> None:
-        """Load an official checkpoint file (timm ``custom_load``): any container, checked key by key.
-
-        Raises ``CheckpointError`` naming the problem (missing / unexpected keys, wrong shapes) and the
-        registered variant the file looks like. With ``num_classes`` other than the file's, the head is left
-        at its initialisation.
-        """
-        name = getattr(self, 'pretrained_cfg', {}).get('architecture', type(self).__name__)
-        state_dict = checkpoint_filter_fn(load_state_dict_file(checkpoint_path), self)
-        ignore = ()
-        head_w = state_dict.get('head.weight')
-        if head_w is not None and head_w.shape[0] != self.num_classes:
-            state_dict = {k: v for k, v in state_dict.items() if not k.startswith('head.')}
-            ignore = ('head.',)
-        try:
-            check_state_dict(name, self.state_dict(), state_dict, source=checkpoint_path,
-                             candidates=registered_variants(), ignore_missing=ignore)
-        except CheckpointError as err:
-            missing = {k for k in self.state_dict() if k not in state_dict}
-            if missing and all(k.startswith(('head.', 'norm.')) for k in missing):
-                raise CheckpointError(
-                    f'{err} The file has no classifier (norm / head): it looks like a dense-prediction '
-                    'backbone checkpoint; load it with the FANHybrid / FANViT backbones instead.') from None
-            raise
-        if not next(self.parameters()).is_meta:  # on meta: checked only, nothing to copy into
-            self.load_state_dict(state_dict, strict=not ignore)
-
 
 def _init_weights(module: nn.Module, name: str = '') -> None:
     if isinstance(module, nn.Linear):
@@ -969,7 +866,8 @@ def _init_weights(module: nn.Module, name: str = '') -> None:
 
 
 def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: nn.Module) -> Dict[str, torch.Tensor]:
-    """Official FAN checkpoint (any container) -> this file's names.
+    """Official FAN checkpoint (any container) -> this file's names; a pure remap (the check is
+    ``checkpoint_utils.check_state_dict``, run by the loader).
 
     Accepts a flat state_dict or one under ``state_dict_ema`` / ``state_dict`` / ``model``, with or without
     ``module.``; mm-style files (``backbone.`` and fan_mm's ``backbone.trunk.`` prefixes) are reduced to the
@@ -977,7 +875,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: nn.Module) 
     class-attention ``qkv`` is split into q / k / v; the NVlabs detection copy's ``learnable_downsample`` is
     dropped (a classification model has no place for it).
     """
-    state_dict = unwrap_state_dict(state_dict)
+    state_dict = flat_state_dict(state_dict, source_of(state_dict))
     for prefix in ('backbone.', 'trunk.'):
         if any(k.startswith(prefix) for k in state_dict):
             state_dict = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
@@ -996,18 +894,8 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: nn.Module) 
 
 
 def _create_fan(variant: str, pretrained: bool = False, **kwargs) -> FAN:
-    out_indices = kwargs.pop('out_indices', 3)
-    overlay = kwargs.get('pretrained_cfg_overlay')
-    if overlay and overlay.get('file') and 'custom_load' not in overlay:
-        # timm resets ``custom_load`` when a file is overlaid; FAN files always go through the checked
-        # loader (FAN.load_pretrained), which names a missing / truncated / wrong file.
-        kwargs['pretrained_cfg_overlay'] = dict(overlay, custom_load=True)
-    return build_model_with_cfg(
-        FAN, variant, pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=out_indices, feature_cls='getter'),
-        **kwargs,
-    )
+    return build_model(FAN, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn,
+                       feature_cfg=dict(out_indices=3), **kwargs)
 
 
 def _cfg(file_name: str = '', **kwargs) -> Dict:
@@ -1016,8 +904,6 @@ def _cfg(file_name: str = '', **kwargs) -> Dict:
         'crop_pct': 1.0, 'interpolation': 'bicubic', 'fixed_input_size': False,
         'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD,
         'first_conv': 'patch_embed.proj.0.0', 'classifier': 'head',
-        # checked loading of local files: FAN.load_pretrained
-        'custom_load': True,
         'license': 'other', 'origin_url': 'https://github.com/NVlabs/FAN', 'paper_ids': 'arXiv:2204.12451',
         'notes': (f'official file: {file_name}',) if file_name else None,
         **kwargs,

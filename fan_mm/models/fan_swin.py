@@ -41,11 +41,11 @@ from timm.models._features import feature_take_indices
 from timm.models.swin_transformer import (WindowAttention as _TimmWindowAttention,
                                           window_partition, window_reverse)
 
-from .checkpoint_utils import CheckpointError
+from .checkpoint_utils import CheckpointError, flat_state_dict, source_of
 from .fan import ChannelProcessing, DWConv, DWConvMlp
-from .pretrained import build_model, flat_state_dict, remap_and_check, source_of
+from .pretrained import build_model
 
-__all__ = ['FANSwinTransformer', 'checkpoint_filter_fn', 'remap_checkpoint']
+__all__ = ['FANSwinTransformer', 'checkpoint_filter_fn']
 
 
 class WindowAttention(_TimmWindowAttention):
@@ -405,9 +405,11 @@ class FANSwinTransformer(nn.Module):
 
     def prune_intermediate_layers(self, indices: Union[int, List[int]] = 1,
                                   prune_norm: bool = False, prune_head: bool = True):
-        """Drop the stages after the last of ``indices`` (and the final norm / head)."""
+        """Drop the stages after the last of ``indices``, the patch merging that feeds them (and the final
+        norm / head)."""
         take_indices, max_index = feature_take_indices(self.num_layers, indices)
         self.layers = self.layers[:max_index + 1]
+        self.layers[max_index].downsample = None
         if prune_norm or max_index < self.num_layers - 1:
             self.norm = nn.Identity()
         if prune_head or max_index < self.num_layers - 1:
@@ -433,8 +435,9 @@ def _init_weights(m: nn.Module):
         nn.init.zeros_(m.bias)
 
 
-def remap_checkpoint(state_dict, model: FANSwinTransformer) -> Dict[str, torch.Tensor]:
-    """Official FAN-Swin checkpoint -> this model's state_dict (buffers checked, shapes not).
+def checkpoint_filter_fn(state_dict, model: FANSwinTransformer) -> Dict[str, torch.Tensor]:
+    """Official FAN-Swin checkpoint -> this model's state_dict: a remap, shapes unchecked (the loader's
+    ``checkpoint_utils.check_state_dict`` checks them).
 
     Unwraps the official containers; resizes relative position tables to the model's windows
     (bicubic, timm's ``resize_rel_pos_bias_table``) where the model was built with other
@@ -477,12 +480,6 @@ def remap_checkpoint(state_dict, model: FANSwinTransformer) -> Dict[str, torch.T
                 and not own[key].is_meta:
             out[key] = own[key]
     return out
-
-
-def checkpoint_filter_fn(state_dict, model: FANSwinTransformer) -> Dict[str, torch.Tensor]:
-    """``remap_checkpoint``, then ``CheckpointError`` naming the keys / shapes that disagree
-    and the registered variant the file looks like."""
-    return remap_and_check(state_dict, model, remap_checkpoint)
 
 
 def _create_fan_swin(variant: str, pretrained: bool = False, **kwargs) -> FANSwinTransformer:

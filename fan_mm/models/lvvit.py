@@ -28,10 +28,11 @@ from timm.layers import Attention, DropPath, Mlp, resample_abs_pos_embed, trunc_
 from timm.models import generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 
-from .pretrained import build_model, flat_state_dict, remap_and_check, source_of
+from .checkpoint_utils import flat_state_dict, source_of
+from .pretrained import build_model
 from .token_labeling import sample_token_box, swap_box_with_flipped
 
-__all__ = ['LVVisionTransformer', 'ConvStem', 'LVViTBlock', 'checkpoint_filter_fn', 'remap_checkpoint']
+__all__ = ['LVVisionTransformer', 'ConvStem', 'LVViTBlock', 'checkpoint_filter_fn']
 
 
 class ConvStem(nn.Module):
@@ -362,8 +363,9 @@ def _init_weights(m: nn.Module):
         nn.init.zeros_(m.bias)
 
 
-def remap_checkpoint(state_dict, model: LVVisionTransformer) -> Dict[str, torch.Tensor]:
-    """Official LV-ViT checkpoint -> this model's naming, unchecked.
+def checkpoint_filter_fn(state_dict, model: LVVisionTransformer) -> Dict[str, torch.Tensor]:
+    """Official LV-ViT checkpoint -> this model's naming: a pure remap (the loader's
+    ``checkpoint_utils.check_state_dict`` checks it).
 
     Unwraps ``state_dict_ema`` / ``state_dict`` / ``model`` containers and a ``module.``
     prefix; resizes ``pos_embed`` bicubically (cls entry kept, no antialias, as the official
@@ -380,12 +382,6 @@ def remap_checkpoint(state_dict, model: LVVisionTransformer) -> Dict[str, torch.
                 pos, new_size=list(model.grid_size), old_size=[side, side], num_prefix_tokens=1,
                 interpolation='bicubic', antialias=False)
     return state_dict
-
-
-def checkpoint_filter_fn(state_dict, model: LVVisionTransformer) -> Dict[str, torch.Tensor]:
-    """``remap_checkpoint``, then ``CheckpointError`` naming the keys / shapes that disagree
-    and the registered variant the file looks like."""
-    return remap_and_check(state_dict, model, remap_checkpoint)
 
 
 def _create_lvvit(variant: str, pretrained: bool = False, **kwargs) -> LVVisionTransformer:

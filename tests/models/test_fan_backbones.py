@@ -262,7 +262,7 @@ def test_registered_in_mmdet_and_mmseg():
 def test_simple_pyramid_is_vitdet():
     """x4: deconv-LN-GELU-deconv (C/4), x2: deconv (C/2), x1: identity, x0.5: 2x2 max pool; 1 or 4 inputs."""
     import torch.nn.functional as F
-    from fan_mm.models.backbones import SimplePyramid
+    from fan_mm.models.necks import SimplePyramid
     torch.manual_seed(0)
     pyr = SimplePyramid(32, out_norm=False)
     x = torch.randn(2, 32, 4, 6)

@@ -17,7 +17,8 @@ import torch.nn.functional as F
 import fan_mm.models  # noqa: F401
 from fan_mm.models import fan as fan_module
 from fan_mm.models.backbones import FANHybrid, FANSwin, FANViT, LVViT
-from fan_mm.models.backbones.base import compile_trunk_blocks
+from fan_mm import layers
+from fan_mm.layers import compile_trunk_blocks
 
 SMALL_HYBRID = dict(embed_dim=64, depth=2, num_heads=2, hybrid_depths=(1, 1), hybrid_dims=(32, 48))
 
@@ -134,10 +135,10 @@ def test_convnext_block_keeps_one_wide_tensor_for_backward():
 
 def test_norm_output_cast_once_under_autocast():
     x = torch.randn(2, 3)
-    assert fan_module._cast_for_linears(x) is x
+    assert layers.cast_for_linears(x) is x
     with torch.autocast('cpu', dtype=torch.bfloat16):
-        assert fan_module._cast_for_linears(x).dtype == torch.bfloat16
-    assert fan_module._cast_for_linears(torch.empty(2, 3, device='meta')).device.type == 'meta'
+        assert layers.cast_for_linears(x).dtype == torch.bfloat16
+    assert layers.cast_for_linears(torch.empty(2, 3, device='meta')).device.type == 'meta'
 
 
 def test_autocast_block_close_to_float32():
@@ -180,7 +181,7 @@ def test_gelu_linear_same_values_and_grads_as_plain_ops(autocast, with_bias, fro
         x = h.clone().requires_grad_()
         with ctx:
             if recompute:
-                out, kept = _saved_tensors(lambda: fan_module._GeluLinear.apply(x, lin.weight, lin.bias, 'none'))
+                out, kept = _saved_tensors(lambda: layers.GeluLinear.apply(x, lin.weight, lin.bias, 'none'))
             else:
                 out, kept_ref = _saved_tensors(lambda: lin(F.gelu(x)))
         (out.float() * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum().backward()
@@ -334,7 +335,7 @@ def test_compile_trunk_blocks_raises_the_recompile_limit():
     dynamo's settings are changed through its own ``config.patch``, which restores them on exit: pytest's
     monkeypatch undoes a ConfigModule key with ``delattr`` on some versions and hides it for later tests."""
     import torch._dynamo.config as dynamo_config
-    from fan_mm.models.backbones.base import MIN_RECOMPILE_LIMIT
+    from fan_mm.layers import MIN_RECOMPILE_LIMIT
     with dynamo_config.patch(recompile_limit=8):
         compile_trunk_blocks(nn.Sequential(nn.Linear(2, 2)))
         assert dynamo_config.recompile_limit == MIN_RECOMPILE_LIMIT >= 32

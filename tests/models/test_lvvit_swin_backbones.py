@@ -62,7 +62,7 @@ def test_lvvit_plain_taps_and_pruning():
 
 def test_official_archs_declared():
     with torch.device('meta'):
-        s = LVViT(arch='s')
+        s = LVViT(arch='small')
         l448 = LVViT(arch='lvvit_l_448')
         swin_b = FANSwin(arch='base')
     assert s.out_indices == (6, 9, 12, 15) and s.out_channels == (384, 384, 384, 2048)
@@ -90,7 +90,7 @@ def _hooked(model, names):
 
 def test_init_cfg_loads_official_lvvit(files):
     """init_cfg Pretrained: the trunk computes the official blocks (golden taps)."""
-    backbone = LVViT(arch='t', init_cfg=dict(type='Pretrained', checkpoint=str(files['lvvit_t'])))
+    backbone = LVViT(arch='tiny', init_cfg=dict(type='Pretrained', checkpoint=str(files['lvvit_t'])))
     backbone.init_weights()
     backbone.eval()
     data, meta, x = load_golden('lvvit_t')
@@ -141,7 +141,7 @@ def test_init_cfg_loads_official_fan_swin(files):
 
 def test_wrong_checkpoints_named(files, tmp_path):
     with torch.device('meta'):
-        lv_s = LVViT(arch='s')
+        lv_s = LVViT(arch='small')
         swin_s = FANSwin(arch='small')
     with pytest.raises(CheckpointError, match='looks like a lvvit_t checkpoint'):
         lv_s.load_pretrained(str(files['lvvit_t']))
@@ -193,7 +193,7 @@ def test_convert_checkpoint_for_load_from(files, tmp_path):
     meta = convert_checkpoint(str(files['lvvit_t']), str(dst), family='lvvit', codebase='mmseg')
     assert meta['model'] == 'lvvit_t' and meta['backbone'] == 'LVViT'
     state_dict = torch.load(dst, map_location='cpu')['state_dict']
-    backbone = LVViT(arch='t')
+    backbone = LVViT(arch='tiny')
     result = backbone.load_state_dict({k[len('backbone.'):]: v for k, v in state_dict.items()},
                                       strict=False)
     assert not result.unexpected_keys

@@ -1,4 +1,4 @@
-"""What every fan_mm dense backbone shares: pretrained loading, freezing, norm_eval, pyramids.
+"""What every fan_mm dense backbone shares: pretrained loading, freezing, norm_eval, block compiling.
 
 A dense backbone (``FANHybrid``, ``FANViT``, ``LVViT``, ``FANSwin``) is a thin
 ``mmengine.model.BaseModule`` around a timm-style classification model (the *trunk*, an
@@ -12,9 +12,6 @@ attribute named ``trunk``), plus the few layers dense prediction adds (e.g. FAN'
   and which backbone weights start from scratch (both expected: the classifier head is
   unused, the dense layers are new). It also implements ``frozen_stages`` and
   ``norm_eval`` through one family hook, ``frozen_modules``.
-* ``SimplePyramid``: the ViTDet simple feature pyramid (scale ops only), for plain 1/16
-  trunks under FPN / UPerNet.
-* ``LayerNorm2d``: standard (biased-variance) channels-first LayerNorm.
 
 A family subclass provides:
 
@@ -25,163 +22,36 @@ A family subclass provides:
   backbone does not use (``trunk.head.``, ...);
 * ``new_prefixes()``: backbone key prefixes that are not in an ImageNet checkpoint;
 * ``frozen_modules(frozen_stages)``: modules / parameters to freeze;
-* optionally ``variant_name`` (str, for messages) and ``variant_candidates()``.
+* ``variant_name``: the registered timm name of the trunk (or a description of a custom one).
 """
 import logging
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
-from ..checkpoint_utils import (CheckpointError, compare_state_dicts, describe_mismatch,
-                                guess_variant, load_state_dict_file, registered_variants)
+from ...layers.compile import compile_trunk_blocks
+from ..checkpoint_utils import CheckpointError, check_state_dict, load_state_dict_file
 
 WRAPPER_PREFIX = 'backbone.'  # mm detectors / segmentors keep the backbone here
 TRUNK = 'trunk.'
 
 
-class LayerNorm2d(nn.LayerNorm):
-    """LayerNorm over the channels of an NCHW map (standard biased variance)."""
+def resolve_arch(cls_name: str, arch: str, sizes: Mapping[str, str], names: Iterable[str] = ()) -> str:
+    """The registered timm model name that ``arch`` means, the same way for every dense backbone.
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight,
-                         self.bias, self.eps)
-        return x.permute(0, 3, 1, 2).contiguous()
-
-
-class SimplePyramid(nn.Module):
-    """ViTDet's simple feature pyramid: 1/16 maps -> strides 4, 8, 16, 32.
-
-    Li et al., "Exploring Plain Vision Transformer Backbones for Object Detection" (ECCV
-    2022), Sec. 3 / Fig. 2c: scale x4 is two stride-2 transposed convs with LN + GELU
-    between them (channels C -> C/2 -> C/4), x2 one transposed conv (C -> C/2), x1 the
-    identity, x0.5 a 2x2 max pool. ViTDet builds every level from the last map; here each
-    level may also take its own map (pass one map per level: BEiT / LV-ViT style taps).
-    The 1x1 / 3x3 output convs of ViTDet's neck are left to the FPN / UPerNet that
-    follows; ``out_norm`` puts a LayerNorm on each level instead, so that the decoder sees
-    features of comparable scale.
-
-    Args:
-        in_channels: channels of the 1/16 input map(s).
-        scales: one scale per output level, each in (4, 2, 1, 0.5).
-        out_norm: LayerNorm2d on each output.
+    ``arch`` is a size name (a key of ``sizes``: 'tiny', 'small', 'base' / 'medium', 'large') or a
+    registered timm name of the backbone's family (a value of ``sizes``, or one of ``names``, e.g. the
+    LV-ViT resolution variants ``'lvvit_m_448'``).
     """
-
-    def __init__(self, in_channels: int, scales: Sequence[float] = (4, 2, 1, 0.5),
-                 out_norm: bool = True):
-        super().__init__()
-        self.scales = tuple(float(s) for s in scales)
-        self.ops = nn.ModuleList()
-        self.out_channels = []
-        c = in_channels
-        for scale in self.scales:
-            if scale == 4:
-                op = nn.Sequential(
-                    nn.ConvTranspose2d(c, c // 2, 2, stride=2), LayerNorm2d(c // 2, eps=1e-6),
-                    nn.GELU(), nn.ConvTranspose2d(c // 2, c // 4, 2, stride=2))
-                out = c // 4
-            elif scale == 2:
-                op, out = nn.ConvTranspose2d(c, c // 2, 2, stride=2), c // 2
-            elif scale == 1:
-                op, out = nn.Identity(), c
-            elif scale == 0.5:
-                op, out = nn.MaxPool2d(2, stride=2), c
-            else:
-                raise ValueError(f'SimplePyramid: scale {scale} is not one of 4, 2, 1, 0.5')
-            self.ops.append(op)
-            self.out_channels.append(out)
-        self.norms = nn.ModuleList(
-            LayerNorm2d(c, eps=1e-6) if out_norm else nn.Identity() for c in self.out_channels)
-
-    def forward(self, feats: Sequence[torch.Tensor]) -> List[torch.Tensor]:
-        if len(feats) == 1:
-            feats = list(feats) * len(self.ops)
-        if len(feats) != len(self.ops):
-            raise ValueError(f'SimplePyramid takes 1 or {len(self.ops)} maps, got {len(feats)}')
-        return [norm(op(f)) for op, norm, f in zip(self.ops, self.norms, feats)]
-
-
-def compile_trunk_blocks(model: nn.Module, **compile_options) -> int:
-    """``torch.compile`` in place every block of ``model``: each child of a ``ModuleList`` / ``Sequential``
-    whose name ends in ``blocks`` (FAN's ``blocks``, ``cls_attn_blocks`` and ConvNeXt stem blocks, the
-    ViT blocks of LV-ViT, the blocks of every Swin stage, timm's Swin / ConvNeXt). Returns how many.
-
-    Regional compilation rather than one graph of the whole backbone: blocks of one class share the
-    compiled code, so compiling takes seconds, a graph break in the glue between blocks (feature taps,
-    checkpointing, pyramids) costs nothing, and new input sizes recompile only the small block graphs.
-    Parameter names do not change (``nn.Module.compile``), so checkpoints load as before.
-
-    With CUDA graphs (``mode='reduce-overhead'`` or ``'max-autotune'``) each block's outputs are cloned
-    when gradients are off (validation, testing): CUDA-graph trees hand a graph's output memory back when
-    the graph runs again, and the blocks of one class share theirs, so an output kept past the next
-    block (a feature map the backbone returns) would be overwritten ("accessing tensor output of
-    CUDAGraphs that has been overwritten"). In training autograd keeps them alive until the backward.
-
-    Dynamo keeps at most ``recompile_limit`` (default 8) compiled versions of one function and runs it
-    eagerly after that, with only a warning. Here one ``forward`` serves every block of a class, and its
-    versions multiply: FAN-Hybrid's ConvNeXt blocks alone see three (channels, input dtype) pairs under
-    autocast, each with gradients on and off (training, validation) and, with several input sizes
-    (detection), static and dynamic shapes: a toy Mask R-CNN run with five input scales went past 8
-    in its first validation, and those blocks fell back to eager.
-    The limit is raised to ``MIN_RECOMPILE_LIMIT`` (never lowered).
-
-    Under DDP, dynamo's ``optimize_ddp`` would split each block graph again at gradient-bucket boundaries,
-    which is for compiling a whole model: blocks compiled one by one already give DDP its overlap, since
-    each block's backward runs (and its gradients reach DDP's hooks) on its own. With dynamic shapes that
-    split fails in torch 2.11 ("'float' object has no attribute 'meta'", 2-GPU toy Mask R-CNN run), so
-    it is switched off.
-    """
-    import torch._dynamo.config as dynamo_config
-    _raise_recompile_limit(MIN_RECOMPILE_LIMIT)
-    dynamo_config.optimize_ddp = False
-    n = 0
-    for name, module in model.named_modules():
-        if name.rsplit('.', 1)[-1].endswith('blocks') and isinstance(module, (nn.ModuleList, nn.Sequential)):
-            for block in module:
-                if _uses_cuda_graphs(compile_options):
-                    _compile_with_inference_clones(block, compile_options)
-                else:
-                    block.compile(**compile_options)
-                n += 1
-    return n
-
-
-MIN_RECOMPILE_LIMIT = 64
-
-
-def _raise_recompile_limit(limit: int) -> None:
-    import torch._dynamo.config as dynamo_config
-    if dynamo_config.recompile_limit < limit:
-        dynamo_config.recompile_limit = limit
-
-
-def _uses_cuda_graphs(compile_options: Mapping) -> bool:
-    return (compile_options.get('mode') in ('reduce-overhead', 'max-autotune')
-            or bool((compile_options.get('options') or {}).get('triton.cudagraphs')))
-
-
-def _clone_tensors(out):
-    if isinstance(out, torch.Tensor):
-        return out.clone()
-    if isinstance(out, (tuple, list)):
-        return type(out)(_clone_tensors(o) for o in out)
-    return out
-
-
-def _compile_with_inference_clones(block: nn.Module, compile_options: Mapping) -> None:
-    """``block.forward`` compiled, its outputs cloned when gradients are off (see compile_trunk_blocks)."""
-    compiled_forward = torch.compile(block.forward, **compile_options)
-
-    def forward(*args, **kwargs):
-        out = compiled_forward(*args, **kwargs)
-        if torch.is_grad_enabled():
-            return out
-        return _clone_tensors(out)
-    block.forward = forward  # an instance attribute: no new submodule, parameter names unchanged
-    block.compiled_for_cuda_graphs = True
+    if arch in sizes:
+        return sizes[arch]
+    if arch in sizes.values() or arch in names:
+        return arch
+    raise ValueError(f'{cls_name}: arch={arch!r} is not a size name {list(sizes)} or a registered model '
+                     f'name {sorted(set(sizes.values()) | set(names))}')
 
 
 def _strip(state_dict: Mapping[str, torch.Tensor], prefix: str) -> Dict[str, torch.Tensor]:
@@ -243,14 +113,27 @@ class DenseBackbone(BaseModule):
         print_log(f'{type(module).__name__}: torch.compile on {n} trunk blocks ({opts or "default options"})',
                   logger='current', level=logging.INFO)
 
+    # ---- trunk pruning ---------------------------------------------------------------------
+    _pruned_keys: Tuple[str, ...] = ()
+
+    def prune_trunk(self, indices: Sequence[int]) -> None:
+        """Drop what the trunk features ``indices`` do not need (later blocks / stages, final norm, head),
+        through the trunk's ``prune_intermediate_layers`` (timm's API), so that no parameter is left
+        without a gradient (DDP needs no ``find_unused_parameters``). The dropped keys are recorded: a
+        checkpoint's weights for them are reported as unused, not as a mismatch."""
+        before = set(self.trunk.state_dict())
+        self.trunk.prune_intermediate_layers(list(indices), prune_norm=True, prune_head=True)
+        self._pruned_keys = tuple(TRUNK + k for k in sorted(before - set(self.trunk.state_dict())))
+
     # ---- family hooks ------------------------------------------------------------------
     def convert_official(self, state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         """Official (classification or dense-copy) naming -> this module's naming."""
         return {TRUNK + k: v for k, v in state_dict.items()}
 
     def unused_prefixes(self) -> Sequence[str]:
-        """Wrapper-naming prefixes (or whole keys) that a checkpoint may hold and this backbone ignores."""
-        return ()
+        """Wrapper-naming prefixes (or whole keys) that a checkpoint may hold and this backbone ignores:
+        the pruned parts and the classifier (norm, head)."""
+        return self._pruned_keys + (TRUNK + 'head.', TRUNK + 'norm.')
 
     def new_prefixes(self) -> Sequence[str]:
         """Prefixes of this module's keys that no ImageNet checkpoint provides."""
@@ -258,10 +141,6 @@ class DenseBackbone(BaseModule):
 
     def frozen_modules(self, frozen_stages: int) -> List[Union[nn.Module, nn.Parameter]]:
         return []
-
-    def variant_candidates(self) -> Mapping[str, Callable]:
-        """Registered classification variants to compare a wrong checkpoint against."""
-        return registered_variants()
 
     # ---- pretrained weights --------------------------------------------------------------
     def init_weights(self):
@@ -302,28 +181,16 @@ class DenseBackbone(BaseModule):
 
         Returns ``(to_load, unused, new)``: the tensors to load (this module's naming), the file keys this
         backbone does not use (classifier, pruned parts) and this module's keys the file does not have
-        (dense-only layers). Anything else that disagrees raises ``CheckpointError`` naming the keys and
-        the registered variant the file looks like. Works on a module built on the meta device.
+        (dense-only layers). Anything else that disagrees raises ``CheckpointError`` (the one message of
+        ``checkpoint_utils.check_state_dict``: the keys, and the registered variant the file looks like).
+        Works on a module built on the meta device.
         """
         state_dict = self.to_wrapper_naming(state_dict)
         own = self.state_dict()
-        missing, unexpected, mismatched = compare_state_dicts(own, state_dict)
-        unused = [k for k in unexpected if k.startswith(tuple(self.unused_prefixes()))]
-        new = [k for k in missing if k.startswith(tuple(self.new_prefixes()))]
-        bad_missing = [k for k in missing if k not in new]
-        bad_unexpected = [k for k in unexpected if k not in unused]
-        if bad_missing or bad_unexpected or mismatched:
-            msg = (f'{source} does not fit {type(self).__name__} ({self.variant_name}): '
-                   f'{describe_mismatch(bad_missing, bad_unexpected, mismatched)}.')
-            trunk_sd = _strip(state_dict, TRUNK)
-            guess = guess_variant(trunk_sd, self.variant_candidates()) if trunk_sd else None
-            if guess and guess[1] > 0.9:
-                msg += (f' The file looks like a {guess[0]} checkpoint '
-                        f'({guess[1]:.0%} of its keys and shapes fit that model).')
-            elif guess:
-                msg += (' It does not look like any registered FAN / LV-ViT variant either '
-                        f'(closest: {guess[0]}, {guess[1]:.0%} of keys fit).')
-            raise CheckpointError(msg)
+        new, unused = check_state_dict(
+            f'{type(self).__name__} ({self.variant_name})', own, state_dict, source,
+            ignore_missing=tuple(self.new_prefixes()), ignore_unexpected=tuple(self.unused_prefixes()),
+            variant=self.variant_name, guess_prefix=TRUNK)
         return {k: v for k, v in state_dict.items() if k in own}, unused, new
 
     def describe_match(self, loaded: int, unused: Sequence[str], new: Sequence[str], source: str) -> str:
@@ -339,8 +206,10 @@ class DenseBackbone(BaseModule):
                          + ', '.join(f'{p} ({len(ks)} tensors)' for p, ks in _group(new).items()) + '.')
         return ' '.join(lines)
 
-    def load_pretrained(self, path: str, prefix: Optional[str] = None) -> None:
-        """Load, check and report an official or mm-style checkpoint (see class doc)."""
+    def load_pretrained(self, path: str, prefix: Optional[str] = None) -> Dict[str, List[str]]:
+        """Load, check and report an official or mm-style checkpoint (see class doc); returns the
+        backbone keys the file does not have (``missing``: dense-only layers) and the file keys this
+        backbone does not use (``unexpected``)."""
         state_dict = load_state_dict_file(path)
         if prefix:
             sub = _strip(state_dict, prefix)
@@ -353,6 +222,7 @@ class DenseBackbone(BaseModule):
             result = self.load_state_dict(load, strict=False)
             assert not result.unexpected_keys, result.unexpected_keys
         print_log(self.describe_match(len(load), unused, new, path), logger='current', level=logging.INFO)
+        return dict(missing=list(new), unexpected=list(unused))
 
     # ---- freezing and norm_eval ------------------------------------------------------------
     def _freeze_stages(self) -> None:

@@ -22,11 +22,13 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import timm
 import torch
 import torch.nn as nn
+from timm.layers import LayerNorm2d
 
 from ...registry import register_model
 from .. import fan as fan_models
 from ..fan import FAN, checkpoint_filter_fn
-from .base import TRUNK, DenseBackbone, LayerNorm2d, SimplePyramid
+from ..necks import SimplePyramid
+from .base import TRUNK, DenseBackbone, resolve_arch
 
 HYBRID_ARCHS = {
     'tiny': 'fan_tiny_8_p4_hybrid',
@@ -54,9 +56,7 @@ _FAN_ARGS = ('patch_size', 'embed_dim', 'depth', 'num_heads', 'mlp_ratio', 'qkv_
 def _build_trunk(arch: Union[str, dict], archs: Dict[str, str], hybrid: bool, **kwargs) -> Tuple[FAN, str]:
     """The timm FAN for ``arch`` (a size name, a registered model name, or a dict of FAN arguments)."""
     if isinstance(arch, str):
-        name = archs.get(arch, arch)
-        if name not in archs.values():
-            raise ValueError(f'arch={arch!r} is not one of {sorted(archs)} (or {sorted(archs.values())})')
+        name = resolve_arch('FANHybrid' if hybrid else 'FANViT', arch, archs)
         return timm.create_model(name, pretrained=False, **kwargs), name
     if not isinstance(arch, dict):
         raise TypeError(f'arch must be a str or a dict of FAN arguments, got {type(arch).__name__}')
@@ -96,7 +96,6 @@ class _FANDense(DenseBackbone):
                              f'({self.depth} FAN blocks, then class attention)')
         self.trunk.set_grad_checkpointing(with_cp)
         self.token_indices: List[int] = []
-        self._pruned_keys: Tuple[str, ...] = ()
 
     def absolute_index(self, index: int) -> int:
         """Index over FAN blocks then class-attention blocks, negatives counted from the end."""
@@ -109,14 +108,12 @@ class _FANDense(DenseBackbone):
     def _setup_taps(self, token_indices: Sequence[int]) -> None:
         """Remember the absolute trunk indices to read and drop everything they do not need."""
         self.token_indices = sorted({self.absolute_index(i) for i in token_indices})
-        before = set(self.trunk.state_dict())
-        if self.token_indices:
-            self.trunk.prune_intermediate_layers(self.token_indices, prune_norm=True, prune_head=True)
-        else:  # ConvNeXt stage maps only
-            self.trunk.prune_intermediate_layers([0], prune_norm=True, prune_head=True)
+        before = {TRUNK + k for k in self.trunk.state_dict()}
+        self.prune_trunk(self.token_indices or [0])
+        if not self.token_indices:  # ConvNeXt stage maps only: no FAN block is needed either
             self.trunk.blocks = nn.ModuleList()
             self.trunk.pos_embed = None
-        self._pruned_keys = tuple(TRUNK + k for k in sorted(before - set(self.trunk.state_dict())))
+            self._pruned_keys = tuple(sorted(before - {TRUNK + k for k in self.trunk.state_dict()}))
         self._freeze_stages()
 
     def _features(self, x: torch.Tensor, stem_indices: Sequence[int] = ()) -> Dict:
@@ -140,7 +137,7 @@ class _FANDense(DenseBackbone):
     def unused_prefixes(self):
         own = set(self.state_dict())
         dense = tuple(p for p in DENSE_ONLY_KEYS if not any(k.startswith(p) for k in own))
-        return self._pruned_keys + ('trunk.head.', 'trunk.norm.') + dense
+        return tuple(super().unused_prefixes()) + dense
 
     def frozen_modules(self, frozen_stages: int):
         """-1: nothing; 0: the stem (ConvPatchEmbed, or ConvNeXt stages + proj) and the positional encoding;

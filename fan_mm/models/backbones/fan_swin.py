@@ -19,9 +19,8 @@ import torch
 import torch.nn as nn
 
 from ...registry import register_model
-from ..convert import register_converter
-from ..fan_swin import FANSwinTransformer, remap_checkpoint
-from .base import TRUNK, DenseBackbone
+from ..fan_swin import FANSwinTransformer, checkpoint_filter_fn
+from .base import TRUNK, DenseBackbone, resolve_arch
 
 ARCHS: Dict[str, dict] = {
     'tiny': dict(embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24),
@@ -79,11 +78,8 @@ class FANSwin(DenseBackbone):
         super().__init__(frozen_stages=frozen_stages, norm_eval=norm_eval, with_cp=with_cp,
                          init_cfg=init_cfg, compile_blocks=compile_blocks)
         if isinstance(arch, str):
-            by_name = {cfg['variant']: name for name, cfg in ARCHS.items()}
-            if arch not in ARCHS and arch not in by_name:
-                raise ValueError(f'FANSwin: arch {arch!r} is not one of {sorted(ARCHS)} or '
-                                 f'{sorted(by_name)}')
-            arch_cfg = dict(ARCHS[by_name.get(arch, arch)])
+            name = resolve_arch('FANSwin', arch, {size: cfg['variant'] for size, cfg in ARCHS.items()})
+            arch_cfg = dict(next(cfg for cfg in ARCHS.values() if cfg['variant'] == name))
         else:
             arch_cfg = dict(arch)
         self.variant_name = arch_cfg.pop('variant', 'custom FAN-Swin')
@@ -99,14 +95,7 @@ class FANSwin(DenseBackbone):
             drop_path_rate=drop_path_rate, always_partition=True, **arch_cfg)
         # parts that get no gradient in dense use: the final norm (each output has its own),
         # stages after the last output and the merging after it
-        last = max(out_indices)
-        self.trunk.norm = nn.Identity()
-        self.trunk.layers = self.trunk.layers[:last + 1]
-        self._unused = [TRUNK + 'head.', TRUNK + 'norm.'] + [
-            f'{TRUNK}layers.{i}.' for i in range(last + 1, num_stages)]
-        if self.trunk.layers[last].downsample is not None:
-            self.trunk.layers[last].downsample = None
-            self._unused.append(f'{TRUNK}layers.{last}.downsample.')
+        self.prune_trunk(out_indices)
         if with_cp:
             self.trunk.set_grad_checkpointing(True)
         embed_dim = arch_cfg['embed_dim']
@@ -120,12 +109,9 @@ class FANSwin(DenseBackbone):
         """Classification keys -> ``trunk.*`` (buffers checked, masks dropped); output norms
         ``norm0`` ... (segmentation-copy naming) keep their names."""
         outs = {k: v for k, v in state_dict.items() if k[:4] == 'norm' and k[4:5].isdigit()}
-        trunk = remap_checkpoint({k: v for k, v in state_dict.items() if k not in outs},
-                                 self.trunk)
+        trunk = checkpoint_filter_fn({k: v for k, v in state_dict.items() if k not in outs},
+                                     self.trunk)
         return {**{TRUNK + k: v for k, v in trunk.items()}, **outs}
-
-    def unused_prefixes(self) -> Sequence[str]:
-        return tuple(self._unused)
 
     def new_prefixes(self) -> Sequence[str]:
         return tuple(f'norm{i}.' for i in self.out_indices)
@@ -148,11 +134,3 @@ class FANSwin(DenseBackbone):
                                                  stop_early=True)
         return tuple(getattr(self, f'norm{i}')(f).permute(0, 3, 1, 2).contiguous()
                      for i, f in zip(self.out_indices, feats))
-
-
-def _build_for_conversion(model_name: str, codebase: str) -> FANSwin:
-    """``tools/convert_checkpoint.py``: the same layout for mmdet and mmseg."""
-    return FANSwin(arch=model_name)
-
-
-register_converter('fan_swin_*', _build_for_conversion)

@@ -26,32 +26,34 @@ from typing import Dict, List, Optional, Sequence, Union
 import torch
 import torch.nn as nn
 
+import timm
+
 from ...registry import register_model
-from ..convert import register_converter
-from ..lvvit import LVVisionTransformer, remap_checkpoint
-from .base import TRUNK, DenseBackbone
+from ..lvvit import LVVisionTransformer, checkpoint_filter_fn
+from .base import TRUNK, DenseBackbone, resolve_arch
 
 # depth, width, heads and scaling of the classification models; taps: every third block
 # ending at the last (the official S / M / L segmentation configs; T by the same rule)
 ARCHS: Dict[str, dict] = {
-    't': dict(embed_dim=240, depth=12, num_heads=4, skip_lam=1.0, stem_chs=64,
+    'tiny': dict(embed_dim=240, depth=12, num_heads=4, skip_lam=1.0, stem_chs=64,
               out_indices=(2, 5, 8, 11), variant='lvvit_t'),
-    's': dict(embed_dim=384, depth=16, num_heads=6, skip_lam=2.0, stem_chs=64,
+    'small': dict(embed_dim=384, depth=16, num_heads=6, skip_lam=2.0, stem_chs=64,
               out_indices=(6, 9, 12, 15), variant='lvvit_s'),
-    'm': dict(embed_dim=512, depth=20, num_heads=8, skip_lam=2.0, stem_chs=64,
+    'medium': dict(embed_dim=512, depth=20, num_heads=8, skip_lam=2.0, stem_chs=64,
               out_indices=(10, 13, 16, 19), variant='lvvit_m'),
-    'l': dict(embed_dim=768, depth=24, num_heads=12, skip_lam=3.0, stem_chs=128,
+    'large': dict(embed_dim=768, depth=24, num_heads=12, skip_lam=3.0, stem_chs=128,
               out_indices=(14, 17, 20, 23), variant='lvvit_l'),
 }
 
 
 def _parse_arch(arch: str):
-    """``'s'`` / ``'lvvit_s'`` -> ``('s', None)``; ``'lvvit_m_448'`` -> ``('m', 448)``."""
-    name = arch[len('lvvit_'):] if arch.startswith('lvvit_') else arch
-    size, _, res = name.partition('_')
-    if size not in ARCHS or (res and not res.isdigit()):
-        raise ValueError(f'LVViT: arch {arch!r} is not one of {sorted(ARCHS)} or a registered '
-                         "lvvit_* model name (e.g. 'lvvit_s', 'lvvit_m_448')")
+    """``'small'`` / ``'lvvit_s'`` -> ``('small', None)``; ``'lvvit_m_448'`` -> ``('medium', 448)``."""
+    names = {size: cfg['variant'] for size, cfg in ARCHS.items()}
+    name = resolve_arch('LVViT', arch, names, timm.list_models('lvvit_*'))
+    base, _, res = name.rpartition('_')
+    if not res.isdigit():
+        base, res = name, ''
+    size = next(s for s, n in names.items() if n == base)
     return size, int(res) if res else None
 
 
@@ -92,7 +94,7 @@ class LVViT(DenseBackbone):
     patch tokens as maps, ``D`` channels each at stride 16 (SETR-style heads).
 
     Args:
-        arch: ``'t'``, ``'s'``, ``'m'``, ``'l'``, a registered name (``'lvvit_s'``,
+        arch: ``'tiny'``, ``'small'``, ``'medium'``, ``'large'``, a registered name (``'lvvit_s'``,
             ``'lvvit_m_448'``: sets ``img_size``) or a dict of ``LVVisionTransformer`` sizes
             (``embed_dim``, ``depth``, ``num_heads``, ``skip_lam``, ``stem_chs``).
         img_size: input size the position embedding is kept for (the checkpoint's, 224).
@@ -112,7 +114,7 @@ class LVViT(DenseBackbone):
     """
 
     def __init__(self,
-                 arch: Union[str, dict] = 's',
+                 arch: Union[str, dict] = 'small',
                  img_size: int = 224,
                  out_indices: Optional[Sequence[int]] = None,
                  side_layers: bool = True,
@@ -151,10 +153,7 @@ class LVViT(DenseBackbone):
             **arch_cfg)
         # what dense prediction does not use: no final norm (official), no blocks after the
         # last tap (they would get no gradient)
-        self.trunk.norm = nn.Identity()
-        self._kept_blocks = max(out_indices) + 1
-        self.trunk.blocks = self.trunk.blocks[:self._kept_blocks]
-        self._depth = depth
+        self.prune_trunk(out_indices)
         if with_cp:
             self.trunk.set_grad_checkpointing(True)
         dim = arch_cfg['embed_dim']
@@ -175,13 +174,12 @@ class LVViT(DenseBackbone):
         """Official classification keys -> ``trunk.*`` (position embedding resized); the
         official segmentation file's ``side_layer*`` keys keep their names."""
         side = {k: v for k, v in state_dict.items() if k.startswith('side_layer')}
-        trunk = remap_checkpoint({k: v for k, v in state_dict.items() if k not in side},
-                                 self.trunk)
+        trunk = checkpoint_filter_fn({k: v for k, v in state_dict.items() if k not in side},
+                                     self.trunk)
         return {**{TRUNK + k: v for k, v in trunk.items()}, **side}
 
     def unused_prefixes(self) -> Sequence[str]:
-        return (TRUNK + 'head.', TRUNK + 'aux_head.', TRUNK + 'norm.') + tuple(
-            f'{TRUNK}blocks.{i}.' for i in range(self._kept_blocks, self._depth))
+        return tuple(super().unused_prefixes()) + (TRUNK + 'aux_head.',)
 
     def new_prefixes(self) -> Sequence[str]:
         return ('side_layer',)
@@ -204,11 +202,3 @@ class LVViT(DenseBackbone):
             sides = (self.side_layer1, self.side_layer2, self.side_layer3, self.side_layer4)
             feats = [side(f) for side, f in zip(sides, feats)]
         return tuple(feats)
-
-
-def _build_for_conversion(model_name: str, codebase: str) -> LVViT:
-    """``tools/convert_checkpoint.py``: the same layout for mmdet and mmseg."""
-    return LVViT(arch=model_name)
-
-
-register_converter('lvvit_*', _build_for_conversion)

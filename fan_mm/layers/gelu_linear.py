@@ -1,0 +1,50 @@
+"""``linear(gelu(h))`` that recomputes the GELU in the backward instead of keeping it."""
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from .autocast import autocast_dtype
+
+
+class GeluLinear(torch.autograd.Function):
+    """``linear(gelu(h), weight, bias)`` that keeps only ``h`` for the backward and recomputes ``gelu(h)``
+    there (one elementwise pass) instead of keeping it.
+
+    Meant for MLPs whose hidden GELU output is the largest tensor a backbone would keep, such as the 4C-wide
+    ConvNeXt MLPs of FAN-Hybrid's stem at strides 4 and 8. The same kernels as ``F.linear`` under autocast:
+    the weights are cast to the compute dtype, the weight and bias gradients are computed in it and returned
+    in the parameters' dtype. Not ``torch.utils.checkpoint``: it would recompute the fc2 matmul as well (or
+    need a selective policy), and adds hooks to every call of a step that is already bound by CPU-side
+    launches.
+
+    Call as ``GeluLinear.apply(h, weight, bias, approximate)``.
+    """
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], approximate: str):
+        dtype = autocast_dtype(h.device.type) or h.dtype
+        h, w = h.to(dtype), weight.to(dtype)
+        b = bias.to(dtype) if bias is not None else None
+        ctx.save_for_backward(h, w)
+        ctx.approximate = approximate
+        ctx.param_dtypes = (weight.dtype, bias.dtype if bias is not None else None)
+        with torch.autocast(h.device.type, enabled=False):
+            return F.linear(F.gelu(h, approximate=approximate), w, b)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out: torch.Tensor):
+        h, w = ctx.saved_tensors
+        grad_out = grad_out.to(w.dtype)
+        need_h, need_w, need_b, _ = ctx.needs_input_grad
+        grad_h = grad_w = grad_b = None
+        if need_h:
+            grad_h = torch.ops.aten.gelu_backward(grad_out @ w, h, approximate=ctx.approximate)
+        if need_w:
+            act = F.gelu(h, approximate=ctx.approximate)
+            grad_w = (grad_out.reshape(-1, grad_out.shape[-1]).t() @ act.reshape(-1, act.shape[-1]))
+            grad_w = grad_w.to(ctx.param_dtypes[0])
+        if need_b:
+            grad_b = grad_out.reshape(-1, grad_out.shape[-1]).sum(0).to(ctx.param_dtypes[1])
+        return grad_h, grad_w, grad_b, None
