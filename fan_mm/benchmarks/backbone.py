@@ -101,7 +101,7 @@ def build_backbone(spec: str, img_size: int, device: torch.device) -> nn.Module:
     if 'cl' in flags:
         model = model.to(memory_format=torch.channels_last)
     if 'compile' in flags or 'cudagraph' in flags:
-        from fan_mm.models.backbones.base import compile_trunk_blocks
+        from fan_mm.layers import compile_trunk_blocks
         # static shapes: every benchmark input has one size (blocks of different stages get their own graphs)
         opts = dict(dynamic=False, mode='reduce-overhead' if 'cudagraph' in flags else 'default')
         n = compile_trunk_blocks(model, **opts)

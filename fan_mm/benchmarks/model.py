@@ -19,52 +19,14 @@ COMPILE_BACKBONE = {None: None, 'default': dict(dynamic=False),
                     'cudagraph': dict(dynamic=False, mode='reduce-overhead')}
 
 
-def _strip_pretrained(cfg) -> None:
-    """Random weights: drop every ``init_cfg`` of type Pretrained (nothing is read or downloaded)."""
-    def visit(node):
-        if isinstance(node, dict):
-            ic = node.get('init_cfg')
-            if isinstance(ic, dict) and ic.get('type') == 'Pretrained':
-                node['init_cfg'] = None
-            elif isinstance(ic, list):
-                node['init_cfg'] = [c for c in ic if c.get('type') != 'Pretrained'] or None
-            if node.get('pretrained') is not None and 'type' in node:
-                node['pretrained'] = None
-            for v in node.values():
-                visit(v)
-        elif isinstance(node, (list, tuple)):
-            for v in node:
-                visit(v)
-    visit(cfg.model)
-
-
 def build_model_from_config(config: str, cfg_options: Optional[dict] = None):
-    """``(model, scope)``: the mmdet / mmseg model of ``config`` (a path or ``mmdet::...``), random weights."""
-    import importlib
-    import os.path as osp
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    pkg, sep, rel = config.partition('::')
-    if sep:  # 'mmdet::swin/x.py': a config shipped inside the package (mim layout)
-        root = osp.dirname(importlib.import_module(pkg).__file__)
-        config = osp.join(root, '.mim', 'configs', rel)
-    if not osp.isfile(config):
-        raise FileNotFoundError(f'config file not found: {config}')
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    scope = cfg.get('default_scope', 'mmdet')
-    init_default_scope(scope)
-    if scope == 'mmdet':
-        from mmdet.registry import MODELS
-    elif scope == 'mmseg':
-        from mmseg.registry import MODELS
-    else:
-        raise ValueError(f'{config}: default_scope={scope!r}, expected mmdet or mmseg')
-    import fan_mm.models  # noqa: F401  (registers the backbones)
-    _strip_pretrained(cfg)
-    model = MODELS.build(cfg.model)
+    """``(model, scope)``: the mmdet / mmseg model of ``config`` (a path or ``mmdet::...``) with random weights,
+    built by :func:`fan_mm.models.build_from_config` and initialised as training starts."""
     from mmengine.logging import MMLogger
+
+    from fan_mm.models.builder import build_from_config, config_scope, load_config
+    cfg = load_config(config, cfg_options)
+    model = build_from_config(cfg, pretrained=False)
     logger = MMLogger.get_current_instance()
     level = logger.level
     logger.setLevel('WARNING')  # init_weights logs every parameter
@@ -72,7 +34,7 @@ def build_model_from_config(config: str, cfg_options: Optional[dict] = None):
         model.init_weights()
     finally:
         logger.setLevel(level)
-    return model, scope
+    return model, config_scope(cfg)
 
 
 def synthetic_batch(scope: str, batch: int, height: int, width: int, boxes: int, num_classes: int,
@@ -138,7 +100,7 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
                          f'{model.backbone.compile_blocks}); compiling them again with compile_backbone='
                          f'{compile_backbone!r} would nest the two: use the config without compile_blocks')
     if compile_backbone:  # in place: parameter names stay as they are
-        from fan_mm.models.backbones.base import compile_trunk_blocks
+        from fan_mm.layers import compile_trunk_blocks
         opts = COMPILE_BACKBONE[compile_backbone]
         if not compile_trunk_blocks(model.backbone, **opts):  # blockwise where it has blocks
             model.backbone.compile(**opts)

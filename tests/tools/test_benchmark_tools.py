@@ -63,7 +63,7 @@ def test_model_benchmark_compile_backbone_options(monkeypatch):
     """--compile-backbone cudagraph reaches compile_trunk_blocks as mode='reduce-overhead', static shapes,
     for every config of the run (here the compile itself is recorded, not run: inductor on CPU takes
     minutes; tests/models/test_fast_paths.py compiles blocks for real)."""
-    import fan_mm.models.backbones.base as base
+    import fan_mm.layers as layers
     from fan_mm.benchmarks.model import bench_model
     tool = load_tool('benchmark_model')
     assert tool.parse_args([]).compile_backbone is None
@@ -72,7 +72,7 @@ def test_model_benchmark_compile_backbone_options(monkeypatch):
     with pytest.raises(SystemExit):
         tool.parse_args(['--compile-backbone', 'fast'])
     seen = []
-    monkeypatch.setattr(base, 'compile_trunk_blocks', lambda model, **opts: seen.append(opts) or 1)
+    monkeypatch.setattr(layers, 'compile_trunk_blocks', lambda model, **opts: seen.append(opts) or 1)
     import torch
     cfg = str(ROOT / 'configs' / 'toy' / 'maskrcnn_fan_t_hybrid_toy_coco.py')
     row = bench_model(cfg, 1, 64, 64, 1, 'fp32', torch.device('cpu'), 0, 1, compile_backbone='cudagraph')
