@@ -8,9 +8,10 @@ from its own checkpoints on torch >= 2.6 (see ``fan_mm.utils.checkpoint_compat``
 """
 from .version import __version__
 from . import models  # noqa: F401,E402  (registers models)
-from .datasets import transforms  # noqa: F401,E402  (registers CorruptImage, CorruptedImageName)
+from .robustness import transforms  # noqa: F401,E402  (registers CorruptImage, CorruptedImageName)
 try:
     from . import engine  # noqa: F401,E402  (registers NonFiniteLossHook, EmptyPredictionsHook)
+    from .utils import optim_constructor  # noqa: F401,E402  (registers NoDecayOptimWrapperConstructor)
 except ImportError:  # mmengine not installed: only the timm models are usable
     pass
 from .utils import install_mmengine_checkpoint_loader  # noqa: E402

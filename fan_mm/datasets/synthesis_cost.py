@@ -17,8 +17,8 @@ from typing import Dict, List, Optional, Sequence
 import cv2
 import numpy as np
 
-from . import protocol
-from .corrupted import corrupt_loaded_image, encode_image
+from ..robustness import protocol
+from ..robustness.codec import corrupt_loaded_image, encode_image
 
 __all__ = ['measure', 'extrapolate', 'toy_image']
 

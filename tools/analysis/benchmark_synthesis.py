@@ -20,7 +20,7 @@ from fan_mm.datasets.toy import parse_size  # noqa: E402
 
 
 def _print_extrapolations(result, num_images, also):
-    from fan_mm.datasets import protocol
+    from fan_mm.robustness import protocol
     plans = [(f"{result['suite']} {result['policy']} (measured)", None)]
     for item in also or []:
         suite, _, policy = item.partition(':')
