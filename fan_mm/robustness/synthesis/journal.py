@@ -152,7 +152,6 @@ class Journal:
             self._f.close()
 
 
-
 def done_units(dst: str) -> Tuple[Dict[Tuple[str, str, int], dict], Dict[Tuple[str, str, int], dict]]:
     """Successful records whose file is present with the recorded size, and the latest failures."""
     done, failed = {}, {}

@@ -16,7 +16,6 @@ class SynthesisError(RuntimeError):
     """The request cannot be carried out (bad source, destination or settings)."""
 
 
-
 @dataclass(frozen=True)
 class Layout:
     """Where a dataset keeps its evaluation images, relative to its root.
@@ -125,7 +124,6 @@ def check_names(source: Source, fmt: str) -> None:
             raise SynthesisError(f'{source.path(seen[out])} and {source.path(key)} would both be written as '
                                  f'{out!r} ({fmt} output); rename one of them or pick another --format')
         seen[out] = key
-
 
 
 def unit_out_rel(source: Source, key: str, corruption: str, severity: int, fmt: str) -> str:

@@ -32,7 +32,6 @@ def parse_shard(text: str) -> Tuple[int, int]:
     return i, n
 
 
-
 _WORKER: dict = {}
 
 
@@ -99,7 +98,6 @@ def _work(unit: Tuple[str, str, int, int]) -> dict:
     return record
 
 
-
 @dataclass
 class SynthesisResult:
     """What a ``synthesize`` call did; ``ok`` is False when any unit failed."""
@@ -134,14 +132,13 @@ def _plan(source: Source, plan: Dict[str, List[int]], base_seed: int,
     return units
 
 
-
 def synthesize(src: str, dst: str, suite: str, corruptions: Optional[Sequence[str]] = None,
                policy: Optional[str] = None, severities: Optional[Sequence[int]] = None, seed: int = 0,
                workers: int = 1, shard: Tuple[int, int] = (0, 1), layout: str = 'auto', split: str = 'val',
                image_dir: Optional[str] = None, suffixes: Optional[Sequence[str]] = None,
                channel_order: str = 'rgb', fmt: str = 'png', png_compression: int = 6, jpeg_quality: int = 95,
                strict: bool = False, progress: bool = True) -> SynthesisResult:
-    """Write the corrupted copies of ``src`` into ``dst`` (see the module docstring).
+    """Write the corrupted copies of ``src`` into ``dst`` (see ``fan_mm.robustness.synthesis``).
 
     ``suite``/``corruptions``/``policy``/``severities`` choose the (corruption, severity)
     pairs as in ``protocol.severity_plan``. Running it again finishes what is missing; a
