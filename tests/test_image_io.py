@@ -6,7 +6,7 @@ import pytest
 
 from fan_mm.analysis.features import load_image as features_load_image
 from fan_mm.analysis.corruption_grid import load_image as visualize_load_image
-from fan_mm.datasets.corrupted import InputError, decode_image as synthesis_decode
+from fan_mm.robustness.codec import InputError, decode_image as synthesis_decode
 from fan_mm.utils.image_io import ImageReadError, odd_properties, read_image
 
 READERS = {'image_io': read_image, 'visualize': visualize_load_image, 'features': features_load_image}

@@ -1,4 +1,4 @@
-"""fan_mm's built-in default job (see fan_mm/apis/demo.py):
+"""fan_mm's built-in default job (see fan_mm/demo.py):
 
     python tools/demo.py                 # toy dataset -> train -> test clean + corrupted -> report
     python tools/demo.py --corruption fog --severity 5
@@ -9,7 +9,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
-from fan_mm.apis.demo import DEFAULT_CONFIG, DEMO_DATASET, DEMO_SCHEDULE, run_demo  # noqa: E402
+from fan_mm.demo import DEFAULT_CONFIG, DEMO_DATASET, DEMO_SCHEDULE, run_demo  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -37,9 +37,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from fan_mm.apis.runner import CheckpointMismatchError
     from fan_mm.engine import NonFiniteLossError
-    from fan_mm.evaluation.robustness import RobustnessError
+    from fan_mm.engine.runner import CheckpointMismatchError
+    from fan_mm.robustness.evaluation import RobustnessError
     try:
         run_demo(work_dir=args.work_dir, data_root=args.data_root, config=args.config,
                  corruption=args.corruption, severity=args.severity, max_iters=args.max_iters,

@@ -23,7 +23,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
-from fan_mm.datasets import corrupted, protocol  # noqa: E402
+from fan_mm.robustness import codec, protocol, synthesis  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -41,17 +41,17 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, default=0, help='base seed of the per-image seeds (default 0)')
     parser.add_argument('--workers', type=int, default=1, help='worker processes (default 1)')
     parser.add_argument('--shard', default='0/1', help='I/N: do the I-th of N disjoint parts (0-based; default 0/1)')
-    parser.add_argument('--layout', default='auto', choices=['auto', *corrupted.LAYOUTS],
+    parser.add_argument('--layout', default='auto', choices=['auto', *synthesis.LAYOUTS],
                         help='where SRC keeps its images (default: detect, else every image under SRC)')
     parser.add_argument('--split', default='val', help='split of the preset layout (default val)')
     parser.add_argument('--image-dir', help='image folder relative to SRC, overriding the layout preset')
     parser.add_argument('--suffixes', nargs='+', help='file endings that count as images (default: the preset\'s)')
-    parser.add_argument('--channel-order', default='rgb', choices=list(protocol.CHANNEL_ORDERS),
+    parser.add_argument('--channel-order', default='rgb', choices=list(protocol.PROTOCOL_CHANNEL_ORDERS),
                         help='rgb (default): corrupt the RGB image; bgr_legacy: corrupt the BGR array as if it '
                              'were RGB, as mmdet\'s Corrupt and NVlabs\' gen_coco_c.py / gen_city_c.py did (10 of '
                              'the 19 differ: the noises, snow, frost, spatter, brightness, saturate, '
                              'jpeg_compression); docs/robustness.md gives the flags of each published protocol')
-    parser.add_argument('--format', default='png', choices=list(corrupted.OUTPUT_FORMATS),
+    parser.add_argument('--format', default='png', choices=list(codec.OUTPUT_FORMATS),
                         help='output format: png (lossless, default) or jpeg (lossy: alters the corruption; '
                              'NVlabs\' COCO-C was written so, at --jpeg-quality 95)')
     parser.add_argument('--png-compression', type=int, default=6, choices=range(10), metavar='0-9',
@@ -69,7 +69,7 @@ def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(levelname)s: %(message)s', stream=sys.stderr)
     if args.verify:
-        problems = corrupted.verify(args.src, checksums=not args.no_checksums)
+        problems = synthesis.verify(args.src, checksums=not args.no_checksums)
         for p in problems:
             print(p, file=sys.stderr)
         print(f'{args.src}: {"OK" if not problems else f"{len(problems)} problem(s)"}')
@@ -78,13 +78,13 @@ def main(argv=None):
         print('make_corrupted_dataset: error: SRC, DST and --suite are required (or --verify DST)', file=sys.stderr)
         return 2
     try:
-        result = corrupted.synthesize(
+        result = synthesis.synthesize(
             args.src, args.dst, args.suite, corruptions=args.corruptions, policy=args.policy,
-            severities=args.severities, seed=args.seed, workers=args.workers, shard=corrupted.parse_shard(args.shard),
+            severities=args.severities, seed=args.seed, workers=args.workers, shard=synthesis.parse_shard(args.shard),
             layout=args.layout, split=args.split, image_dir=args.image_dir, suffixes=args.suffixes,
             channel_order=args.channel_order, fmt=args.format, png_compression=args.png_compression,
             jpeg_quality=args.jpeg_quality, strict=args.strict, progress=not args.no_progress)
-    except (corrupted.SynthesisError, protocol.ProtocolError) as e:
+    except (synthesis.SynthesisError, protocol.ProtocolError) as e:
         print(f'make_corrupted_dataset: error: {e}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -9,8 +9,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
-from fan_mm.datasets import protocol  # noqa: E402
-from fan_mm.evaluation.report import ReportError, write_report  # noqa: E402
+from fan_mm.robustness import protocol  # noqa: E402
+from fan_mm.robustness.report import ReportError, write_report  # noqa: E402
 
 
 def parse_args(argv=None):

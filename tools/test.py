@@ -8,7 +8,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
-from fan_mm.apis.runner import (CheckpointMismatchError, checkpoint_cli_arguments,  # noqa: E402
+from fan_mm.engine.runner import (CheckpointMismatchError, checkpoint_cli_arguments,  # noqa: E402
                                 common_cli_arguments, release_process_group, set_local_rank, test)
 
 

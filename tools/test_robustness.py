@@ -14,9 +14,9 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
-from fan_mm.apis.runner import (checkpoint_cli_arguments, common_cli_arguments, release_process_group,  # noqa: E402
+from fan_mm.engine.runner import (checkpoint_cli_arguments, common_cli_arguments, release_process_group,  # noqa: E402
                                 set_local_rank)
-from fan_mm.datasets import protocol  # noqa: E402
+from fan_mm.robustness import protocol  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -34,7 +34,7 @@ def parse_args(argv=None):
     src.add_argument('--corrupted-root', metavar='DIR', help='corrupted copy written by make_corrupted_dataset.py')
     src.add_argument('--on-the-fly', action='store_true', help='corrupt images in the pipeline (CorruptImage)')
     parser.add_argument('--seed', type=int, help='base seed of the per-image seeds (on the fly; default 0)')
-    parser.add_argument('--channel-order', choices=list(protocol.CHANNEL_ORDERS),
+    parser.add_argument('--channel-order', choices=list(protocol.PROTOCOL_CHANNEL_ORDERS),
                         help='on the fly: rgb (default) or bgr_legacy (the BGR array corrupted as if RGB: '
                              'mmdet\'s Corrupt and NVlabs\' generators, the published protocols; 10 of the 19 '
                              'corruptions differ, see docs/robustness.md)')
@@ -48,9 +48,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from fan_mm.evaluation.robustness import RobustnessError, evaluate_robustness
-    from fan_mm.apis.runner import CheckpointMismatchError
-    from fan_mm.datasets.corrupted import SynthesisError
+    from fan_mm.engine.runner import CheckpointMismatchError
+    from fan_mm.robustness.evaluation import RobustnessError, evaluate_robustness
+    from fan_mm.robustness.synthesis import SynthesisError
     from fan_mm.models.checkpoint_utils import CheckpointError
     try:
         evaluate_robustness(

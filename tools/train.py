@@ -9,7 +9,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
-from fan_mm.apis.runner import (common_cli_arguments, release_process_group, set_local_rank,  # noqa: E402
+from fan_mm.engine.runner import (common_cli_arguments, release_process_group, set_local_rank,  # noqa: E402
                                 train)
 
 

@@ -16,9 +16,9 @@ from typing import Dict, List, Optional, Sequence
 import cv2
 import numpy as np
 
-from fan_mm.datasets import protocol
-from fan_mm.datasets.corrupted import corrupt_loaded_image, encode_image
-from fan_mm.utils.environment import CORRUPTION_PACKAGES, collect_environment
+from ..robustness import protocol
+from ..robustness.codec import corrupt_loaded_image, encode_image
+from ..utils.environment import CORRUPTION_PACKAGES, collect_environment
 from .timing import timed_call
 
 __all__ = ['measure', 'extrapolate', 'toy_image', 'print_extrapolations']

@@ -3,6 +3,8 @@ import numbers
 
 import numpy as np
 
+from fan_mm.utils.image_io import CHANNEL_ORDERS as _LAYOUTS
+
 from . import blur, digital, noise, weather
 from .suites import check_corruption, check_severity
 
@@ -10,10 +12,11 @@ __all__ = ['corrupt', 'CHANNEL_ORDERS', 'CHANNEL_ORDER_DEPENDENT', 'MIN_SIZE', '
 
 MIN_SIZE = 32            # 1.1.2 refuses images smaller than 32 x 32
 MAX_SEED = 2 ** 32 - 1   # np.random.RandomState accepts seeds in [0, 2**32)
-# 'rgb': RGB array.  'bgr': BGR array, corrupted as its RGB version would be (output BGR).
-# 'bgr_legacy': BGR array fed to the RGB code unchanged, as mmdet's Corrupt transform and NVlabs'
-# COCO-C / Cityscapes-C generators did (CHANNEL_ORDER_DEPENDENT lists what that changes).
-CHANNEL_ORDERS = ('rgb', 'bgr', 'bgr_legacy')
+# The memory layouts of fan_mm.utils.image_io plus one legacy protocol (the vocabulary is described in
+# fan_mm.robustness.protocol). 'rgb': RGB array.  'bgr': BGR array, corrupted as its RGB version would be
+# (output BGR). 'bgr_legacy': BGR array fed to the RGB code unchanged, as mmdet's Corrupt transform and
+# NVlabs' COCO-C / Cityscapes-C generators did (CHANNEL_ORDER_DEPENDENT lists what that changes).
+CHANNEL_ORDERS = _LAYOUTS + ('bgr_legacy',)
 # The corruptions whose result differs between 'rgb' and 'bgr_legacy' (10 of the 19; 10 of the 16 of
 # Cityscapes-C): the colour-dependent ones (frost's texture, snow's and jpeg's colour conversions,
 # spatter's colours, saturate's and brightness's HSV rounding) and the per-element noises (the same

@@ -7,7 +7,7 @@
 * ``EmptyPredictionsHook`` says plainly when a detector returned no detection on any image of a
   validation or test set: mmdet's ``CocoMetric`` then returns no numbers at all.
 
-``fan_mm.apis.runner.build_runner`` (behind every fan_mm tool) adds both to a config that does not list
+``fan_mm.engine.runner.build_runner`` (behind every fan_mm tool) adds both to a config that does not list
 them (``ensure_default_hooks``); other runners can list them in ``custom_hooks``.
 """
 import math

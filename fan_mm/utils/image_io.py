@@ -19,8 +19,11 @@ from typing import List, Optional, Tuple
 import cv2
 import numpy as np
 
-__all__ = ['IMAGE_EXTENSIONS', 'ImageReadError', 'decode_image', 'odd_properties', 'read_image']
+__all__ = ['CHANNEL_ORDERS', 'IMAGE_EXTENSIONS', 'ImageReadError', 'decode_image', 'odd_properties', 'read_image']
 
+# How an image array is laid out in memory: the ``channel_order`` of the readers here. The corruption
+# engine's vocabulary (fan_mm.corruptions.CHANNEL_ORDERS) adds 'bgr_legacy' to these; see
+# fan_mm.robustness.protocol for the whole vocabulary.
 CHANNEL_ORDERS = ('rgb', 'bgr')
 # the files fan_mm reads as images (folder layouts, analysis inputs): what OpenCV decodes
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')

@@ -420,14 +420,14 @@ def test_constructor_overrides_a_shadowing_custom_key():
 def corrupted_copies(tmp_path_factory):
     """One (corruption, severity) of small Cityscapes- and COCO-layout datasets, as
     tools/make_corrupted_dataset.py writes them: {dataset class name: corrupted root}."""
-    from fan_mm.datasets import corrupted
     from fan_mm.datasets.toy import make_toy_cityscapes, make_toy_coco
+    from fan_mm.robustness import synthesis
     root = tmp_path_factory.mktemp('corrupted')
     city = make_toy_cityscapes(str(root / 'cityscapes'), num_train=1, num_val=2, size=(128, 64)).root
     coco = make_toy_coco(str(root / 'coco'), num_train=1, num_val=2, size=(128, 96)).root
-    corrupted.synthesize(city, str(root / 'cityscapes-c'), 'cityscapes-c', corruptions=['brightness'],
+    synthesis.synthesize(city, str(root / 'cityscapes-c'), 'cityscapes-c', corruptions=['brightness'],
                          severities=[2], layout='cityscapes', progress=False)
-    corrupted.synthesize(coco, str(root / 'coco-c'), 'cityscapes-c', corruptions=['brightness'],
+    synthesis.synthesize(coco, str(root / 'coco-c'), 'cityscapes-c', corruptions=['brightness'],
                          severities=[2], layout='folder', image_dir='val', progress=False)
     return {'CityscapesDataset': str(root / 'cityscapes-c'), 'CocoDataset': str(root / 'coco-c')}
 
@@ -435,9 +435,9 @@ def corrupted_copies(tmp_path_factory):
 def test_robustness_tools_can_point_the_config_at_corrupted_data(config, corrupted_copies):
     """What tools/test_robustness.py does to a config: corrupt on the fly after loading, or read
     one (corruption, severity) of a corrupted copy on disk."""
-    from fan_mm.datasets import corrupted
-    from fan_mm.datasets.corrupted_config import (corrupt_on_the_fly, image_dir, image_prefix_key, leaf_datasets,
-                                                  loader_index, use_corrupted_copy)
+    from fan_mm.robustness import synthesis
+    from fan_mm.robustness.config import (corrupt_on_the_fly, image_dir, image_prefix_key, leaf_datasets,
+                                          loader_index, use_corrupted_copy)
     name, cfg = config
     clean = leaf_datasets(cfg.test_dataloader['dataset'])
     on_the_fly = leaf_datasets(corrupt_on_the_fly(cfg.test_dataloader, 'fog', 3)['dataset'])
@@ -455,7 +455,7 @@ def test_robustness_tools_can_point_the_config_at_corrupted_data(config, corrupt
     on_disk = use_corrupted_copy(cfg.test_dataloader, root, 'brightness', 2, codebase=cfg.default_scope)
     for leaf in leaf_datasets(on_disk['dataset']):
         folder = leaf['data_prefix'][image_prefix_key(leaf)]
-        assert osp.normpath(folder) == osp.normpath(corrupted.pair_image_dir(root, 'brightness', 2)), name
+        assert osp.normpath(folder) == osp.normpath(synthesis.pair_image_dir(root, 'brightness', 2)), name
         assert osp.isdir(folder)
 
 

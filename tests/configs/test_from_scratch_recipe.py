@@ -24,7 +24,7 @@ def train_losses(data_root: str, work_dir: str, **backbone) -> list:
     from mmengine.config import Config
     from mmengine.hooks import Hook
 
-    from fan_mm.apis.runner import build_runner
+    from fan_mm.engine.runner import build_runner
 
     class LossRecorder(Hook):
         def __init__(self):

@@ -18,9 +18,9 @@ import pytest
 pytest.importorskip('mmdet.models')
 pytest.importorskip('mmseg.models')
 
-from fan_mm.datasets.corrupted import synthesize  # noqa: E402
-from fan_mm.evaluation.report import write_report  # noqa: E402
-from fan_mm.evaluation.robustness import RobustnessError, evaluate_robustness, load_results  # noqa: E402
+from fan_mm.robustness.evaluation import RobustnessError, evaluate_robustness, load_results  # noqa: E402
+from fan_mm.robustness.report import write_report  # noqa: E402
+from fan_mm.robustness.synthesis import synthesize  # noqa: E402
 
 from .conftest import DATA, DET_CFG, REPO, SEG_CFG, make_checkpoint, run_tool  # noqa: E402
 

@@ -7,8 +7,8 @@ import os.path as osp
 
 import pytest
 
-from fan_mm.datasets import protocol
-from fan_mm.evaluation.report import ReportError, default_metrics, summarize, table_categories
+from fan_mm.robustness import protocol
+from fan_mm.robustness.report import ReportError, default_metrics, summarize, table_categories
 
 from .conftest import call_tool
 
@@ -172,7 +172,7 @@ def _with_protocol(results, channel_order='rgb', fmt='png', seed=0, engine_sha='
     ('engine', dict(engine_sha='1' * 64)),
 ])
 def test_refuses_a_table_of_results_made_under_different_protocols(tmp_path, field, change):
-    from fan_mm.evaluation.report import write_report
+    from fan_mm.robustness.report import write_report
     a, b = tmp_path / 'a.json', tmp_path / 'b.json'
     a.write_text(json.dumps(_with_protocol(_results(HOLDOUT))))
     b.write_text(json.dumps(_with_protocol(_results(HOLDOUT), **change)))
@@ -183,7 +183,7 @@ def test_refuses_a_table_of_results_made_under_different_protocols(tmp_path, fie
 
 
 def test_report_records_the_protocol_and_the_published_tables_it_matches(tmp_path):
-    from fan_mm.evaluation.report import write_report
+    from fan_mm.robustness.report import write_report
     # on the fly and a PNG copy give the same pixels: one table
     on_disk, in_memory = tmp_path / 'disk.json', tmp_path / 'fly.json'
     on_disk.write_text(json.dumps(_with_protocol(_results(HOLDOUT), channel_order='bgr_legacy')))

@@ -13,8 +13,10 @@ import cv2
 import numpy as np
 import pytest
 
-from fan_mm.datasets import corrupted, protocol
-from fan_mm.datasets.corrupted import SynthesisError, corrupt_loaded_image, output_name, synthesize, verify
+from fan_mm.robustness import protocol, synthesis
+from fan_mm.robustness.codec import corrupt_loaded_image, output_name
+from fan_mm.robustness.synthesis import SynthesisError, synthesize, verify
+from fan_mm.robustness.synthesis.journal import _TMP_TAG
 
 from .conftest import REPO, call_tool, run_tool, tree
 
@@ -24,7 +26,7 @@ ARGS = dict(suite='all', corruptions=CORRUPTIONS, severities=SEVERITIES, progres
 
 
 def test_cityscapes_layout_keys_and_output_names(toy_city):
-    source = corrupted.resolve_source(toy_city)
+    source = synthesis.resolve_source(toy_city)
     assert source.layout == 'cityscapes' and source.image_dir == 'leftImg8bit/val'
     assert len(source.keys) == 4
     assert all(k.count('/') == 1 and k.endswith('_leftImg8bit.png') for k in source.keys)
@@ -68,7 +70,7 @@ def test_byte_identical_whatever_workers_and_shards(toy_city, tmp_path):
         assert not np.array_equal(expected, src)
     manifest = json.load(open(osp.join(one, 'manifest.json')))
     assert manifest['settings']['seed'] == 0 and manifest['settings']['channel_order'] == 'rgb'
-    assert set(manifest['sources']) == set(corrupted.resolve_source(toy_city).keys)
+    assert set(manifest['sources']) == set(synthesis.resolve_source(toy_city).keys)
     assert manifest['software'][0]['numpy'] == np.__version__
 
     # Another base seed gives other noise; the channel order matters for frost, not for pixels' layout.
@@ -82,14 +84,14 @@ def test_byte_identical_whatever_workers_and_shards(toy_city, tmp_path):
 
 _SLOW_RUN = '''
 import sys, time
-from fan_mm.datasets import corrupted, protocol
-engine = protocol.corrupt_loaded
+from fan_mm.robustness import codec, synthesis
+engine = codec.corrupt_loaded_image
 def slow(*args, **kwargs):
     time.sleep(0.15)  # give the test time to kill us in the middle of the run
     return engine(*args, **kwargs)
-protocol.corrupt_loaded = slow  # module level: worker processes re-run this file's top level
+codec.corrupt_loaded_image = slow  # module level: worker processes re-run this file's top level
 if __name__ == '__main__':
-    corrupted.synthesize(sys.argv[1], sys.argv[2], suite='all', corruptions={corruptions!r},
+    synthesis.synthesize(sys.argv[1], sys.argv[2], suite='all', corruptions={corruptions!r},
                          severities={severities!r}, workers=int(sys.argv[3]), progress=False)
 '''
 
@@ -125,7 +127,7 @@ def test_kill_and_resume_gives_the_uninterrupted_result(toy_city, tmp_path, work
         not osp.exists(osp.join(dst, 'gaussian_noise', '1', 'manifest.json')), 'the run was not interrupted'
     # Whatever was left: no final file is a truncated image.
     for rel, data in tree(dst).items():
-        if rel.endswith('.png') and corrupted._TMP_TAG not in rel:
+        if rel.endswith('.png') and _TMP_TAG not in rel:
             assert cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) is not None, rel
     assert any('unfinished' in p or 'not finished' in p or 'not found' in p for p in verify(dst))
 
@@ -155,7 +157,7 @@ def test_resume_repairs_damaged_and_unrecorded_files(toy_city, tmp_path):
     assert any(changed in p and 'SHA-256' in p for p in problems)
     assert not any(changed in p for p in verify(dst, checksums=False))
     # A temporary file of a dead process is reported, and removed by the next run.
-    tmp_file = osp.join(osp.dirname(path), f'.x.png{corrupted._TMP_TAG}{os.uname().nodename}-999999999')
+    tmp_file = osp.join(osp.dirname(path), f'.x.png{_TMP_TAG}{os.uname().nodename}-999999999')
     open(tmp_file, 'wb').write(b'partial')
     assert any('temporary file' in p for p in verify(dst))
     status, stdout, _ = call_tool('make_corrupted_dataset.py', dst, '--verify')
@@ -179,7 +181,7 @@ def _write(path, img, ext='.png', params=()):
 def odd_folder(toy_city, tmp_path):
     src = tmp_path / 'odd'
     (src / 'sub').mkdir(parents=True)
-    img = cv2.imread(osp.join(toy_city, 'leftImg8bit/val', corrupted.resolve_source(toy_city).keys[0]))
+    img = cv2.imread(osp.join(toy_city, 'leftImg8bit/val', synthesis.resolve_source(toy_city).keys[0]))
     _write(src / 'good.png', img)
     _write(src / 'sub' / 'good.jpg', img, '.jpg', (cv2.IMWRITE_JPEG_QUALITY, 90))
     _write(src / 'gray.png', cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))
@@ -229,15 +231,15 @@ def test_coco_layout_jpeg_sources_become_png(toy_city, tmp_path):
     src = tmp_path / 'coco'
     (src / 'val2017').mkdir(parents=True)
     (src / 'annotations').mkdir()
-    img = cv2.imread(osp.join(toy_city, 'leftImg8bit/val', corrupted.resolve_source(toy_city).keys[0]))
+    img = cv2.imread(osp.join(toy_city, 'leftImg8bit/val', synthesis.resolve_source(toy_city).keys[0]))
     for i in range(2):
         _write(src / 'val2017' / f'{i:012d}.jpg', img, '.jpg')
     dst = str(tmp_path / 'coco-c')
     result = synthesize(str(src), dst, suite='coco-c', corruptions=['contrast'], severities=[5], workers=0,
                         progress=False)
-    assert result.ok and corrupted.load_manifest(dst)['settings']['layout'] == 'coco'
+    assert result.ok and synthesis.load_manifest(dst)['settings']['layout'] == 'coco'
     assert sorted(os.listdir(osp.join(dst, 'contrast', '5', 'val2017'))) == ['000000000000.png', '000000000001.png']
-    assert corrupted.pair_image_dir(dst, 'contrast', 5) == osp.join(dst, 'contrast', '5', 'val2017')
+    assert synthesis.pair_image_dir(dst, 'contrast', 5) == osp.join(dst, 'contrast', '5', 'val2017')
     # Two sources that would map to one output name are refused before anything is written.
     _write(src / 'val2017' / '000000000000.png', img)
     with pytest.raises(SynthesisError, match='would both be written'):
@@ -262,7 +264,7 @@ def test_bad_arguments_and_conflicting_settings(toy_city, tmp_path):
         synthesize(toy_city, dst, suite='all', layout='coco', progress=False)
     for text in ('3/2', 'x', '1/0'):
         with pytest.raises(SynthesisError, match='--shard'):
-            corrupted.parse_shard(text)
+            synthesis.parse_shard(text)
     # Extending a destination with more corruptions keeps what is there.
     r = synthesize(toy_city, dst, suite='all', corruptions=['contrast', 'motion_blur'], severities=[1], workers=0,
                    progress=False)

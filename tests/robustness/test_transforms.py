@@ -9,10 +9,10 @@ import pytest
 pytest.importorskip('mmdet.registry')
 pytest.importorskip('mmseg.registry')
 
-from fan_mm.datasets import corrupted, protocol  # noqa: E402
-from fan_mm.datasets.corrupted_config import (ConfigSurgeryError, corrupt_on_the_fly, image_dir,  # noqa: E402
-                                              use_corrupted_copy)
-from fan_mm.datasets.transforms import CorruptedImageName, CorruptImage, image_key  # noqa: E402
+from fan_mm.robustness import protocol, synthesis  # noqa: E402
+from fan_mm.robustness.config import (ConfigSurgeryError, corrupt_on_the_fly, image_dir,  # noqa: E402
+                                      use_corrupted_copy)
+from fan_mm.robustness.transforms import CorruptedImageName, CorruptImage, image_key  # noqa: E402
 
 
 def _load(path, to_float32=False):
@@ -25,18 +25,18 @@ def test_registered_in_both_codebases_without_replacing_mmdets_corrupt():
     from mmseg.registry import TRANSFORMS as SEG
     for name, cls in (('CorruptImage', CorruptImage), ('CorruptedImageName', CorruptedImageName)):
         assert DET.get(name) is cls and SEG.get(name) is cls
-    from mmdet.datasets.transforms.transforms import Corrupt
-    assert DET.get('Corrupt') is Corrupt
+    corrupt = DET.get('Corrupt')  # mmdet's own, still there
+    assert corrupt.__name__ == 'Corrupt' and corrupt.__module__.split('.')[0] == 'mmdet'
 
 
 def test_on_the_fly_equals_synthesised_file(toy_city, tmp_path):
     dst = str(tmp_path / 'c')
-    corrupted.synthesize(toy_city, dst, suite='all', corruptions=['frost', 'contrast'], severities=[2], seed=7,
+    synthesis.synthesize(toy_city, dst, suite='all', corruptions=['frost', 'contrast'], severities=[2], seed=7,
                          workers=0, progress=False)
     root = osp.join(toy_city, 'leftImg8bit', 'val')
-    for key in corrupted.resolve_source(toy_city).keys:
+    for key in synthesis.resolve_source(toy_city).keys:
         for c in ('frost', 'contrast'):
-            on_disk = cv2.imread(osp.join(corrupted.pair_image_dir(dst, c, 2), key), cv2.IMREAD_COLOR)
+            on_disk = cv2.imread(osp.join(synthesis.pair_image_dir(dst, c, 2), key), cv2.IMREAD_COLOR)
             out = CorruptImage(c, 2, seed=7, key_root=root)(_load(osp.join(root, key)))
             assert out['img'].dtype == np.uint8 and np.array_equal(out['img'], on_disk)
             # to_float32 keeps the dtype and the values.
@@ -113,13 +113,13 @@ def test_config_surgery_corrupted_copy(toy_city, tmp_path):
     # A JPEG source, ADE20K-like (mmseg lists images by suffix), and a COCO-like one (mmdet).
     src = tmp_path / 'src'
     (src / 'images' / 'validation').mkdir(parents=True)
-    img = cv2.imread(osp.join(toy_city, 'leftImg8bit/val', corrupted.resolve_source(toy_city).keys[0]))
+    img = cv2.imread(osp.join(toy_city, 'leftImg8bit/val', synthesis.resolve_source(toy_city).keys[0]))
     cv2.imwrite(str(src / 'images' / 'validation' / 'ADE_val_1.jpg'), img)
     dst = str(tmp_path / 'ade-c')
-    corrupted.synthesize(str(src), dst, suite='all', corruptions=['contrast'], severities=[4], workers=0,
+    synthesis.synthesize(str(src), dst, suite='all', corruptions=['contrast'], severities=[4], workers=0,
                          progress=False)
-    assert corrupted.load_manifest(dst)['settings']['layout'] == 'ade20k'
-    folder = corrupted.pair_image_dir(dst, 'contrast', 4)
+    assert synthesis.load_manifest(dst)['settings']['layout'] == 'ade20k'
+    folder = synthesis.pair_image_dir(dst, 'contrast', 4)
     ade = dict(batch_size=1, dataset=dict(type='ADE20KDataset', data_root=str(src), data_prefix=dict(
         img_path='images/validation', seg_map_path='annotations/validation'), pipeline=[
         dict(type='LoadImageFromFile'), dict(type='PackSegInputs')]))
@@ -132,8 +132,8 @@ def test_config_surgery_corrupted_copy(toy_city, tmp_path):
     assert inner['data_prefix']['img'] == folder + osp.sep and 'img_suffix' not in inner
     assert inner['pipeline'][0] == dict(type='CorruptedImageName', format='png')
     assert inner['pipeline'][1]['type'] == 'mmdet.LoadImageFromFile'
-    with pytest.raises(corrupted.SynthesisError, match='no complete contrast severity 5'):
+    with pytest.raises(synthesis.SynthesisError, match='no complete contrast severity 5'):
         use_corrupted_copy(ade, dst, 'contrast', 5)
-    with pytest.raises(corrupted.SynthesisError, match='not a finished corrupted dataset'):
+    with pytest.raises(synthesis.SynthesisError, match='not a finished corrupted dataset'):
         use_corrupted_copy(ade, str(tmp_path), 'contrast', 4)
     assert protocol.suite_corruptions('all')[0] == 'gaussian_noise'

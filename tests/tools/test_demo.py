@@ -4,7 +4,7 @@ import os.path as osp
 import subprocess
 import sys
 
-from fan_mm.apis.demo import format_results
+from fan_mm.demo import format_results
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

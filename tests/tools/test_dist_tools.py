@@ -88,7 +88,7 @@ def test_release_process_group(tmp_path):
     import torch.distributed as dist
     import torch.nn as nn
     from torch.nn.parallel import DistributedDataParallel
-    from fan_mm.apis.runner import release_process_group
+    from fan_mm.engine.runner import release_process_group
     release_process_group()  # none: nothing to do, no error
     dist.init_process_group('gloo', init_method=f'file://{tmp_path / "store"}', rank=0, world_size=1)
     assert dist.is_initialized()
@@ -112,7 +112,7 @@ def test_only_the_main_process_writes_the_test_metrics_json(monkeypatch, main_pr
 
     import mmengine.dist
     from mmengine.hooks import LoggerHook
-    from fan_mm.apis.runner import write_test_metrics_on_main_process_only
+    from fan_mm.engine.runner import write_test_metrics_on_main_process_only
     monkeypatch.setattr(mmengine.dist, 'is_main_process', lambda: main_process)
     logger_hook = LoggerHook()
     runner = types.SimpleNamespace(hooks=[object(), logger_hook])

@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip('mmdet.models')
 
-from fan_mm.apis.from_scratch import (Run, default_runs, format_table, read_run,  # noqa: E402
+from fan_mm.from_scratch import (Run, default_runs, format_table, read_run,  # noqa: E402
                                       shared_overrides, stretched_schedule, write_run_config)
 
 

@@ -145,7 +145,7 @@ def test_check_checkpoint_reports_a_fitting_file(det_run):
     from mmdet.utils import register_all_modules
 
     import fan_mm.models  # noqa: F401
-    from fan_mm.apis.runner import check_checkpoint
+    from fan_mm.engine.runner import check_checkpoint
     register_all_modules()
     work, _, _ = det_run
     model = MODELS.build(Config.fromfile(DET_CONFIG).model)

@@ -12,7 +12,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # run from a checkout
 
-from fan_mm.apis.from_scratch import TASKS, compare_from_scratch, default_runs  # noqa: E402
+from fan_mm.from_scratch import TASKS, compare_from_scratch, default_runs  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -23,7 +23,7 @@ from mmcv.transforms import BaseTransform
 from fan_mm.registry import register_transform
 
 from . import protocol
-from .corrupted import OUTPUT_FORMATS, corrupt_loaded_image, output_name
+from .codec import OUTPUT_FORMATS, corrupt_loaded_image, output_name
 
 __all__ = ['CorruptImage', 'CorruptedImageName', 'image_key']
 
@@ -59,30 +59,19 @@ class CorruptImage(BaseTransform):
             RGB, the engine's convention) or ``'bgr_legacy'`` (mmdet's historical protocol,
             which passed the BGR array to imagecorruptions; the noises, snow, frost, spatter, brightness,
             saturate and jpeg_compression differ: ``fan_mm.corruptions.CHANNEL_ORDER_DEPENDENT``).
-        img_channel_order (str): how ``results['img']`` is laid out; mmcv's
-            ``LoadImageFromFile`` gives ``'bgr'`` (default).
+            ``results['img']`` is BGR, as mmcv's ``LoadImageFromFile`` gives it.
     """
 
     def __init__(self, corruption: str, severity: int, seed: int = 0, key_root: Optional[str] = None,
-                 channel_order: str = 'rgb', img_channel_order: str = 'bgr') -> None:
-        if corruption not in protocol.suite_corruptions('all'):
-            raise ValueError(f'CorruptImage: unknown corruption {corruption!r}; choose one of '
-                             f'{protocol.suite_corruptions("all")}')
-        if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)) or not 1 <= severity <= 5:
-            raise ValueError(f'CorruptImage: severity must be an integer in 1..5, got {severity!r}')
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f'CorruptImage: seed must be a non-negative integer, got {seed!r}')
-        if channel_order not in protocol.CHANNEL_ORDERS:
-            raise ValueError(f'CorruptImage: channel_order must be one of {protocol.CHANNEL_ORDERS}, '
-                             f'got {channel_order!r}')
-        if img_channel_order not in ('rgb', 'bgr'):
-            raise ValueError(f"CorruptImage: img_channel_order must be 'rgb' or 'bgr', got {img_channel_order!r}")
-        self.corruption = corruption
-        self.severity = int(severity)
-        self.seed = int(seed)
+                 channel_order: str = 'rgb') -> None:
+        try:
+            self.corruption = protocol.check_corruption(corruption)
+            self.severity = protocol.check_severity(severity)
+            self.seed = protocol.check_seed(seed)
+            self.channel_order = protocol.check_channel_order(channel_order)
+        except protocol.ProtocolError as e:
+            raise protocol.ProtocolError(f'CorruptImage: {e}') from None
         self.key_root = key_root
-        self.channel_order = channel_order
-        self.img_channel_order = img_channel_order
 
     def transform(self, results: dict) -> dict:
         img = results['img']
@@ -91,8 +80,7 @@ class CorruptImage(BaseTransform):
                              f'shape {img.shape}; load images with color_type="color"')
         key = image_key(results['img_path'], self.key_root)
         seed = protocol.image_seed(key, self.corruption, self.severity, self.seed)
-        out = corrupt_loaded_image(img, self.corruption, self.severity, seed, self.channel_order,
-                                   self.img_channel_order)
+        out = corrupt_loaded_image(img, self.corruption, self.severity, seed, self.channel_order)
         # Keep the loader's dtype (to_float32=True gives float32 holding uint8 values).
         results['img'] = out if img.dtype == np.uint8 else out.astype(img.dtype)
         return results
@@ -107,7 +95,7 @@ class CorruptedImageName(BaseTransform):
     """Rename ``results['img_path']`` to the file name a -C folder of ``format`` stores.
 
     ``make_corrupted_dataset`` writes lossless PNG by default, so ``x.jpg`` is stored as
-    ``x.png`` (see ``fan_mm.datasets.corrupted.output_name``). Modified key: ``img_path``.
+    ``x.png`` (see ``fan_mm.robustness.codec.output_name``). Modified key: ``img_path``.
     """
 
     def __init__(self, format: str = 'png') -> None:  # noqa: A002 - the config key users write

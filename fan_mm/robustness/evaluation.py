@@ -24,15 +24,19 @@ corruption of an image does not depend on the seed of the Runner, worker count o
 """
 import copy
 import hashlib
-from importlib import import_module
 import json
 import logging
 import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
-from fan_mm.datasets import corrupted, protocol
-from fan_mm.datasets.corrupted_config import add_custom_import, corrupt_on_the_fly, use_corrupted_copy
+from fan_mm.engine.runner import build_runner, check_checkpoint, codebase_of, load_config
+from fan_mm.utils.environment import collect_environment
+
+from . import protocol
+from .codec import output_name
+from .config import add_custom_import, corrupt_on_the_fly, use_corrupted_copy
+from .synthesis import load_manifest
 
 __all__ = ['RESULTS_NAME', 'RobustnessError', 'evaluate_robustness', 'load_results', 'planned_runs']
 
@@ -62,17 +66,9 @@ def _config_digest(cfg) -> str:
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _versions(task: str) -> Dict[str, str]:
-    import mmengine
-    import torch
-
-    from fan_mm.version import __version__
-    versions = dict(fan_mm=__version__, torch=torch.__version__, mmengine=mmengine.__version__)
-    for name in ('mmcv', task):
-        try:
-            versions[name] = __import__(name).__version__
-        except ImportError:
-            pass
+def _versions(task: str) -> Dict[str, object]:
+    """The environment record (fan_mm.utils.environment) and the corruption engine's identity."""
+    versions = collect_environment(('fan_mm', 'torch', 'mmengine', 'mmcv', task))
     versions.update(protocol.engine_info())
     return versions
 
@@ -125,25 +121,6 @@ def planned_runs(plan: Dict[str, List[int]], results: Optional[dict] = None) -> 
     return runs
 
 
-def _prepare_cpu_distributed(cfg) -> None:
-    """``--launcher pytorch`` without GPUs (tests, CPU clusters): gloo and a CPU DDP wrapper.
-
-    mmengine 0.10.7 always calls ``torch.cuda.set_device`` and passes ``device_ids`` to DDP;
-    initialising the process group first makes it skip the former, ``device_ids=None`` the latter.
-    """
-    import torch
-    import torch.distributed as dist
-    if torch.cuda.is_available() or dist.is_initialized():
-        return
-    dist.init_process_group(backend='gloo')
-    from fan_mm.apis.runner import _drop_sync_bn_on_cpu
-    _drop_sync_bn_on_cpu(cfg)
-    wrapper = dict(cfg.get('model_wrapper_cfg') or {})
-    wrapper.setdefault('type', 'MMDistributedDataParallel')
-    wrapper['device_ids'] = None
-    cfg.model_wrapper_cfg = wrapper
-
-
 def _param_counts(model) -> Dict[str, int]:
     """Parameter counts of the model and of its backbone ("encoder size" in the FAN tables)."""
     model = getattr(model, 'module', model)  # DDP wrapper
@@ -163,8 +140,8 @@ def _check_files(dataset, what: str, fmt: str) -> None:
     missing = []
     for i in range(len(dataset)):
         path = dataset.get_data_info(i).get('img_path')
-        if path and not osp.isfile(path) and not osp.isfile(corrupted.output_name(path, fmt)):
-            missing.append(corrupted.output_name(path, fmt))
+        if path and not osp.isfile(path) and not osp.isfile(output_name(path, fmt)):
+            missing.append(output_name(path, fmt))
     if missing:
         raise RobustnessError(f'{what}: {len(missing)} of {len(dataset)} images are missing, e.g. {missing[:3]}. '
                               'Was the corrupted copy made from this dataset\'s image folder?')
@@ -185,8 +162,6 @@ def evaluate_robustness(config: str, checkpoint: str, suite: str, work_dir: str,
     otherwise. The checkpoint must fit the model unless ``allow_partial_checkpoint``; what was loaded
     and the check's result are recorded under ``meta.checkpoint_check``.
     """
-    from fan_mm.apis.runner import build_runner, check_checkpoint, codebase_of, load_config
-
     if bool(corrupted_root) == bool(on_the_fly):
         raise RobustnessError('give exactly one of --corrupted-root DIR and --on-the-fly')
     if not osp.isfile(checkpoint):
@@ -194,9 +169,11 @@ def evaluate_robustness(config: str, checkpoint: str, suite: str, work_dir: str,
     policy_label, plan = protocol.severity_plan(suite, corruptions, policy, severities)
 
     if corrupted_root:
-        manifest = corrupted.load_manifest(corrupted_root)
+        manifest = load_manifest(corrupted_root)
         made = manifest['settings']
-        for name, asked in (('seed', seed), ('channel_order', channel_order)):
+        asked_seed = None if seed is None else protocol.check_seed(seed)
+        asked_order = None if channel_order is None else protocol.check_channel_order(channel_order)
+        for name, asked in (('seed', asked_seed), ('channel_order', asked_order)):
             if asked is not None and asked != made[name]:
                 raise RobustnessError(f'{corrupted_root} was made with {name}={made[name]!r}, not {asked!r}')
         seed, channel_order = made['seed'], made['channel_order']
@@ -208,8 +185,8 @@ def evaluate_robustness(config: str, checkpoint: str, suite: str, work_dir: str,
                 'tools/make_corrupted_dataset.py with the same suite and severities to write or finish them')
         data = dict(corrupted_root=osp.abspath(corrupted_root), settings=made)
     else:
-        seed = 0 if seed is None else int(seed)
-        channel_order = channel_order or 'rgb'
+        seed = protocol.check_seed(0 if seed is None else seed)
+        channel_order = protocol.check_channel_order(channel_order or 'rgb')
         data = dict(on_the_fly=True)
 
     cfg = load_config(config, cfg_options, work_dir, launcher)
@@ -218,10 +195,8 @@ def evaluate_robustness(config: str, checkpoint: str, suite: str, work_dir: str,
     cfg.load_from = checkpoint
     # Register CorruptImage / CorruptedImageName now (custom_imports are only read when a
     # config file is loaded) and in the config, for anyone who rebuilds it from the dump.
-    import_module('fan_mm.datasets.transforms')
+    from . import transforms  # noqa: F401
     add_custom_import(cfg)
-    if launcher != 'none':
-        _prepare_cpu_distributed(cfg)
 
     meta = dict(format=RESULTS_FORMAT, config=config, config_sha256=config_sha, checkpoint=checkpoint,
                 checkpoint_sha256=_sha256_file(checkpoint), task=task, suite=suite, policy=policy_label,

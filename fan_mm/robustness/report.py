@@ -30,7 +30,7 @@ import os.path as osp
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence
 
-from fan_mm.datasets import protocol
+from . import protocol
 
 __all__ = ['ReportError', 'Summary', 'SHORT_NAMES', 'TABLE_ORDER', 'PROTOCOL_FIELDS', 'PUBLISHED_PROTOCOLS',
            'table_categories', 'default_metrics', 'results_protocol', 'published_matches', 'summarize',
@@ -511,7 +511,7 @@ def write_report(results_files: Sequence[str], out_dir: str, names: Optional[Seq
     ``tables_<metric>.tex``, ``report.json`` (everything), ``retention_<metric>.png`` and
     ``severity_<metric>_<model>.png``.
     """
-    from .robustness import RobustnessError, load_results
+    from .evaluation import RobustnessError, load_results
     unknown = set(formats) - {'md', 'csv', 'tex', 'json', 'png'}
     if unknown:
         raise ReportError(f'unknown format(s) {sorted(unknown)}; choose from md csv tex json png')

@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Optional
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_CONFIG = osp.join(REPO, 'configs', 'toy', 'maskrcnn_fan_t_hybrid_toy_coco.py')
 REPORTED = ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP', 'coco/segm_mAP_50')
 # The demo's dataset and schedule (the config's model; lr 2e-4, which the out_norm recipe trains at on
@@ -97,13 +97,12 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/toy_coco_d
              max_iters: Optional[int] = None, batch_size: Optional[int] = None, seed: int = 0,
              resume: bool = False, quiet: bool = True, num_train: int = DEMO_DATASET['num_train'],
              num_val: int = DEMO_DATASET['num_val']) -> dict:
-    """Run the demo; returns the robustness results dict (see fan_mm.evaluation)."""
-    from fan_mm.corruptions import check_corruption, check_severity
+    """Run the demo; returns the robustness results dict (see fan_mm.robustness.evaluation)."""
+    from fan_mm.robustness.protocol import check_corruption, check_severity
     from fan_mm.datasets.toy import make_toy_dataset
-    from fan_mm.evaluation.report import write_report
-    from fan_mm.evaluation.robustness import RESULTS_NAME, evaluate_robustness
-
-    from .runner import train
+    from fan_mm.engine.runner import train
+    from fan_mm.robustness.evaluation import RESULTS_NAME, evaluate_robustness
+    from fan_mm.robustness.report import write_report
 
     check_corruption(corruption)
     severity = check_severity(severity)

@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 from mmengine.config import Config, ConfigDict
 
 from ..registry import CODEBASES
-from ..engine import install_mmengine_checkpoint_loader
+from .checkpoint_compat import install_mmengine_checkpoint_loader
 
 
 
@@ -48,26 +48,35 @@ def load_config(config: str, cfg_options: Optional[dict] = None,
     return cfg
 
 
-def _setup_cpu_distributed(cfg: Config) -> None:
-    """Let ``--launcher pytorch`` run on machines without a GPU (CI, debugging): gloo process group.
+def setup_cpu_distributed(cfg: Config) -> None:
+    """Let a distributed launch (``--launcher pytorch``) run on machines without a GPU (CI, CPU
+    clusters, debugging): a gloo process group and a CPU DDP wrapper. GPU and non-distributed runs
+    are untouched; so is a process that already has a process group.
 
-    mmengine's ``init_dist`` calls ``torch.cuda.set_device`` and its default DDP wrapper passes
-    ``device_ids=[LOCAL_RANK]``; both fail without CUDA. So the process group is created here (mmengine
-    skips ``init_dist`` when one exists) and DDP is built without ``device_ids``. GPU runs are untouched.
+    mmengine 0.10.7's ``init_dist`` calls ``torch.cuda.set_device`` and its DDP wrapper passes
+    ``device_ids=[LOCAL_RANK]``; both fail without CUDA. So the process group is created here
+    (mmengine skips ``init_dist`` when one exists) and DDP is built with ``device_ids=None``
+    (kept from the config's ``model_wrapper_cfg`` where it has one). ``sync_bn`` is dropped
+    with a warning (``_drop_sync_bn_on_cpu``).
     """
     import torch
     import torch.distributed as dist
-    if cfg.get('launcher', 'none') != 'pytorch' or torch.cuda.is_available() or dist.is_initialized():
+    if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available() or dist.is_initialized():
         return
     backend = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('backend', 'gloo')
     if backend != 'gloo':
-        raise RuntimeError(f'--launcher pytorch without a GPU needs the gloo backend, the config asks for '
+        raise RuntimeError(f'--launcher {cfg.launcher} without a GPU needs the gloo backend, the config asks for '
                            f'{backend!r}: add --cfg-options env_cfg.dist_cfg.backend=gloo')
     dist.init_process_group(backend='gloo')
     _drop_sync_bn_on_cpu(cfg)
-    if cfg.get('model_wrapper_cfg') is None:
-        cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
-                                     find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper = cfg.get('model_wrapper_cfg')
+    if wrapper is None:
+        wrapper = dict(type='MMDistributedDataParallel', broadcast_buffers=False,
+                       find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper = dict(wrapper)
+    wrapper.setdefault('type', 'MMDistributedDataParallel')
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
 
 
 def _drop_sync_bn_on_cpu(cfg: Config) -> None:
@@ -84,8 +93,8 @@ def build_runner(cfg: Config):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
 
-    from ..engine import ensure_default_hooks
-    _setup_cpu_distributed(cfg)
+    from .hooks import ensure_default_hooks
+    setup_cpu_distributed(cfg)
     ensure_default_hooks(cfg)
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)
@@ -291,7 +300,7 @@ def test(config: str, checkpoint: str, work_dir: Optional[str] = None,
 def release_process_group() -> None:
     """End this process's ``torch.distributed`` process group, if it has one, once a run has finished.
 
-    torchrun / Slurm runs create one (mmengine's ``init_dist``, or ``_setup_cpu_distributed``) and nothing
+    torchrun / Slurm runs create one (mmengine's ``init_dist``, or ``setup_cpu_distributed``) and nothing
     destroys it; torch warns about that at exit with NCCL. Destroying it is not enough on its own: the
     finished runner still holds it (DDP's reducer) through reference cycles, so without a garbage
     collection first the backend lives on, and gloo's threads (``pt_gloo_runloop``, ``gloo_tcp_loop``) were

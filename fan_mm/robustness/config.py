@@ -11,12 +11,14 @@ import inspect
 import os.path as osp
 from typing import Callable, List, Optional
 
-from . import corrupted
+from . import protocol
+from .codec import output_name
+from .synthesis import SynthesisError, load_manifest, pair_image_dir
 
 __all__ = ['CUSTOM_IMPORT', 'ConfigSurgeryError', 'leaf_datasets', 'image_prefix_key', 'image_dir',
            'loader_index', 'corrupt_on_the_fly', 'use_corrupted_copy', 'add_custom_import']
 
-CUSTOM_IMPORT = 'fan_mm.datasets.transforms'
+CUSTOM_IMPORT = 'fan_mm.robustness.transforms'
 _LOADERS = ('LoadImageFromFile',)
 _PREFIX_KEYS = ('img_path', 'img')  # mmseg, mmdet
 
@@ -78,6 +80,10 @@ def corrupt_on_the_fly(dataloader_cfg, corruption: str, severity: int, seed: int
                        channel_order: str = 'rgb'):
     """A copy of ``dataloader_cfg`` whose images are corrupted by ``CorruptImage`` right
     after loading (before any resize), keyed relative to each dataset's image folder."""
+    corruption = protocol.check_corruption(corruption)
+    severity = protocol.check_severity(severity)
+    seed = protocol.check_seed(seed)
+    channel_order = protocol.check_channel_order(channel_order)
 
     def edit(leaf):
         pipeline = list(leaf['pipeline'])
@@ -86,7 +92,7 @@ def corrupt_on_the_fly(dataloader_cfg, corruption: str, severity: int, seed: int
             raise ConfigSurgeryError(f'LoadImageFromFile(color_type={load.get("color_type")!r}): corruptions need '
                                      "colour images (color_type='color')")
         pipeline.insert(loader_index(pipeline) + 1, dict(
-            type='CorruptImage', corruption=corruption, severity=int(severity), seed=int(seed),
+            type='CorruptImage', corruption=corruption, severity=severity, seed=seed,
             key_root=image_dir(leaf), channel_order=channel_order))
         leaf['pipeline'] = pipeline
 
@@ -117,15 +123,15 @@ def use_corrupted_copy(dataloader_cfg, corrupted_root: str, corruption: str, sev
     ``codebase`` ('mmdet' / 'mmseg') says where to look dataset classes up (default: mmseg
     first). Raises ``SynthesisError`` when the pair is not complete on disk.
     """
-    manifest = corrupted.load_manifest(corrupted_root)
+    manifest = load_manifest(corrupted_root)
     pair = manifest.get('pairs', {}).get(corruption, {}).get(str(int(severity)))
     if pair is None:
-        raise corrupted.SynthesisError(
+        raise SynthesisError(
             f'{corrupted_root} has no complete {corruption} severity {severity} (complete: '
             f'{ {c: sorted(s) for c, s in manifest.get("pairs", {}).items()} }); run '
             'tools/make_corrupted_dataset.py with these corruptions and severities to write or finish it')
     fmt = manifest['settings']['format']
-    folder = corrupted.pair_image_dir(corrupted_root, corruption, severity)
+    folder = pair_image_dir(corrupted_root, corruption, severity)
 
     def edit(leaf):
         key = image_prefix_key(leaf)
@@ -134,7 +140,7 @@ def use_corrupted_copy(dataloader_cfg, corrupted_root: str, corruption: str, sev
         leaf['data_prefix'] = prefix
         suffix = leaf.get('img_suffix', None if codebase == 'mmdet' else _default_img_suffix(leaf.get('type')))
         if suffix is not None:  # mmseg: images are listed by suffix
-            new_suffix = corrupted.output_name('x' + suffix, fmt)[1:]
+            new_suffix = output_name('x' + suffix, fmt)[1:]
             if new_suffix != suffix:
                 leaf['img_suffix'] = new_suffix
         else:  # annotation-file datasets (mmdet): rename each path before loading

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOY_CONFIGS = osp.join(REPO, 'configs', 'toy')
 
 # task -> (dataset kind, the metric that decides, runs: name -> config)
@@ -126,7 +126,7 @@ def write_run_config(run: Run, shared: dict, path: str) -> str:
             schedule = schedule if isinstance(schedule, (list, tuple)) else [schedule]
             dotted['param_scheduler'] = stretched_schedule([dict(s) for s in schedule], base_iters, iters)
     settings = _nest(dotted)
-    lines = [f'# {run.name}: written by fan_mm.apis.from_scratch', f'_base_ = [{base!r}]']
+    lines = [f'# {run.name}: written by fan_mm.from_scratch', f'_base_ = [{base!r}]']
     for key, value in settings.items():
         lines.append(f'{key} = {pprint.pformat(value, width=100, sort_dicts=True)}')
     os.makedirs(osp.dirname(path), exist_ok=True)
