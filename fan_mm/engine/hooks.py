@@ -27,6 +27,16 @@ def _value(x) -> float:
     return float(x.detach().float().mean()) if isinstance(x, torch.Tensor) else float(x)
 
 
+def _non_finite(state: dict) -> list:
+    """Names of the floating-point tensors of a state dict (parameters and buffers such as BatchNorm's running
+    statistics) that hold a NaN or an infinity."""
+    names = [k for k, v in state.items() if isinstance(v, torch.Tensor) and v.is_floating_point()]
+    if not names:
+        return []
+    finite = torch.stack([torch.isfinite(state[k]).all() for k in names]).tolist()  # one device sync
+    return [k for k, ok in zip(names, finite) if not ok]
+
+
 @register_hook
 class NonFiniteLossHook(Hook):
     """Stop training when the loss stays non-finite, before the broken weights are saved.
@@ -36,13 +46,15 @@ class NonFiniteLossHook(Hook):
     scaler skips, and training goes on unharmed. The run stops with ``NonFiniteLossError`` when
 
     * the loss has been non-finite for ``patience`` iterations in a row, or
-    * a weight of the model is no longer finite (a float32 run that took a NaN step: nothing can recover), or
+    * a weight or buffer of the model is no longer finite (a float32 run that took a NaN step: nothing can
+      recover), or
     * the loss is non-finite in the last iteration (its weights would be saved as the final checkpoint).
 
     The hook runs before ``CheckpointHook`` in each iteration (priority ``ABOVE_NORMAL``), so no checkpoint
-    of that iteration is written; earlier checkpoints hold weights from iterations with a finite loss or
-    from steps the loss scaler skipped. Reading the loss synchronises with the GPU once per iteration,
-    as the logger's own statistics do.
+    of that iteration is written. A step can also break the weights while the loss it was computed from was
+    still finite (an update that overflows), so every checkpoint is checked before it is written
+    (``before_save_checkpoint``): no checkpoint ever holds a NaN or an infinity. Reading the loss
+    synchronises with the GPU once per iteration, as the logger's own statistics do.
 
     Args:
         patience: non-finite iterations in a row that stop the run (>= 1).
@@ -56,39 +68,52 @@ class NonFiniteLossHook(Hook):
         self.patience = patience
         self._streak = 0
         self._last_finite: Optional[tuple] = None
+        self._terms = ''
 
     def before_train(self, runner) -> None:
         self._streak = 0
         self._last_finite = None
+        self._terms = ''
+
+    def _stop(self, runner, iteration: int, reason: str, loss: float) -> None:
+        before = (f'the last finite loss was {self._last_finite[1]:.4g} at iteration {self._last_finite[0]}'
+                  if self._last_finite else 'no iteration had a finite loss')
+        raise NonFiniteLossError(
+            f'training stopped at iteration {iteration} of {runner.max_iters}: {reason}. Total loss {loss}; '
+            f'terms: {self._terms or "(none logged)"}; {before}. No checkpoint of this iteration was saved. A loss '
+            f'that grows before it turns non-finite usually means the learning rate is too high for this '
+            f'model and batch (see docs/from_scratch.md); work dir: {runner.work_dir}')
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs: Optional[dict] = None) -> None:
         if not outputs or 'loss' not in outputs:
             return
         iteration = runner.iter + 1
         loss = _value(outputs['loss'])
+        self._terms = ', '.join(f'{k}={_value(v):.4g}' for k, v in outputs.items() if k != 'loss')
         if math.isfinite(loss):
             self._streak = 0
             self._last_finite = (iteration, loss)
             return
         self._streak += 1
         model = getattr(runner.model, 'module', runner.model)
-        broken = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
+        broken = _non_finite(model.state_dict())
         last = iteration >= runner.max_iters
         if self._streak < self.patience and not broken and not last:
             runner.logger.warning(f'iteration {iteration}: the loss is {loss} ({self._streak} of {self.patience} '
                                   'non-finite iterations in a row allowed); the step is skipped by the loss '
                                   'scaler or the run stops')
             return
-        terms = ', '.join(f'{k}={_value(v):.4g}' for k, v in outputs.items() if k != 'loss')
         reason = (f'{len(broken)} weight tensors are no longer finite (e.g. {broken[0]})' if broken else
                   f'the loss has not been finite for {self._streak} iteration(s) in a row')
-        before = (f'the last finite loss was {self._last_finite[1]:.4g} at iteration {self._last_finite[0]}'
-                  if self._last_finite else 'no iteration had a finite loss')
-        raise NonFiniteLossError(
-            f'training stopped at iteration {iteration} of {runner.max_iters}: {reason}. Total loss {loss}; '
-            f'terms: {terms or "(none logged)"}; {before}. No checkpoint of this iteration was saved. A loss '
-            f'that grows before it turns non-finite usually means the learning rate is too high for this '
-            f'model and batch (see docs/from_scratch.md); work dir: {runner.work_dir}')
+        self._stop(runner, iteration, reason, loss)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        broken = _non_finite(checkpoint.get('state_dict') or {})
+        if broken:
+            loss = self._last_finite[1] if self._last_finite and self._streak == 0 else float('nan')
+            self._stop(runner, runner.iter + 1,
+                       f'{len(broken)} weight tensors are no longer finite (e.g. {broken[0]}) after a step whose '
+                       'loss was finite', loss)
 
 
 def _num_instances(sample) -> Optional[int]:
