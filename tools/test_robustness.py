@@ -3,6 +3,8 @@
     python tools/test_robustness.py CONFIG CHECKPOINT --suite cityscapes-c --policy noise-1-3 \\
         --corrupted-root data/cityscapes-c --work-dir work_dirs/fan_city_c
     python tools/test_robustness.py CONFIG CHECKPOINT --suite coco-c --on-the-fly --work-dir work_dirs/coco_c
+    python tools/test_robustness.py CONFIG CHECKPOINT --suite cityscapes-c --on-the-fly \\
+        --shifts acdc=data/acdc foggy_cityscapes=data/cityscapes dark_zurich=data/dark_zurich --work-dir ...
     bash tools/dist_test_robustness.sh CONFIG CHECKPOINT 8 --suite coco-c --corrupted-root data/coco-c ...
 
 Writes WORK_DIR/robustness.json after every run; run it again to finish an interrupted
@@ -16,7 +18,19 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from 
 
 from fan_mm.engine.runner import (checkpoint_cli_arguments, common_cli_arguments, release_process_group,  # noqa: E402
                                 set_local_rank)
+from fan_mm.datasets.real_shift import SHIFT_SETS  # noqa: E402
 from fan_mm.robustness import protocol  # noqa: E402
+
+
+def parse_shifts(parser, items):
+    """['acdc=data/acdc', 'coco_o'] -> {'acdc': 'data/acdc', 'coco_o': 'data/coco_o'} (names checked)."""
+    shifts = {}
+    for item in items:
+        name, _, root = item.partition('=')
+        if name not in SHIFT_SETS:
+            parser.error(f'--shifts: unknown real-shift set {name!r}; choose from {", ".join(sorted(SHIFT_SETS))}')
+        shifts[name] = root or osp.join('data', name)
+    return shifts
 
 
 def parse_args(argv=None):
@@ -25,12 +39,13 @@ def parse_args(argv=None):
                     'results in WORK_DIR/robustness.json (resumable).')
     parser.add_argument('config', help='mmdet or mmseg test config')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--suite', required=True, help=f'corruption suite: {", ".join(protocol.suite_names())}')
+    parser.add_argument('--suite', help=f'corruption suite: {", ".join(protocol.suite_names())} '
+                                        '(optional with --shifts)')
     parser.add_argument('--corruptions', nargs='+', metavar='NAME', help='subset of the suite (default: all)')
     sev = parser.add_mutually_exclusive_group()
     sev.add_argument('--severities', nargs='+', type=int, metavar='S', help='severities (1..5) for every corruption')
     sev.add_argument('--policy', help=f'severity policy: {", ".join(protocol.policy_names())} (default 1-5)')
-    src = parser.add_mutually_exclusive_group(required=True)
+    src = parser.add_mutually_exclusive_group()
     src.add_argument('--corrupted-root', metavar='DIR', help='corrupted copy written by make_corrupted_dataset.py')
     src.add_argument('--on-the-fly', action='store_true', help='corrupt images in the pipeline (CorruptImage)')
     parser.add_argument('--seed', type=int, help='base seed of the per-image seeds (on the fly; default 0)')
@@ -38,10 +53,19 @@ def parse_args(argv=None):
                         help='on the fly: rgb (default) or bgr_legacy (the BGR array corrupted as if RGB: '
                              'mmdet\'s Corrupt and NVlabs\' generators, the published protocols; 10 of the 19 '
                              'corruptions differ, see docs/robustness.md)')
+    parser.add_argument('--shifts', nargs='+', metavar='NAME=DIR', default=[],
+                        help='real-shift test sets and where they are laid out, e.g. acdc=data/acdc '
+                             f'(names: {", ".join(sorted(SHIFT_SETS))}; default folders: data/<name>); '
+                             'see docs/real_shift.md')
     parser.add_argument('--work-dir', required=True, help='where robustness.json and the logs go')
     checkpoint_cli_arguments(parser)
     common_cli_arguments(parser)
     args = parser.parse_args(argv)
+    if args.suite and not (args.corrupted_root or args.on_the_fly):
+        parser.error('--suite needs one of --corrupted-root DIR and --on-the-fly')
+    if not args.suite and not args.shifts:
+        parser.error('give a corruption suite (--suite) or real-shift sets (--shifts), or both')
+    args.shifts = parse_shifts(parser, args.shifts)
     set_local_rank(args.local_rank)
     return args
 
@@ -58,7 +82,7 @@ def main(argv=None):
             on_the_fly=args.on_the_fly, corruptions=args.corruptions, policy=args.policy,
             severities=args.severities, seed=args.seed, channel_order=args.channel_order,
             cfg_options=args.cfg_options, launcher=args.launcher,
-            allow_partial_checkpoint=args.allow_partial_checkpoint)
+            allow_partial_checkpoint=args.allow_partial_checkpoint, shifts=args.shifts)
     except (RobustnessError, SynthesisError, protocol.ProtocolError, FileNotFoundError, CheckpointMismatchError,
             CheckpointError) as e:
         print(f'test_robustness: error: {e}', file=sys.stderr)

@@ -153,20 +153,28 @@ def evaluate_robustness(config: str, checkpoint: str, suite: str, work_dir: str,
                         severities: Optional[Sequence[int]] = None, seed: Optional[int] = None,
                         channel_order: Optional[str] = None, cfg_options: Optional[dict] = None,
                         launcher: str = 'none', results_name: str = RESULTS_NAME,
-                        allow_partial_checkpoint: bool = False) -> dict:
-    """Run clean + every (corruption, severity) of the plan; return the results dict.
+                        allow_partial_checkpoint: bool = False, shifts: Optional[Dict[str, str]] = None) -> dict:
+    """Run clean + every (corruption, severity) of the plan + every condition of the real-shift sets; return
+    the results dict.
 
     Exactly one of ``corrupted_root`` (a folder written by ``make_corrupted_dataset``;
     its seed and channel order are used) and ``on_the_fly`` must be given. ``seed`` and
     ``channel_order`` (defaults 0 and 'rgb') apply on the fly and must match the folder
     otherwise. The checkpoint must fit the model unless ``allow_partial_checkpoint``; what was loaded
     and the check's result are recorded under ``meta.checkpoint_check``.
+
+    ``shifts`` maps real-shift set names (:data:`fan_mm.datasets.real_shift.SHIFT_SETS`) to their data roots;
+    each condition is one more run of the same built model, with the config's test pipeline and evaluator
+    (for detection, pointed at the set's annotation file), stored under ``real_shift`` in the same file.
+    Without a ``suite``, only the clean set and the real shifts are evaluated.
     """
-    if bool(corrupted_root) == bool(on_the_fly):
+    if suite is None and not shifts:
+        raise RobustnessError('nothing to evaluate: give a corruption suite (--suite) or real-shift sets (--shifts)')
+    if suite is not None and bool(corrupted_root) == bool(on_the_fly):
         raise RobustnessError('give exactly one of --corrupted-root DIR and --on-the-fly')
     if not osp.isfile(checkpoint):
         raise RobustnessError(f'checkpoint file not found: {checkpoint}')
-    policy_label, plan = protocol.severity_plan(suite, corruptions, policy, severities)
+    policy_label, plan = protocol.severity_plan(suite, corruptions, policy, severities) if suite else (None, {})
 
     if corrupted_root:
         manifest = load_manifest(corrupted_root)
@@ -184,13 +192,16 @@ def evaluate_robustness(config: str, checkpoint: str, suite: str, work_dir: str,
                 f'{corrupted_root} lacks complete (corruption/severity) folders {missing}; run '
                 'tools/make_corrupted_dataset.py with the same suite and severities to write or finish them')
         data = dict(corrupted_root=osp.abspath(corrupted_root), settings=made)
-    else:
+    elif on_the_fly:
         seed = protocol.check_seed(0 if seed is None else seed)
         channel_order = protocol.check_channel_order(channel_order or 'rgb')
         data = dict(on_the_fly=True)
+    else:
+        data = dict(clean_only=True)
 
     cfg = load_config(config, cfg_options, work_dir, launcher)
     task = codebase_of(cfg)
+    shift_meta = _check_shifts(shifts or {}, task)
     config_sha = _config_digest(cfg)
     cfg.load_from = checkpoint
     # Register CorruptImage / CorruptedImageName now (custom_imports are only read when a
@@ -202,9 +213,10 @@ def evaluate_robustness(config: str, checkpoint: str, suite: str, work_dir: str,
                 checkpoint_sha256=_sha256_file(checkpoint), task=task, suite=suite, policy=policy_label,
                 corruptions=list(plan), severities={c: list(v) for c, v in plan.items()},
                 categories={cat: [c for c in names if c in plan]
-                            for cat, names in protocol.suite_categories(suite).items()},
-                seed=seed, channel_order=channel_order, mode='disk' if corrupted_root else 'on-the-fly',
-                data=data, versions=_versions(task))
+                            for cat, names in (protocol.suite_categories(suite).items() if suite else ())},
+                seed=seed, channel_order=channel_order,
+                mode='disk' if corrupted_root else 'on-the-fly' if on_the_fly else None,
+                data=data, versions=_versions(task), shifts=shift_meta)
     results_path = osp.join(cfg.work_dir, results_name)
 
     runner = build_runner(cfg)
@@ -222,14 +234,20 @@ def evaluate_robustness(config: str, checkpoint: str, suite: str, work_dir: str,
     meta['world_size'] = get_world_size()
     meta['params'] = _param_counts(runner.model)
     results['meta'] = meta
-    runs = planned_runs(plan, results)
-    total = 1 + sum(len(v) for v in plan.values())
+    runs = planned_runs(plan, results) + [
+        ('shift', name, condition) for name, m in shift_meta.items() for condition in m['conditions']
+        if condition not in results['real_shift'].get(name, {})]
+    total = 1 + sum(len(v) for v in plan.values()) + sum(len(m['conditions']) for m in shift_meta.values())
     _say(f'robustness: {total - len(runs)} of {total} runs already in {results_path}; {len(runs)} to do')
 
     base_loader = copy.deepcopy(cfg.test_dataloader)
     for n, run in enumerate(runs, start=1):
         if run is None:
             loader_cfg, label = base_loader, 'clean'
+        elif run[0] == 'shift':
+            _, name, condition = run
+            label = f'{shift_meta[name]["title"]} {condition}'
+            loader_cfg = _shift_loader(base_loader, name, condition, shift_meta[name]['data_root'])
         else:
             c, s = run
             label = f'{c} severity {s}'
@@ -241,6 +259,11 @@ def evaluate_robustness(config: str, checkpoint: str, suite: str, work_dir: str,
         if corrupted_root and run is not None:
             _check_files(loader.dataset, f'{corrupted_root} ({label})', data['settings']['format'])
         runner.test_loop.dataloader = loader
+        if run is not None and run[0] == 'shift':
+            # the set's own annotation file (detection) and class list
+            runner.test_loop.evaluator = runner.build_evaluator(
+                _shift_evaluator(cfg.test_evaluator, loader_cfg['dataset'], task))
+            runner.test_loop.evaluator.dataset_meta = loader.dataset.metainfo
         _say(f'robustness: run {n}/{len(runs)}: {label}')
         metrics = _plain(runner.test())
         images = runner.message_hub.get_info('fan_mm/images')
@@ -252,6 +275,8 @@ def evaluate_robustness(config: str, checkpoint: str, suite: str, work_dir: str,
             raise RobustnessError(f'{label}: the test evaluator returned no numeric metric')
         if run is None:
             results['clean'] = metrics
+        elif run[0] == 'shift':
+            results['real_shift'].setdefault(run[1], {})[run[2]] = metrics
         else:
             results['corrupted'].setdefault(run[0], {})[str(run[1])] = metrics
         if is_main_process():
@@ -259,6 +284,51 @@ def evaluate_robustness(config: str, checkpoint: str, suite: str, work_dir: str,
     if is_main_process() and not runs:
         _write_results(results_path, _ordered(results, plan))
     return _ordered(results, plan)
+
+
+def _check_shifts(shifts: Dict[str, str], task: str) -> Dict[str, dict]:
+    """Meta of each asked real-shift set, after checking that it suits the model and is laid out completely."""
+    from fan_mm.datasets.real_shift import check_shift_set, get_shift_set
+    meta = {}
+    for name, root in shifts.items():
+        try:
+            shift = get_shift_set(name)
+        except ValueError as e:
+            raise RobustnessError(str(e)) from None
+        wanted = 'seg' if task == 'mmseg' else 'det'
+        if shift.task != wanted:
+            raise RobustnessError(f'{name} is a {"segmentation" if shift.task == "seg" else "detection"} set; '
+                                  f'this is an {task} model')
+        report = check_shift_set(name, root, check_labels=False)
+        problems = [f'{c}: {p}' for c, r in report.items() for p in r['problems']]
+        if problems:
+            raise RobustnessError(f'{shift.title} under {root} is incomplete: ' + '; '.join(problems[:6]) +
+                                  f' (tools/check_real_shift.py {name} {root} lists everything)')
+        meta[name] = dict(title=shift.title, data_root=osp.abspath(root), conditions=list(shift.conditions),
+                          condition_labels={c: shift.condition_label(c) for c in shift.conditions})
+    return meta
+
+
+def _shift_loader(base_loader, name: str, condition: str, data_root: str):
+    from fan_mm.datasets.real_shift import shift_dataset_config
+    from . import transforms  # noqa: F401
+    import fan_mm.datasets.real_shift_datasets  # noqa: F401  (registers the dataset classes)
+    loader = copy.deepcopy(base_loader)
+    pipeline = loader['dataset'].get('pipeline')
+    if pipeline is None:
+        raise RobustnessError(f'{name}: the test dataloader\'s dataset has no pipeline to reuse')
+    loader['dataset'] = shift_dataset_config(name, condition, data_root, pipeline)
+    return loader
+
+
+def _shift_evaluator(evaluator, dataset_cfg: dict, task: str):
+    evaluator = copy.deepcopy(evaluator)
+    if task == 'mmdet':
+        metrics = evaluator if isinstance(evaluator, list) else [evaluator]
+        for m in metrics:
+            if 'ann_file' in m:
+                m['ann_file'] = osp.join(dataset_cfg['data_root'], dataset_cfg['ann_file'])
+    return evaluator
 
 
 def _say(message: str) -> None:
@@ -273,23 +343,45 @@ def _ordered(results: dict, plan: Dict[str, List[int]]) -> dict:
     corrupted_ = results.get('corrupted', {})
     names = list(plan) + [c for c in corrupted_ if c not in plan]
     ordered = {c: {s: corrupted_[c][s] for s in sorted(corrupted_[c], key=int)} for c in names if c in corrupted_}
-    return dict(clean=results.get('clean', {}), corrupted=ordered, meta=results['meta'])
+    out = dict(clean=results.get('clean', {}), corrupted=ordered, meta=results['meta'])
+    shifts = results.get('real_shift') or {}
+    if shifts:
+        from fan_mm.datasets.real_shift import SHIFT_SETS
+        out['real_shift'] = {
+            name: {c: shifts[name][c] for c in (list(SHIFT_SETS[name].conditions) if name in SHIFT_SETS else [])
+                   + sorted(shifts[name]) if c in shifts[name]}
+            for name in shifts}
+    return out
 
 
 def _merge_existing(path: str, meta: dict):
     """Existing results compatible with ``meta``, an empty skeleton, or an error message."""
     if not osp.exists(path):
-        return dict(clean={}, corrupted={}, meta=meta)
+        return dict(clean={}, corrupted={}, real_shift={}, meta=meta)
     try:
         existing = load_results(path)
     except RobustnessError as e:
         return f'{e}; move it away or choose another --work-dir'
     old = existing.get('meta', {})
-    differ = [k for k in _IDENTITY_KEYS if old.get(k) != meta.get(k)]
+    # a call without a suite (real shifts only) continues a file with one, and the other way round: the
+    # corruption protocol is compared only when both have it
+    if meta['suite'] is None and old.get('suite') is not None:
+        for key in ('suite', 'policy', 'corruptions', 'severities', 'categories', 'seed', 'channel_order', 'mode',
+                    'data'):
+            meta[key] = old.get(key)
+    keys = _IDENTITY_KEYS if old.get('suite') is not None else ('task', 'config_sha256', 'checkpoint_sha256')
+    differ = [k for k in keys if old.get(k) != meta.get(k)]
     if old.get('suite') not in (None, meta['suite']):
         differ.append('suite')
+    for name, m in (meta.get('shifts') or {}).items():
+        before = (old.get('shifts') or {}).get(name)
+        if before and before['data_root'] != m['data_root'] and existing.get('real_shift', {}).get(name):
+            differ.append(f'shifts.{name}.data_root')
     if differ:
         return (f'{path} holds results of another evaluation (differs in {differ}: '
                 f'{ {k: (old.get(k), meta.get(k)) for k in differ} }); choose another --work-dir or remove it')
     logging.getLogger(__name__).info('continuing %s', path)
-    return dict(clean=existing.get('clean', {}), corrupted=existing.get('corrupted', {}), meta=meta)
+    # a later call may add real-shift sets to the same model's file: keep the ones it had
+    meta['shifts'] = {**(old.get('shifts') or {}), **(meta.get('shifts') or {})}
+    return dict(clean=existing.get('clean', {}), corrupted=existing.get('corrupted', {}),
+                real_shift=existing.get('real_shift', {}), meta=meta)

@@ -160,6 +160,9 @@ class Summary:
     average: float  # = mPC
     retention: float  # = rPC
     protocol: Dict[str, object] = field(default_factory=dict)  # see results_protocol
+    # real adverse conditions: 'acdc/fog' -> value (display units), and how tables name them ('ACDC fog')
+    real_shift: Dict[str, float] = field(default_factory=dict)
+    real_shift_labels: Dict[str, str] = field(default_factory=dict)
     meta: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -239,11 +242,27 @@ def summarize(results: dict, metric: str, name: Optional[str] = None, source: st
     average = _mean(per_corr.values())
     clean_v = k * float(clean[metric])
     retention = average / clean_v if clean_v else float('nan')
+    real, real_labels = _real_shift(results, metric, k)
     return Summary(name=name or _default_name(meta, source), source=source, task=meta.get('task', '?'),
                    metric=metric, scale=k, suite=suite, policy=policy_label,
                    severities={c: list(v) for c, v in plan.items()}, categories=cats, clean=clean_v,
                    per_severity=per_sev, per_corruption=per_corr, category_means=cat_means, average=average,
-                   retention=retention, protocol=results_protocol(meta, suite, policy_label), meta=meta)
+                   retention=retention, protocol=results_protocol(meta, suite, policy_label), real_shift=real,
+                   real_shift_labels=real_labels, meta=meta)
+
+
+def _real_shift(results: dict, metric: str, scale: float):
+    """({'set/condition': value}, {'set/condition': label}) of the real-shift runs that have ``metric``."""
+    shifts_meta = results.get('meta', {}).get('shifts') or {}
+    values, labels = {}, {}
+    for name, conditions in (results.get('real_shift') or {}).items():
+        m = shifts_meta.get(name, {})
+        for condition, metrics in conditions.items():
+            if metric in metrics and _finite(metrics[metric]):
+                key = f'{name}/{condition}'
+                values[key] = scale * float(metrics[metric])
+                labels[key] = f'{m.get("title", name)} {m.get("condition_labels", {}).get(condition, condition)}'
+    return values, labels
 
 
 def _finite(v) -> bool:
@@ -360,13 +379,53 @@ def _md(header, rows) -> str:
     return '\n'.join(lines)
 
 
+def _real_keys(summaries) -> List[str]:
+    keys: List[str] = []
+    for s in summaries:
+        keys += [k for k in s.real_shift if k not in keys]
+    return keys
+
+
+def _rows_synthetic_and_real(summaries):
+    """One row per model: clean, synthetic mean and per category, each real condition; each with its retention."""
+    keys = _real_keys(summaries)
+    labels = {k: v for s in summaries for k, v in s.real_shift_labels.items()}
+    header = ['Model', 'Clean', 'Synthetic (mPC)'] + [f'Synthetic: {c}' for c in summaries[0].categories] + \
+        [f'Real: {labels[k]}' for k in keys]
+
+    def cell(value, clean):
+        return f'{_f(value)} ({_pct(value / clean)})' if clean else _f(value)
+    rows = [[s.name, _f(s.clean), cell(s.average, s.clean)] +
+            [cell(s.category_means[c], s.clean) for c in s.categories] +
+            [cell(s.real_shift[k], s.clean) if k in s.real_shift else '-' for k in keys] for s in summaries]
+    return header, rows
+
+
+def real_shift_text(summaries: Sequence[Summary]) -> str:
+    """The protocol of the real-shift columns: which set, split and folder each comes from."""
+    parts = []
+    for s in summaries[:1]:
+        for name, m in (s.meta.get('shifts') or {}).items():
+            conditions = ', '.join(m.get('condition_labels', {}).get(c, c) for c in m.get('conditions', []))
+            parts.append(f'{m.get("title", name)}: real images, val split, conditions {conditions}, '
+                         f'read from {m.get("data_root")}')
+    return ('Real-shift columns: ' + '; '.join(parts) + '. Retention = accuracy on the set / clean accuracy '
+            '(the clean test set of the config); each value is the config\'s test metric on that set.')
+
+
 def markdown_tables(summaries: Sequence[Summary]) -> str:
-    """Markdown: overview (Tables 9/10), per corruption (Tables 13/14), per severity per model."""
+    """Markdown: overview (Tables 9/10), per corruption (Tables 13/14), per severity per model; with real-shift
+    results, one table of clean, synthetic (per category) and real (per condition) accuracy and retention."""
     _check_comparable(summaries)
     cap = caption(summaries)
     out = [f'### Robustness overview: {_metric_label(summaries[0])}', '', _md(*_rows_overview(summaries)), '',
-           f'*{cap}*', '', protocol_text(summaries[0]), '',
-           '### Per corruption', '', _md(*_rows_per_corruption(summaries)), '', f'*{cap}*', '']
+           f'*{cap}*', '', protocol_text(summaries[0]), '']
+    if _real_keys(summaries):
+        out += ['### Synthetic corruptions and real adverse conditions', '',
+                _md(*_rows_synthetic_and_real(summaries)), '',
+                f'*{_metric_label(summaries[0])}, value (retention). Synthetic: {cap}*', '',
+                real_shift_text(summaries), '']
+    out += ['### Per corruption', '', _md(*_rows_per_corruption(summaries)), '', f'*{cap}*', '']
     for s in summaries:
         out += [f'#### {s.name}: per severity (clean {_f(s.clean)})', '', _md(*_rows_severity(s)), '']
     return '\n'.join(out)
@@ -443,22 +502,26 @@ def _plot_retention(summaries: Sequence[Summary], path: str) -> None:
     import numpy as np
 
     s0 = summaries[0]
+    real = _real_keys(summaries)
+    real_labels = {k: v for s in summaries for k, v in s.real_shift_labels.items()}
     names = [c for v in s0.categories.values() for c in v]
-    x = np.arange(len(names))
+    x = np.arange(len(names) + len(real))
     width = 0.8 / len(summaries)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(names) + 2), 4.0))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(x) + 2), 4.0))
     for i, s in enumerate(summaries):
         ret = [100 * s.per_corruption[c] / s.clean if s.clean else np.nan for c in names]
+        ret += [100 * s.real_shift[k] / s.clean if s.clean and k in s.real_shift else np.nan for k in real]
         ax.bar(x - 0.4 + width * (i + 0.5), ret, width, label=f'{s.name} (mean {100 * s.retention:.1f}%)')
-    ax.set_xticks(x, [SHORT_NAMES.get(c, c) for c in names], rotation=45, ha='right')
+    ax.set_xticks(x, [SHORT_NAMES.get(c, c) for c in names] + [real_labels[k] for k in real], rotation=45, ha='right')
+    bands = dict(s0.categories, **({'real shift': real} if real else {}))
     start = 0
-    for cat, v in s0.categories.items():  # category bands
-        ax.axvspan(start - 0.5, start + len(v) - 0.5, color='0.93' if list(s0.categories).index(cat) % 2 else '1.0',
+    for cat, v in bands.items():  # category bands (the real conditions last)
+        ax.axvspan(start - 0.5, start + len(v) - 0.5, color='0.93' if list(bands).index(cat) % 2 else '1.0',
                    zorder=0)
         ax.text(start + (len(v) - 1) / 2, 1.01, cat, transform=ax.get_xaxis_transform(), ha='center', va='bottom')
         start += len(v)
     ax.axhline(100, color='0.5', lw=0.8, ls='--')
-    ax.set_xlim(-0.5, len(names) - 0.5)
+    ax.set_xlim(-0.5, len(x) - 0.5)
     ax.set_ylabel('retention (% of clean)')
     ax.set_title(f'Retention per corruption: {_metric_label(s0)}, {SUITE_TITLES.get(s0.suite, s0.suite)}, '
                  f'policy {s0.policy}', fontsize=9, pad=18)
