@@ -107,3 +107,13 @@ def test_detection_real_shift_uses_the_sets_annotations(toy_coco, tmp_path):
     assert list(results['real_shift']['foggy_cityscapes_det']) == ['0.005', '0.01', '0.02']
     assert all('coco/bbox_mAP' in m for m in results['real_shift']['foggy_cityscapes_det'].values())
     assert results['meta']['suite'] is None and results['corrupted'] == {}
+
+
+def test_cli_parses_shifts_and_names_bad_ones():
+    from .conftest import call_tool
+    code, _, err = call_tool('test_robustness.py', SEG_CFG, 'x.pth', '--shifts', 'acdc2=data/x', '--work-dir', 'w')
+    assert code == 2 and "unknown real-shift set 'acdc2'" in err
+    code, _, err = call_tool('test_robustness.py', SEG_CFG, 'x.pth', '--work-dir', 'w')
+    assert code == 2 and 'give a corruption suite (--suite) or real-shift sets (--shifts)' in err
+    code, _, err = call_tool('test_robustness.py', SEG_CFG, 'x.pth', '--suite', 'cityscapes-c', '--work-dir', 'w')
+    assert code == 2 and '--suite needs one of --corrupted-root DIR and --on-the-fly' in err
