@@ -12,12 +12,17 @@ num_classes = 4
 head_norm_cfg = dict(type='SyncBN', requires_grad=True)
 model = dict(
     backbone=dict(arch='tiny', drop_path_rate=0.1),
-    neck=dict(in_channels=[128, 256, 192, 768]),
+    # toy-sized heads as in ./maskrcnn_fan_t_hybrid_toy_coco.py: 128-wide FPN and box convs, 256-wide box FC,
+    # two mask convs (a few objects of four shapes per image; the heads are most of a CPU training step)
+    neck=dict(in_channels=[128, 256, 192, 768], out_channels=128),
+    rpn_head=dict(in_channels=128, feat_channels=128),
     roi_head=dict(
+        bbox_roi_extractor=dict(out_channels=128),
+        mask_roi_extractor=dict(out_channels=128),
         # the three box heads of the base with 4 classes (a list replaces the base's list)
         bbox_head=[
-            dict(type='ConvFCBBoxHead', num_shared_convs=4, num_shared_fcs=1, in_channels=256,
-                 conv_out_channels=256, fc_out_channels=1024, roi_feat_size=7,
+            dict(type='ConvFCBBoxHead', num_shared_convs=4, num_shared_fcs=1, in_channels=128,
+                 conv_out_channels=128, fc_out_channels=256, roi_feat_size=7,
                  num_classes=num_classes,
                  bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0., 0., 0., 0.],
                                  target_stds=stds),
@@ -26,7 +31,7 @@ model = dict(
                  loss_bbox=dict(type='GIoULoss', loss_weight=10.0))
             for stds in ([0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1], [0.033, 0.033, 0.067, 0.067])
         ],
-        mask_head=dict(num_classes=num_classes)),
+        mask_head=dict(in_channels=128, conv_out_channels=128, num_convs=2, num_classes=num_classes)),
     # a handful of objects per image: far fewer proposals and sampled RoIs than COCO needs
     # (the three stages of the base with 128 instead of 512 RoIs per image)
     train_cfg=dict(
