@@ -235,7 +235,9 @@ class FANHybrid(_FANDense):
             maps[3] = self.learnable_downsample(last) if self.feat_downsample else last
         outs = [maps[i] for i in self.out_indices]
         if hasattr(self, 'out_norms'):
-            outs = [norm(m) for norm, m in zip(self.out_norms, outs)]
+            # timm's LayerNorm2d returns a permuted (channels-last strided) view; the necks and heads get
+            # contiguous maps, as from the backbone without output norms
+            outs = [norm(m).contiguous() for norm, m in zip(self.out_norms, outs)]
         return tuple(outs)
 
 
@@ -322,7 +324,7 @@ class FANViT(_FANDense):
         if self.mode == 'pyramid':
             outs = self.pyramid(maps)
         elif hasattr(self, 'out_norms'):
-            outs = [norm(m) for norm, m in zip(self.out_norms, maps)]
+            outs = [norm(m).contiguous() for norm, m in zip(self.out_norms, maps)]
         else:
             outs = maps
         return tuple(outs[i] for i in self.out_indices)
