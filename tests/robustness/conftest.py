@@ -88,3 +88,16 @@ def call_tool(tool, *args):
         except SystemExit as e:
             status = e.code
     return status or 0, out.getvalue(), err.getvalue()
+
+
+class CountRuns:
+    """Counts the test runs (``Runner.test`` calls) of an evaluation."""
+
+    def __init__(self, monkeypatch):
+        from mmengine.runner import Runner
+        self.n, original = 0, Runner.test
+
+        def counted(runner):
+            self.n += 1
+            return original(runner)
+        monkeypatch.setattr(Runner, 'test', counted)

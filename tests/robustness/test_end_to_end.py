@@ -22,7 +22,7 @@ from fan_mm.robustness.evaluation import RobustnessError, evaluate_robustness, l
 from fan_mm.robustness.report import write_report  # noqa: E402
 from fan_mm.robustness.synthesis import synthesize  # noqa: E402
 
-from .conftest import DATA, DET_CFG, REPO, SEG_CFG, make_checkpoint, run_tool  # noqa: E402
+from .conftest import DATA, DET_CFG, REPO, SEG_CFG, CountRuns, make_checkpoint, run_tool  # noqa: E402
 
 SEG_PLAN = dict(suite='cityscapes-c', corruptions=['gaussian_noise', 'frost'], severities=[1, 3])
 DET_PLAN = dict(suite='coco-c', corruptions=['shot_noise', 'contrast'], severities=[2])
@@ -43,20 +43,9 @@ def _digests(results):
         m['digest/value'] for sev in results['corrupted'].values() for m in sev.values()]
 
 
-class _CountRuns:
-    def __init__(self, monkeypatch):
-        from mmengine.runner import Runner
-        self.n, original = 0, Runner.test
-
-        def counted(runner):
-            self.n += 1
-            return original(runner)
-        monkeypatch.setattr(Runner, 'test', counted)
-
-
 def test_segmentation_disk_equals_on_the_fly_and_resumes(seg_setup, monkeypatch):
     s = seg_setup
-    runs = _CountRuns(monkeypatch)
+    runs = CountRuns(monkeypatch)
     disk = evaluate_robustness(SEG_CFG, s['ckpt'], work_dir=str(s['tmp'] / 'disk'), corrupted_root=s['dst'],
                                cfg_options=s['opts'], **SEG_PLAN)
     assert runs.n == 5  # clean + 2 corruptions x 2 severities, one Runner
@@ -181,7 +170,7 @@ def test_detection_disk_equals_on_the_fly_with_jpeg_sources(coco_jpeg, tmp_path,
     assert sorted(os.listdir(osp.join(dst, 'contrast', '2', 'val'))) == [f'{i:06d}.png' for i in range(4)]
     opts = {'test_dataloader.dataset.data_root': coco_jpeg,
             'test_evaluator.0.ann_file': osp.join(coco_jpeg, 'annotations', 'instances_val.json')}
-    runs = _CountRuns(monkeypatch)
+    runs = CountRuns(monkeypatch)
     disk = evaluate_robustness(DET_CFG, ckpt, work_dir=str(tmp_path / 'disk'), corrupted_root=dst,
                                cfg_options=opts, **DET_PLAN)
     fly = evaluate_robustness(DET_CFG, ckpt, work_dir=str(tmp_path / 'fly'), on_the_fly=True, cfg_options=opts,

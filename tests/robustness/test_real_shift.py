@@ -15,18 +15,7 @@ from fan_mm.datasets.real_shift import make_shift_sample  # noqa: E402
 from fan_mm.robustness.evaluation import RobustnessError, evaluate_robustness  # noqa: E402
 from fan_mm.robustness.report import write_report  # noqa: E402
 
-from .conftest import DET_CFG, SEG_CFG, make_checkpoint  # noqa: E402
-
-
-class _CountRuns:
-    def __init__(self, monkeypatch):
-        from mmengine.runner import Runner
-        self.n, original = 0, Runner.test
-
-        def counted(runner):
-            self.n += 1
-            return original(runner)
-        monkeypatch.setattr(Runner, 'test', counted)
+from .conftest import DET_CFG, SEG_CFG, CountRuns, make_checkpoint  # noqa: E402
 
 
 @pytest.fixture(scope='module')
@@ -41,7 +30,7 @@ def test_segmentation_synthetic_and_real_in_one_file_resumed_and_reported(seg_sh
     s = seg_shift_setup
     work = str(s['tmp'] / 'work')
     shifts = {'acdc': s['roots']['acdc'], 'dark_zurich': s['roots']['dark_zurich']}
-    counter = _CountRuns(monkeypatch)
+    counter = CountRuns(monkeypatch)
     results = evaluate_robustness(SEG_CFG, s['ckpt'], 'cityscapes-c', work, on_the_fly=True,
                                   corruptions=['gaussian_noise'], severities=[1], cfg_options=s['opts'],
                                   shifts=shifts)
