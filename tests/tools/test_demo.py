@@ -17,6 +17,14 @@ def test_format_results_computes_retention():
     assert bbox[1:] == ['0.500', '0.200', '40.0%']
     segm = [ln for ln in lines if ln.startswith('coco/segm_mAP ')][0].split()
     assert segm[-1] == 'n/a'  # no retention of a zero clean score
+    assert not any(ln.startswith('note:') for ln in lines)
+
+
+def test_format_results_flags_retention_of_100_percent_or_more():
+    results = {'clean': {'coco/bbox_mAP': 0.7, 'coco/bbox_mAP_50': 0.99},
+               'corrupted': {'fog': {'5': {'coco/bbox_mAP': 0.5, 'coco/bbox_mAP_50': 1.0}}}}
+    lines = format_results(results, 'fog', 5).splitlines()
+    assert lines[-1].startswith('note: coco/bbox_mAP_50 not measurably hurt')
 
 
 def test_demo_runs_end_to_end(tmp_path):
