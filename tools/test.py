@@ -38,7 +38,7 @@ def main(argv=None):
         metrics = test(args.config, args.checkpoint, work_dir=args.work_dir, out=args.out,
                        show=args.show, show_dir=args.show_dir, wait_time=args.wait_time,
                        tta=args.tta, cfg_options=args.cfg_options, launcher=args.launcher,
-                       allow_partial_checkpoint=args.allow_partial_checkpoint)
+                       allow_partial_checkpoint=args.allow_partial_checkpoint, eager=args.no_compile)
     except (CheckpointMismatchError, CheckpointError, FileNotFoundError) as err:
         print(f'test: error: {err}', file=sys.stderr)
         sys.exit(2)

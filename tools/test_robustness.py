@@ -82,7 +82,7 @@ def main(argv=None):
             on_the_fly=args.on_the_fly, corruptions=args.corruptions, policy=args.policy,
             severities=args.severities, seed=args.seed, channel_order=args.channel_order,
             cfg_options=args.cfg_options, launcher=args.launcher,
-            allow_partial_checkpoint=args.allow_partial_checkpoint, shifts=args.shifts)
+            allow_partial_checkpoint=args.allow_partial_checkpoint, shifts=args.shifts, eager=args.no_compile)
     except (RobustnessError, SynthesisError, protocol.ProtocolError, FileNotFoundError, CheckpointMismatchError,
             CheckpointError) as e:
         print(f'test_robustness: error: {e}', file=sys.stderr)

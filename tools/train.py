@@ -37,7 +37,7 @@ def main(argv=None):
     try:
         train(args.config, work_dir=args.work_dir, amp=args.amp,
               auto_scale_lr=args.auto_scale_lr, resume=args.resume,
-              cfg_options=args.cfg_options, launcher=args.launcher)
+              cfg_options=args.cfg_options, launcher=args.launcher, eager=args.no_compile)
     except NonFiniteLossError as err:
         print(f'train: error: {err}', file=sys.stderr)
         sys.exit(3)

@@ -356,8 +356,11 @@ def _build_mm_backbone(config: str, checkpoint, img_size=None, **unused) -> Load
         raise FileNotFoundError(f'config file not found: {config}')
     if unused:
         raise ValueError(f'model options {sorted(unused)} do not apply to mm configs')
-    from fan_mm.models.builder import build_from_config, load_config
+    from fan_mm.models.builder import build_from_config, disable_backbone_compile, load_config
     cfg = load_config(config)
+    # eager: the analyses hook into blocks and call the model on few inputs of changing sizes, where
+    # compiling (the configs' GPU fast path) would only cost time
+    disable_backbone_compile(cfg)
     backbone = build_from_config(cfg, part='backbone', pretrained=False)
     pretrained = _checkpoint_given(checkpoint)
     if pretrained:

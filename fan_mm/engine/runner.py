@@ -28,10 +28,12 @@ def codebase_of(cfg: Config) -> str:
 
 
 def load_config(config: str, cfg_options: Optional[dict] = None,
-                work_dir: Optional[str] = None, launcher: str = 'none') -> Config:
+                work_dir: Optional[str] = None, launcher: str = 'none', eager: bool = False) -> Config:
     """Read a config, apply ``--cfg-options`` and pick the work dir like mmdet's tools.
 
     Work dir priority: argument > ``work_dir`` in the file > ``./work_dirs/<config name>``.
+    ``eager=True`` (the tools' ``--no-compile``) turns off the backbone's ``compile_blocks``, the fast
+    path the fan_mm model configs switch on for GPU runs.
     """
     if not osp.isfile(config):
         raise FileNotFoundError(f'config file not found: {config}')
@@ -40,6 +42,9 @@ def load_config(config: str, cfg_options: Optional[dict] = None,
     cfg.launcher = launcher
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    if eager:
+        from ..models.builder import disable_backbone_compile
+        disable_backbone_compile(cfg)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
@@ -203,9 +208,10 @@ def prepare_train_config(cfg: Config, amp: bool = False, auto_scale_lr: bool = F
 
 def train(config: str, work_dir: Optional[str] = None, amp: bool = False,
           auto_scale_lr: bool = False, resume: Optional[str] = None,
-          cfg_options: Optional[dict] = None, launcher: str = 'none'):
-    """Train from a config file; returns the trained model (``runner.train()``)."""
-    cfg = load_config(config, cfg_options, work_dir, launcher)
+          cfg_options: Optional[dict] = None, launcher: str = 'none', eager: bool = False):
+    """Train from a config file; returns the trained model (``runner.train()``). ``eager``: see
+    ``load_config``."""
+    cfg = load_config(config, cfg_options, work_dir, launcher, eager)
     prepare_train_config(cfg, amp, auto_scale_lr, resume)
     if codebase_of(cfg) == 'mmdet':
         _limit_dynamo_recompiles()
@@ -266,8 +272,9 @@ def _enable_tta(cfg: Config):
 def test(config: str, checkpoint: str, work_dir: Optional[str] = None,
          out: Optional[str] = None, show: bool = False, show_dir: Optional[str] = None,
          wait_time: float = 2, tta: bool = False, cfg_options: Optional[dict] = None,
-         launcher: str = 'none', allow_partial_checkpoint: bool = False) -> dict:
-    """Evaluate a checkpoint on the config's test set; returns the metrics dict.
+         launcher: str = 'none', allow_partial_checkpoint: bool = False, eager: bool = False) -> dict:
+    """Evaluate a checkpoint on the config's test set; returns the metrics dict. ``eager``: see
+    ``load_config``.
 
     ``out``: for mmdet a ``.pkl`` file of raw predictions (DumpDetResults); for mmseg a
     directory for the predicted maps (IoUMetric ``output_dir``), as in their tools.
@@ -275,7 +282,7 @@ def test(config: str, checkpoint: str, work_dir: Optional[str] = None,
     """
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint file not found: {checkpoint}')
-    cfg = load_config(config, cfg_options, work_dir, launcher)
+    cfg = load_config(config, cfg_options, work_dir, launcher, eager)
     codebase = codebase_of(cfg)
     cfg.load_from = checkpoint
     if show or show_dir:
@@ -322,7 +329,7 @@ def set_local_rank(local_rank: int):
 
 
 def common_cli_arguments(parser, extra_launchers: Sequence[str] = ()):
-    """--cfg-options / --launcher / --local-rank, shared by the fan_mm tools."""
+    """--cfg-options / --launcher / --no-compile / --local-rank, shared by the fan_mm tools."""
     from mmengine.config import DictAction
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
@@ -331,6 +338,9 @@ def common_cli_arguments(parser, extra_launchers: Sequence[str] = ()):
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi',
                                                *extra_launchers],
                         default='none', help='job launcher')
+    parser.add_argument('--no-compile', action='store_true',
+                        help="run the backbone eagerly: turn off the config's compile_blocks (on a GPU the "
+                        'fan_mm configs compile each backbone block and replay it as CUDA graphs)')
     # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     return parser

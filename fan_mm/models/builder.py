@@ -24,6 +24,17 @@ def load_config(config, cfg_options: Optional[dict] = None):
     return cfg
 
 
+def disable_backbone_compile(cfg) -> bool:
+    """Set ``model.backbone.compile_blocks=False`` where the config's backbone has that option (fan_mm's
+    backbones, whose model configs compile the blocks for GPU runs; mmdet's / mmseg's backbones have no
+    such option and run eagerly anyway), in place. True if it was on."""
+    backbone = cfg.get('model', {}).get('backbone')
+    if not backbone or not backbone.get('compile_blocks'):
+        return False
+    backbone['compile_blocks'] = False
+    return True
+
+
 def config_scope(cfg) -> str:
     """'mmdet' or 'mmseg': the config's ``default_scope``."""
     scope = cfg.get('default_scope')

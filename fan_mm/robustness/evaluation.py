@@ -153,7 +153,8 @@ def evaluate_robustness(config: str, checkpoint: str, suite: str, work_dir: str,
                         severities: Optional[Sequence[int]] = None, seed: Optional[int] = None,
                         channel_order: Optional[str] = None, cfg_options: Optional[dict] = None,
                         launcher: str = 'none', results_name: str = RESULTS_NAME,
-                        allow_partial_checkpoint: bool = False, shifts: Optional[Dict[str, str]] = None) -> dict:
+                        allow_partial_checkpoint: bool = False, shifts: Optional[Dict[str, str]] = None,
+                        eager: bool = False) -> dict:
     """Run clean + every (corruption, severity) of the plan + every condition of the real-shift sets; return
     the results dict.
 
@@ -166,7 +167,8 @@ def evaluate_robustness(config: str, checkpoint: str, suite: str, work_dir: str,
     ``shifts`` maps real-shift set names (:data:`fan_mm.datasets.real_shift.SHIFT_SETS`) to their data roots;
     each condition is one more run of the same built model, with the config's test pipeline and evaluator
     (for detection, pointed at the set's annotation file), stored under ``real_shift`` in the same file.
-    Without a ``suite``, only the clean set and the real shifts are evaluated.
+    Without a ``suite``, only the clean set and the real shifts are evaluated. ``eager``: see
+    :func:`fan_mm.engine.runner.load_config`.
     """
     if suite is None and not shifts:
         raise RobustnessError('nothing to evaluate: give a corruption suite (--suite) or real-shift sets (--shifts)')
@@ -199,7 +201,7 @@ def evaluate_robustness(config: str, checkpoint: str, suite: str, work_dir: str,
     else:
         data = dict(clean_only=True)
 
-    cfg = load_config(config, cfg_options, work_dir, launcher)
+    cfg = load_config(config, cfg_options, work_dir, launcher, eager)
     task = codebase_of(cfg)
     shift_meta = _check_shifts(shifts or {}, task)
     config_sha = _config_digest(cfg)

@@ -8,6 +8,7 @@ no float32 4C-wide sum in ``DWConvMlp``), and ``compile_blocks`` (same outputs, 
 errors).
 """
 import math
+import os.path as osp
 
 import pytest
 import torch
@@ -284,6 +285,7 @@ def test_compile_blocks_same_outputs_and_names(cls, kwargs, n_blocks, cuda_graph
     # clones its outputs without gradients (next test); the eager backend ignores the mode, so this runs
     # on a CPU.
     options = dict(backend='eager', mode='reduce-overhead') if cuda_graphs else dict(backend='eager')
+    options['on_cpu'] = True  # else a CPU forward stays eager (next test)
     torch.manual_seed(0)
     plain = cls(**kwargs).eval()
     compiled = cls(**kwargs, compile_blocks=options).eval()
@@ -321,6 +323,37 @@ def test_cuda_graph_blocks_clone_outputs_only_without_grad(monkeypatch):
     assert out.data_ptr() != produced[-1].data_ptr()
     torch.testing.assert_close(out, produced[-1])
     assert blk(x, 2, 2) is produced[-1]  # gradients on: no copy
+
+
+def test_compile_blocks_stay_eager_on_cpu(monkeypatch):
+    # The model configs switch compile_blocks on for GPU runs; a CPU run (the demo, the tests, CPU
+    # clusters) must stay eager, and compile once the model is on a GPU.
+    import fan_mm.models.backbones.base as base
+    calls = []
+    monkeypatch.setattr(base, 'compile_trunk_blocks', lambda trunk, **opts: calls.append(opts) or 0)
+    model = FANHybrid(arch=SMALL_HYBRID, compile_blocks=dict(mode='reduce-overhead', dynamic=True)).eval()
+    with torch.no_grad():
+        model(torch.randn(1, 3, 64, 64))
+        model(torch.randn(1, 3, 64, 64))
+    assert calls == [] and model._told_eager
+    assert model._compile_hook.id in model._forward_pre_hooks  # still waiting for a CUDA input
+    with torch.no_grad():  # with on_cpu=True the dict's other options reach compile_trunk_blocks
+        FANHybrid(arch=SMALL_HYBRID, compile_blocks=dict(backend='eager', on_cpu=True)).eval()(
+            torch.randn(1, 3, 64, 64))
+    assert calls == [dict(backend='eager')]
+
+
+def test_no_compile_turns_off_the_configs_fast_path():
+    from fan_mm.engine.runner import load_config
+    from fan_mm.models.builder import disable_backbone_compile
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    cfg_path = osp.join(root, 'configs', 'fan', 'maskrcnn_fan_s_hybrid_3x_coco.py')
+    assert load_config(cfg_path).model.backbone.compile_blocks == dict(mode='reduce-overhead', dynamic=True)
+    assert load_config(cfg_path, eager=True).model.backbone.compile_blocks is False
+    seg = load_config(osp.join(root, 'configs', 'fan', 'segformer_fan_s_hybrid_cityscapes_1024x1024_160k.py'))
+    assert seg.model.backbone.compile_blocks == dict(mode='reduce-overhead')
+    r50 = load_config(osp.join(root, 'configs', 'toy', 'maskrcnn_r50_toy_coco.py'))
+    assert disable_backbone_compile(r50) is False and 'compile_blocks' not in r50.model.backbone
 
 
 def test_compile_blocks_bad_value():

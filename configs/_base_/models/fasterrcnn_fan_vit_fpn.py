@@ -10,6 +10,9 @@ model = dict(
     backbone=dict(
         _delete_=True,
         type='FANViT',
+        # on a GPU each trunk block is compiled and replayed as CUDA graphs (eager on CPU; off: --no-compile);
+        # dynamic shapes: detection batches change size
+        compile_blocks=dict(mode='reduce-overhead', dynamic=True),
         arch='small',
         mode='pyramid',
         drop_path_rate=0.1,

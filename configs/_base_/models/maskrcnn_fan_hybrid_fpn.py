@@ -9,6 +9,9 @@ model = dict(
     backbone=dict(
         _delete_=True,
         type='FANHybrid',
+        # on a GPU each trunk block is compiled and replayed as CUDA graphs (eager on CPU; off: --no-compile);
+        # dynamic shapes: detection batches change size
+        compile_blocks=dict(mode='reduce-overhead', dynamic=True),
         arch='small',
         out_indices=(0, 1, 2, 3),
         feat_downsample=True,

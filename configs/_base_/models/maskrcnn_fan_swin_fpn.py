@@ -7,6 +7,9 @@ model = dict(
     backbone=dict(
         _delete_=True,
         type='FANSwin',
+        # on a GPU each trunk block is compiled and replayed as CUDA graphs (eager on CPU; off: --no-compile);
+        # dynamic shapes: detection batches change size
+        compile_blocks=dict(mode='reduce-overhead', dynamic=True),
         arch='tiny',
         out_indices=(0, 1, 2, 3),
         drop_path_rate=0.2,

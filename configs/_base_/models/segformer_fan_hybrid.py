@@ -14,6 +14,8 @@ model = dict(
     backbone=dict(
         _delete_=True,
         type='FANHybrid',
+        # on a GPU each trunk block is compiled and replayed as CUDA graphs (eager on CPU; off: --no-compile)
+        compile_blocks=dict(mode='reduce-overhead'),
         arch='small',
         out_indices=(0, 1, 2, 3),
         feat_downsample=False,  # strides 4/8/16/16, the official segmentation layout

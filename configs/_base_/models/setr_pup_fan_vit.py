@@ -12,6 +12,8 @@ model = dict(
     backbone=dict(
         _delete_=True,
         type='FANViT',
+        # on a GPU each trunk block is compiled and replayed as CUDA graphs (eager on CPU; off: --no-compile)
+        compile_blocks=dict(mode='reduce-overhead'),
         arch='small',
         mode='single_scale',
         drop_path_rate=0.1),

@@ -9,6 +9,8 @@ model = dict(
     backbone=dict(
         _delete_=True,
         type='FANSwin',
+        # on a GPU each trunk block is compiled and replayed as CUDA graphs (eager on CPU; off: --no-compile)
+        compile_blocks=dict(mode='reduce-overhead'),
         arch='tiny',
         out_indices=(0, 1, 2, 3),
         drop_path_rate=0.3),

@@ -14,6 +14,8 @@ model = dict(
     backbone=dict(
         _delete_=True,
         type='LVViT',
+        # on a GPU each trunk block is compiled and replayed as CUDA graphs (eager on CPU; off: --no-compile)
+        compile_blocks=dict(mode='reduce-overhead'),
         arch='small',
         img_size=512,  # the position embedding is resized once, to the 512 crops' grid
         side_layers=True,

@@ -25,6 +25,7 @@ A family subclass provides:
 * ``variant_name``: the registered timm name of the trunk (or a description of a custom one).
 """
 import logging
+import time
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
@@ -83,9 +84,13 @@ class DenseBackbone(BaseModule):
             an official ImageNet checkpoint or an mm-style one (``backbone.`` keys, e.g.
             from ``tools/convert_checkpoint.py`` or a trained detector); the optional
             ``prefix`` is honoured as in mmengine.
-        compile_blocks: ``torch.compile`` every trunk block (see ``compile_trunk_blocks``) before the
-            first forward: True, or a dict of ``torch.compile`` options (e.g.
-            ``dict(mode='max-autotune-no-cudagraphs')``). Off by default.
+        compile_blocks: ``torch.compile`` every trunk block (see ``compile_trunk_blocks``) at the
+            first forward whose input is on a CUDA device: True, or a dict of ``torch.compile``
+            options (e.g. ``dict(mode='reduce-overhead')``: CUDA graphs, what the model bases under
+            ``configs/_base_/models`` set). A forward on the CPU stays eager (CUDA graphs need CUDA,
+            and inductor's CPU code is slow to build for little gain here) unless the dict also holds
+            ``on_cpu=True``. Off by default in the classes; ``--no-compile`` in the tools (or
+            ``--cfg-options model.backbone.compile_blocks=False``) turns the configs' fast path off.
     """
 
     variant_name: str = 'this backbone'
@@ -102,16 +107,35 @@ class DenseBackbone(BaseModule):
                             f'got {type(compile_blocks).__name__}')
         self.compile_blocks = compile_blocks
         if compile_blocks is not False:
-            # Deferred to the first forward: subclasses prune their trunk after this __init__.
+            # Deferred to the first forward: subclasses prune their trunk after this __init__, and
+            # only then is the input's device known (mmengine moves the model after building it).
             self._compile_hook = self.register_forward_pre_hook(DenseBackbone._compile_before_first_forward)
 
     @staticmethod
     def _compile_before_first_forward(module: 'DenseBackbone', args) -> None:
-        module._compile_hook.remove()
         opts = {} if module.compile_blocks is True else dict(module.compile_blocks)
+        on_cpu = bool(opts.pop('on_cpu', False))
+        device = next((a.device for a in args if isinstance(a, torch.Tensor)), None)
+        if device is not None and device.type != 'cuda' and not on_cpu:
+            # stays eager on this device; the hook stays too, should the model move to a GPU later
+            if not getattr(module, '_told_eager', False):
+                module._told_eager = True
+                print_log(f'{type(module).__name__}: eager on {device.type} (compile_blocks applies to CUDA '
+                          f'inputs)', logger='current', level=logging.INFO)
+            return
+        module._compile_hook.remove()
         n = compile_trunk_blocks(module.trunk, **opts)
-        print_log(f'{type(module).__name__}: torch.compile on {n} trunk blocks ({opts or "default options"})',
-                  logger='current', level=logging.INFO)
+        print_log(f'{type(module).__name__}: torch.compile on {n} trunk blocks ({opts or "default options"}; '
+                  f'off: --no-compile)', logger='current', level=logging.INFO)
+        # the blocks compile at their first call (inductor caches the kernels on disk for later runs):
+        # say how long that first forward took
+        start = time.perf_counter()
+
+        def _first_forward_done(mod, inputs, outputs):
+            handle.remove()
+            print_log(f'{type(mod).__name__}: first compiled forward {time.perf_counter() - start:.1f} s',
+                      logger='current', level=logging.INFO)
+        handle = module.register_forward_hook(_first_forward_done)
 
     # ---- trunk pruning ---------------------------------------------------------------------
     _pruned_keys: Tuple[str, ...] = ()

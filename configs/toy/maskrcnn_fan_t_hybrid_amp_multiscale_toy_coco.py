@@ -1,7 +1,7 @@
-# A GPU check of ../fan/maskrcnn_fan_s_hybrid_amp_cudagraph_3x_coco.py at toy size: the toy Mask R-CNN in
-# fp16 with CUDA graphs in the backbone (compile_blocks, dynamic shapes) and nine input scales, so that
-# training meets a new input size (a new CUDA graph) now and then, as on COCO. Needs a CUDA GPU (fp16 AMP,
-# CUDA graphs). Not a benchmark: the first iterations compile and record.
+# A GPU check of the fan_mm detection configs' fast path at toy size: the toy Mask R-CNN in fp16 with nine
+# input scales, so that training meets a new input size now and then, as on COCO; on a GPU the backbone's
+# blocks are compiled for dynamic shapes and replayed as CUDA graphs, one graph per input size (the model
+# base's compile_blocks). Needs a CUDA GPU (fp16 AMP). Not a benchmark: the first iterations compile and record.
 _base_ = './maskrcnn_fan_t_hybrid_toy_coco.py'
 
 train_pipeline = [
@@ -14,4 +14,3 @@ train_pipeline = [
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 optim_wrapper = dict(type='AmpOptimWrapper', loss_scale='dynamic')
-model = dict(backbone=dict(compile_blocks=dict(mode='reduce-overhead', dynamic=True)))
