@@ -13,6 +13,7 @@ Backbone specs are a name from ``BACKBONES`` optionally followed by ``+flag`` mo
 timm models), ``+compile_full`` (one ``torch.compile`` of the whole backbone), ``+cudagraph`` (block
 compilation with ``mode='reduce-overhead'``: CUDA graphs), e.g. ``fan_s_hybrid+cl+compile``.
 """
+import os.path as osp
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
@@ -58,6 +59,45 @@ class _Intermediates(nn.Module):
         self.model.set_grad_checkpointing(enable)
 
 
+class _TorchvisionStages(nn.Module):
+    """A torchvision classifier read as a dense backbone: the output of each of its four stages (NCHW)."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        import torchvision
+        model = getattr(torchvision.models, name)(weights=None)
+        if name.startswith('swin'):  # features: patch embed, stage, merge, stage, ...; NHWC maps
+            self.stages = nn.ModuleList([model.features[0:2], model.features[2:4], model.features[4:6],
+                                         model.features[6:8]])
+            self.nhwc = True
+        else:
+            self.stages = nn.ModuleList([nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool,
+                                                       model.layer1), model.layer2, model.layer3, model.layer4])
+            self.nhwc = False
+
+    def forward(self, x):
+        outs = []
+        for stage in self.stages:
+            x = stage(x)
+            outs.append(x.permute(0, 3, 1, 2) if self.nhwc else x)
+        return outs
+
+
+def _torchvision(name: str) -> Callable[[], nn.Module]:
+    return lambda: _TorchvisionStages(name)
+
+
+def _official(name: str) -> Callable[[], nn.Module]:
+    def build():
+        import os
+        from .official import CHECKOUT_ENV, build_official
+        checkout = os.environ.get(CHECKOUT_ENV)
+        if not checkout:
+            raise ValueError(f'{name}: the official backbones need a checkout of NVlabs/FAN (--official-checkout)')
+        return build_official(name, checkout)
+    return build
+
+
 # name -> (label, builder). fan_mm entries are the mmdet/mmseg backbones (detection layout for the
 # hybrids); timm entries read every stage through forward_intermediates.
 BACKBONES: Dict[str, Tuple[str, Callable]] = {
@@ -71,6 +111,13 @@ BACKBONES: Dict[str, Tuple[str, Callable]] = {
     'swin_s': ('Swin-S (timm)', _timm_features('swin_small_patch4_window7_224')),
     'convnext_t': ('ConvNeXt-T (timm)', _timm_features('convnext_tiny')),
     'convnext_s': ('ConvNeXt-S (timm)', _timm_features('convnext_small')),
+    # references that need no timm: the same model in every process (see run_backbone_benchmark)
+    'tv_swin_t': ('Swin-T (torchvision)', _torchvision('swin_t')),
+    'tv_resnet50': ('ResNet-50 (torchvision)', _torchvision('resnet50')),
+    # the official NVlabs detection backbones, from a checkout (fan_mm.benchmarks.official)
+    'official_fan_t_hybrid': ('FAN-T-Hybrid (official NVlabs detection code)', _official('official_fan_t_hybrid')),
+    'official_fan_s_hybrid': ('FAN-S-Hybrid (official NVlabs detection code)', _official('official_fan_s_hybrid')),
+    'official_fan_b_hybrid': ('FAN-B-Hybrid (official NVlabs detection code)', _official('official_fan_b_hybrid')),
 }
 DEFAULT_BACKBONES = ('fan_t_hybrid', 'fan_s_hybrid', 'fan_b_hybrid', 'fan_s_vit', 'fan_swin_t', 'lvvit_s',
                      'swin_t', 'swin_s', 'convnext_t', 'convnext_s')
@@ -95,8 +142,12 @@ def build_backbone(spec: str, img_size: int, device: torch.device) -> nn.Module:
     if 'cp' in flags:
         if hasattr(model, 'trunk'):
             model.trunk.set_grad_checkpointing(True)
-        else:
+        elif hasattr(model, 'use_checkpoint'):  # the official backbones: as their configs run them
+            model.use_checkpoint = True
+        elif hasattr(model, 'set_grad_checkpointing'):
             model.set_grad_checkpointing(True)
+        else:
+            raise ValueError(f'{spec}: {type(model).__name__} has no activation checkpointing')
     model = model.to(device)
     if 'cl' in flags:
         model = model.to(memory_format=torch.channels_last)
@@ -258,12 +309,32 @@ def autocast_census(spec: str, batch: int, size: int, precision: str, device: to
 
 def run_backbone_benchmark(specs: Sequence[str], batch: int, size: int, precision: str, device: str,
                            warmup: int, repeats: int, reference: Optional[str] = 'swin_t',
-                           profile: Sequence[str] = (), census: Sequence[str] = ()) -> Dict:
+                           profile: Sequence[str] = (), census: Sequence[str] = (),
+                           official_checkout: Optional[str] = None, official_timm: Optional[str] = None) -> Dict:
     """All ``specs`` in one process; ratios against ``reference`` (must be one of the specs) if given;
     a profile (``profile_train_step``) and a cast / saved-tensor census (``autocast_census``) of the
-    specs named in ``profile`` / ``census``."""
+    specs named in ``profile`` / ``census``.
+
+    The ``official_*`` specs (the NVlabs code, from ``official_checkout``; see
+    :mod:`fan_mm.benchmarks.official`) run in a second process, with ``official_timm`` (a folder holding the
+    timm they were written for) first on its path, and time the reference too, which must then be a
+    torchvision model (``tv_swin_t``, ``tv_resnet50``). Each row's ``*_ratio`` is against the reference of
+    its own process; with an official spec in the run, the other rows also get ``train_vs_official`` /
+    ``infer_vs_official`` (time ratios through the two references: ``(row / ref) / (official / ref')``)
+    and ``mem_vs_official`` (peak memory, as measured), against the first official spec."""
     for s in list(specs) + list(profile) + list(census):
         parse_spec(s)
+    official = [s for s in specs if s.startswith('official_')]
+    if official:
+        return _with_official_process(specs, official, batch, size, precision, device, warmup, repeats,
+                                      reference, profile, census, official_checkout, official_timm)
+    return run_in_this_process(specs, batch, size, precision, device, warmup, repeats, reference, profile, census)
+
+
+def run_in_this_process(specs: Sequence[str], batch: int, size: int, precision: str, device: str, warmup: int,
+                        repeats: int, reference: Optional[str] = 'swin_t', profile: Sequence[str] = (),
+                        census: Sequence[str] = ()) -> Dict:
+    """``run_backbone_benchmark`` for specs that all run in this process."""
     check_precision(precision)
     dev = prepare_device(device, cudnn_benchmark=True)
     rows = []
@@ -290,3 +361,72 @@ def run_backbone_benchmark(specs: Sequence[str], batch: int, size: int, precisio
     return out
 
 
+
+
+def _with_official_process(specs, official, batch, size, precision, device, warmup, repeats, reference, profile,
+                           census, checkout, timm_dir) -> Dict:
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from .official import CHECKOUT_ENV, check_checkout
+    if not checkout:
+        raise ValueError(f'{official}: the official backbones need --official-checkout (a clone of NVlabs/FAN)')
+    check_checkout(checkout)
+    if not reference or not reference.startswith('tv_'):
+        raise ValueError(f'--reference {reference!r}: with official specs the reference is timed in both processes '
+                         'and must not depend on timm: use tv_swin_t or tv_resnet50')
+    if timm_dir and not osp.isdir(osp.join(timm_dir, 'timm')):
+        raise FileNotFoundError(f'--official-timm {timm_dir}: no timm package in it '
+                                '(pip install --target DIR --no-deps timm==0.5.4)')
+    own = [s for s in specs if s not in official]
+    if reference not in own:
+        own.append(reference)
+    env = dict(os.environ, **{CHECKOUT_ENV: osp.abspath(checkout)})
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    env['PYTHONPATH'] = os.pathsep.join(p for p in (timm_dir, repo, env.get('PYTHONPATH')) if p)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = osp.join(tmp, 'official.json')
+        code = ('import json, sys; from fan_mm.benchmarks.backbone import run_in_this_process as r; '
+                f'json.dump(r({list(official) + [reference]!r}, {batch}, {size}, {precision!r}, {device!r}, '
+                f'{warmup}, {repeats}, reference={reference!r}), open(sys.argv[1], "w"))')
+        done = subprocess.run([sys.executable, '-c', code, out], env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f'the official backbones\' process failed:\n{done.stderr[-3000:]}')
+        theirs = json.load(open(out))
+    ours = run_in_this_process(own, batch, size, precision, device, warmup, repeats, reference=reference,
+                               profile=profile, census=census)
+    ours['official_env'] = theirs['env']
+    for r in theirs['rows']:
+        r['process'] = 'official'
+    for r in ours['rows']:
+        r['process'] = 'fan_mm'
+    anchor = next((r for r in theirs['rows'] if r['spec'] == official[0] and 'error' not in r), None)
+    if anchor is not None:
+        for r in ours['rows'] + theirs['rows']:
+            if 'error' in r:
+                continue
+            for k, ratio, norm in (('train_ms', 'train_vs_official', 'train_ratio'),
+                                   ('infer_ms', 'infer_vs_official', 'infer_ratio'),
+                                   ('train_peak_gib', 'mem_vs_official', None)):
+                if norm is None:
+                    if r.get(k) and anchor.get(k):
+                        r[ratio] = r[k] / anchor[k]
+                elif r.get(norm) and anchor.get(norm):
+                    r[ratio] = r[norm] / anchor[norm]
+    ours['rows'] = theirs['rows'] + ours['rows']
+    ours['official_anchor'] = official[0] if anchor is not None else None
+    ours['official_commit'] = _git_commit(checkout)
+    return ours
+
+
+def _git_commit(checkout: str) -> Optional[str]:
+    """The checkout's commit, if it is the top of a git work tree (not a folder inside another repository)."""
+    import subprocess
+    top = subprocess.run(['git', '-C', checkout, 'rev-parse', '--show-toplevel'], capture_output=True, text=True)
+    if top.returncode != 0 or osp.realpath(top.stdout.strip()) != osp.realpath(checkout):
+        return None
+    done = subprocess.run(['git', '-C', checkout, 'rev-parse', 'HEAD'], capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else None

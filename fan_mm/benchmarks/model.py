@@ -19,13 +19,16 @@ COMPILE_BACKBONE = {None: None, 'default': dict(dynamic=False),
                     'cudagraph': dict(dynamic=False, mode='reduce-overhead')}
 
 
-def build_model_from_config(config: str, cfg_options: Optional[dict] = None):
+def build_model_from_config(config: str, cfg_options: Optional[dict] = None, eager: bool = False):
     """``(model, scope)``: the mmdet / mmseg model of ``config`` (a path or ``mmdet::...``) with random weights,
-    built by :func:`fan_mm.models.build_from_config` and initialised as training starts."""
+    built by :func:`fan_mm.models.build_from_config` and initialised as training starts. ``eager``: without
+    the backbone's ``compile_blocks`` (the fast path the fan_mm configs turn on for GPUs)."""
     from mmengine.logging import MMLogger
 
-    from fan_mm.models.builder import build_from_config, config_scope, load_config
+    from fan_mm.models.builder import build_from_config, config_scope, disable_backbone_compile, load_config
     cfg = load_config(config, cfg_options)
+    if eager:
+        disable_backbone_compile(cfg)
     model = build_from_config(cfg, pretrained=False)
     logger = MMLogger.get_current_instance()
     level = logger.level
@@ -83,29 +86,34 @@ def _num_classes(model, scope: str) -> int:
 
 def bench_model(config: str, batch: int, height: int, width: int, boxes: int, precision: str,
                 device: torch.device, warmup: int, repeats: int, name: Optional[str] = None,
-                cfg_options: Optional[dict] = None, compile_backbone: Optional[str] = None) -> Dict:
+                cfg_options: Optional[dict] = None, compile_backbone: Optional[str] = None,
+                eager: bool = False) -> Dict:
     """One row: training iteration (loss forward + backward + AdamW step, AMP with a grad scaler for fp16,
     as mmengine's AmpOptimWrapper) and inference (``mode='predict'``) of the model of ``config``.
 
-    ``compile_backbone``: None (as the config says), ``'default'`` (``torch.compile`` of every backbone
-    block, static shapes) or ``'cudagraph'`` (the same with ``mode='reduce-overhead'``: CUDA graphs), for
-    any backbone with blocks (mmdet's Swin included), so that peers can be compared like for like."""
+    The backbone runs as the config says (fan_mm's configs compile its blocks on a GPU), eagerly with
+    ``eager=True``. ``compile_backbone`` compiles the backbones that the config leaves eager (mmdet's Swin,
+    say), so that peers can be compared like for like: ``'default'`` (``torch.compile`` of every block,
+    static shapes) or ``'cudagraph'`` (the same with ``mode='reduce-overhead'``: CUDA graphs). The row's
+    ``backbone_compile`` says what ran; the warm-up times include compiling."""
     if compile_backbone not in COMPILE_BACKBONE:
         raise ValueError(f'compile_backbone={compile_backbone!r}: use one of {list(COMPILE_BACKBONE)}')
     torch.manual_seed(0)
-    model, scope = build_model_from_config(config, cfg_options)
+    model, scope = build_model_from_config(config, cfg_options, eager=eager)
     model = model.to(device)
-    if compile_backbone and getattr(model.backbone, 'compile_blocks', False):
-        raise ValueError(f'{config} already compiles its backbone blocks (model.backbone.compile_blocks='
-                         f'{model.backbone.compile_blocks}); compiling them again with compile_backbone='
-                         f'{compile_backbone!r} would nest the two: use the config without compile_blocks')
-    if compile_backbone:  # in place: parameter names stay as they are
+    by_config = getattr(model.backbone, 'compile_blocks', False)
+    if by_config:
+        backbone_compile = f'config: {by_config}' if device.type == 'cuda' else 'eager (CPU)'
+    elif compile_backbone and not eager:  # in place: parameter names stay as they are
         from fan_mm.layers import compile_trunk_blocks
         opts = COMPILE_BACKBONE[compile_backbone]
         if not compile_trunk_blocks(model.backbone, **opts):  # blockwise where it has blocks
             model.backbone.compile(**opts)
+        backbone_compile = f'{compile_backbone}: {opts}'
+    else:
+        backbone_compile = 'eager'
     inputs, samples = synthetic_batch(scope, batch, height, width, boxes, _num_classes(model, scope), device)
-    row = dict(name=name or config, config=config, scope=scope, compile_backbone=compile_backbone,
+    row = dict(name=name or config, config=config, scope=scope, backbone_compile=backbone_compile,
                params_m=sum(p.numel() for p in model.parameters()) / 1e6)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == 'fp16')
@@ -140,15 +148,18 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
 def run_model_benchmark(configs: Sequence[Tuple[str, str]], batch: int, height: int, width: int, boxes: int,
                         precision: str, device: str, warmup: int, repeats: int,
                         reference: Optional[str] = None, cfg_options: Optional[dict] = None,
-                        compile_backbone: Optional[str] = None) -> Dict:
-    """``configs``: (name, config) pairs, all measured in this process; ratios against ``reference`` (a name)."""
+                        compile_backbone: Optional[str] = None, eager: bool = False) -> Dict:
+    """``configs``: (name, config) pairs, all measured in this process; ratios against ``reference`` (a name).
+    A name ending in ``+eager`` runs that config without its backbone's ``compile_blocks`` (so that one run
+    can hold a config both ways); ``eager`` does so for all."""
     check_precision(precision)
     dev = prepare_device(device)
     rows = []
     for name, config in configs:
         try:
             rows.append(bench_model(config, batch, height, width, boxes, precision, dev, warmup, repeats,
-                                    name=name, cfg_options=cfg_options, compile_backbone=compile_backbone))
+                                    name=name, cfg_options=cfg_options, compile_backbone=compile_backbone,
+                                    eager=eager or name.endswith('+eager')))
         except torch.cuda.OutOfMemoryError as e:
             rows.append(dict(name=name, config=config, error=f'OOM: {e}'.split('\n')[0]))
             torch.cuda.empty_cache()
@@ -159,7 +170,7 @@ def run_model_benchmark(configs: Sequence[Tuple[str, str]], batch: int, height: 
                 r['train_ratio'] = r['train_ms'] / ref['train_ms']
                 r['infer_ratio'] = r['infer_ms'] / ref['infer_ms']
                 r['mem_ratio'] = r['train_peak_gib'] / ref['train_peak_gib'] if ref['train_peak_gib'] else None
-    return dict(kind='model', env=collect_environment(device=str(dev)), compile_backbone=compile_backbone,
+    return dict(kind='model', env=collect_environment(device=str(dev)), compile_backbone=compile_backbone, eager=eager,
                 batch=batch, height=height, width=width, boxes=boxes,
                 precision=precision, warmup=warmup, repeats=repeats, reference=reference if ref else None,
                 rows=rows)

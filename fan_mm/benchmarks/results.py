@@ -36,11 +36,19 @@ def markdown_table(result: Dict) -> str:
                 ('train / ref', 'train_ratio', 2), ('infer (ms)', 'infer_ms', 1), ('infer / ref', 'infer_ratio', 2),
                 ('train peak (GiB)', 'train_peak_gib', 2), ('mem / ref', 'mem_ratio', 2),
                 ('train reserved (GiB)', 'train_reserved_gib', 2), ('infer peak (GiB)', 'infer_peak_gib', 2)]
+        if result.get('official_anchor'):
+            head += (f"; official code timed in a process of its own (torch {result['official_env']['torch']}, "
+                     f"timm {result['official_env'].get('timm')}), '/ official' through the reference of "
+                     f"each process, anchor {result['official_anchor']}")
+            cols[1:1] = [('process', 'process', 0)]
+            cols += [('train / official', 'train_vs_official', 2), ('infer / official', 'infer_vs_official', 2),
+                     ('mem / official', 'mem_vs_official', 2)]
     else:
         head += f"{result['height']}x{result['width']}, {result.get('boxes', '-')} boxes/image"
         if result.get('compile_backbone'):
-            head += f", every backbone compiled by blocks ({result['compile_backbone']})"
-        cols = [('config', 'name', 0), ('params (M)', 'params_m', 1), ('train (s/iter)', 'train_s_iter', 3),
+            head += f", backbones their configs leave eager compiled by blocks ({result['compile_backbone']})"
+        cols = [('config', 'name', 0), ('backbone', 'backbone_compile', 0), ('params (M)', 'params_m', 1),
+                ('train (s/iter)', 'train_s_iter', 3),
                 ('train / ref', 'train_ratio', 2), ('infer (img/s)', 'infer_img_s', 1),
                 ('infer (ms/batch)', 'infer_ms', 1), ('infer time / ref', 'infer_ratio', 2),
                 ('train peak (GiB)', 'train_peak_gib', 2), ('train reserved (GiB)', 'train_reserved_gib', 2),

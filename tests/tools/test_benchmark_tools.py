@@ -34,6 +34,75 @@ def test_backbone_benchmark_cpu(tmp_path, capsys):
     assert '| fan_t_hybrid |' in table and 'ref = convnext_t+cl' in table
 
 
+# A stand-in for a user's clone of NVlabs/FAN (which cannot ship here): detection/models/fan.py with the
+# mmdet 2.x / mmcv 1.x imports of the real file, and a backbone class of the real name.
+FAKE_OFFICIAL_FAN = """
+import torch
+import torch.nn as nn
+from mmdet.models.builder import BACKBONES
+from mmdet.utils import get_root_logger
+from mmcv.runner import load_checkpoint
+from .convnext_utils import STEM
+
+
+@BACKBONES.register_module()
+class fan_small_12_p4_hybrid(nn.Module):
+    def __init__(self, pretrained=None):
+        super().__init__()
+        self.stem = STEM()
+        self.use_checkpoint = True
+        get_root_logger().info('built')
+
+    def forward(self, x):
+        x = self.stem(x)
+        return [x, x[:, :, ::2, ::2]]
+"""
+
+
+def _fake_checkout(root):
+    models = root / 'detection' / 'models'
+    models.mkdir(parents=True)
+    (models / 'fan.py').write_text(FAKE_OFFICIAL_FAN)
+    (models / 'convnext_utils.py').write_text('import torch.nn as nn\n\n\ndef STEM():\n'
+                                              '    return nn.Conv2d(3, 8, 3, stride=4, padding=1)\n')
+    return root
+
+
+def test_backbone_benchmark_times_the_official_code_in_its_own_process(tmp_path):
+    import sys
+    checkout = _fake_checkout(tmp_path / 'FAN')
+    out = tmp_path / 'b.json'
+    load_tool('benchmark_backbone').main([
+        '--device', 'cpu', '--size', '64', '--batch', '1', '--warmup', '0', '--repeats', '1', '--precision', 'fp32',
+        '--models', 'official_fan_s_hybrid', 'official_fan_s_hybrid+cp', 'fan_t_hybrid', '--reference', 'tv_resnet50',
+        '--official-checkout', str(checkout), '--json', str(out)])
+    res = json.loads(out.read_text())
+    rows = {(r['process'], r['spec']): r for r in res['rows']}
+    assert set(rows) == {('official', 'official_fan_s_hybrid'), ('official', 'official_fan_s_hybrid+cp'),
+                         ('official', 'tv_resnet50'), ('fan_mm', 'fan_t_hybrid'), ('fan_mm', 'tv_resnet50')}
+    anchor = rows['official', 'official_fan_s_hybrid']
+    assert anchor['params_m'] == pytest.approx(224 / 1e6) and anchor['train_vs_official'] == pytest.approx(1.0)
+    ours = rows['fan_mm', 'fan_t_hybrid']
+    # a time ratio through each process's own reference
+    assert ours['train_vs_official'] == pytest.approx(ours['train_ratio'] / anchor['train_ratio'])
+    assert res['official_anchor'] == 'official_fan_s_hybrid' and 'mmdet.models.builder' not in sys.modules
+    assert res['official_commit'] is None  # not a git checkout (tmp_path lies outside any repository)
+    with pytest.raises(SystemExit, match='must not depend on timm'):
+        load_tool('benchmark_backbone').main(['--device', 'cpu', '--models', 'official_fan_s_hybrid',
+                                              '--reference', 'swin_t', '--official-checkout', str(checkout)])
+    with pytest.raises(SystemExit, match='not a checkout of NVlabs/FAN'):
+        load_tool('benchmark_backbone').main(['--device', 'cpu', '--models', 'official_fan_s_hybrid',
+                                              '--reference', 'tv_swin_t', '--official-checkout', str(tmp_path)])
+
+
+def test_torchvision_references_give_four_stages():
+    import torch
+    from fan_mm.benchmarks.backbone import build_backbone
+    for name in ('tv_swin_t', 'tv_resnet50'):
+        outs = build_backbone(name, 64, torch.device('cpu')).eval()(torch.randn(1, 3, 64, 64))
+        assert [o.shape[-1] for o in outs] == [16, 8, 4, 2], name
+
+
 def test_backbone_benchmark_rejects_unknown_names():
     from fan_mm.benchmarks.backbone import parse_spec
     with pytest.raises(ValueError, match="unknown backbone 'fan_x'"):
@@ -60,30 +129,34 @@ def test_model_benchmark_cpu(tmp_path):
 
 
 def test_model_benchmark_compile_backbone_options(monkeypatch):
-    """--compile-backbone cudagraph reaches compile_trunk_blocks as mode='reduce-overhead', static shapes,
-    for every config of the run (here the compile itself is recorded, not run: inductor on CPU takes
-    minutes; tests/models/test_fast_paths.py compiles blocks for real)."""
+    """--compile-backbone cudagraph reaches compile_trunk_blocks as mode='reduce-overhead', static shapes, for
+    the backbones their config leaves eager (here the compile itself is recorded, not run: inductor on CPU
+    takes minutes; tests/models/test_fast_paths.py compiles blocks for real). A fan_mm config compiles its
+    own blocks (on a GPU) and is not compiled a second time; +eager / --no-compile turn that off."""
     import fan_mm.layers as layers
     from fan_mm.benchmarks.model import bench_model
     tool = load_tool('benchmark_model')
-    assert tool.parse_args([]).compile_backbone is None
+    assert tool.parse_args([]).compile_backbone is None and tool.parse_args([]).no_compile is False
     assert tool.parse_args(['--compile-backbone']).compile_backbone == 'default'
     assert tool.parse_args(['--compile-backbone', 'cudagraph']).compile_backbone == 'cudagraph'
+    assert tool.parse_args(['--no-compile']).no_compile is True
     with pytest.raises(SystemExit):
         tool.parse_args(['--compile-backbone', 'fast'])
     seen = []
     monkeypatch.setattr(layers, 'compile_trunk_blocks', lambda model, **opts: seen.append(opts) or 1)
     import torch
-    cfg = str(ROOT / 'configs' / 'toy' / 'maskrcnn_fan_t_hybrid_toy_coco.py')
-    row = bench_model(cfg, 1, 64, 64, 1, 'fp32', torch.device('cpu'), 0, 1, compile_backbone='cudagraph')
-    assert seen == [dict(dynamic=False, mode='reduce-overhead')] and row['compile_backbone'] == 'cudagraph'
+    cpu = torch.device('cpu')
+    r50 = str(ROOT / 'configs' / 'toy' / 'maskrcnn_r50_toy_coco.py')
+    row = bench_model(r50, 1, 64, 64, 1, 'fp32', cpu, 0, 1, compile_backbone='cudagraph')
+    assert seen == [dict(dynamic=False, mode='reduce-overhead')]
+    assert row['backbone_compile'].startswith('cudagraph')
     with pytest.raises(ValueError, match="compile_backbone='fast'"):
-        bench_model(cfg, 1, 64, 64, 1, 'fp32', torch.device('cpu'), 0, 1, compile_backbone='fast')
-    # a config that compiles its blocks itself is not compiled a second time: a clear error instead
-    graphed = str(ROOT / 'configs' / 'toy' / 'maskrcnn_fan_t_hybrid_amp_cudagraph_toy_coco.py')
-    with pytest.raises(ValueError, match=r'maskrcnn_fan_t_hybrid_amp_cudagraph_toy_coco.py already compiles'):
-        bench_model(graphed, 1, 64, 64, 1, 'fp32', torch.device('cpu'), 0, 1, compile_backbone='cudagraph')
-    assert len(seen) == 1
+        bench_model(r50, 1, 64, 64, 1, 'fp32', cpu, 0, 1, compile_backbone='fast')
+    fan = str(ROOT / 'configs' / 'toy' / 'maskrcnn_fan_t_hybrid_toy_coco.py')
+    row = bench_model(fan, 1, 64, 64, 1, 'fp32', cpu, 0, 1, compile_backbone='cudagraph')
+    assert row['backbone_compile'] == 'eager (CPU)' and len(seen) == 1  # its own compile_blocks, off on CPU
+    row = bench_model(fan, 1, 64, 64, 1, 'fp32', cpu, 0, 1, eager=True)
+    assert row['backbone_compile'] == 'eager'
 
 
 def test_model_benchmark_bad_entry():

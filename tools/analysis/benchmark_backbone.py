@@ -3,6 +3,12 @@
     python tools/analysis/benchmark_backbone.py                       # GPU, 2x3x896x896, bf16, all models
     python tools/analysis/benchmark_backbone.py --models fan_s_hybrid fan_s_hybrid+cl swin_t --precision fp32
     python tools/analysis/benchmark_backbone.py --device cpu --size 64 --batch 1 --warmup 1 --repeats 2
+    # against the official NVlabs code (a clone of github.com/NVlabs/FAN; its timm in a folder of its own),
+    # timed in a second process; both processes time torchvision's Swin-T, and the ratios go through it
+    pip install --target /tmp/timm054 --no-deps timm==0.5.4
+    python tools/analysis/benchmark_backbone.py --official-checkout ../FAN --official-timm /tmp/timm054 \
+        --models official_fan_s_hybrid official_fan_s_hybrid+cp fan_s_hybrid fan_s_hybrid+cudagraph \
+        --reference tv_swin_t
 """
 import argparse
 import sys
@@ -28,6 +34,9 @@ def parse_args(argv=None):
     p.add_argument('--profile', nargs='*', default=[], help='specs to profile (top ops of a train step)')
     p.add_argument('--census', nargs='*', default=[],
                    help='specs whose forward casts and saved-for-backward bytes are counted (any device)')
+    p.add_argument('--official-checkout', help='a clone of NVlabs/FAN, for the official_* models')
+    p.add_argument('--official-timm', help='a folder holding the timm the official code was written for (0.5.4), '
+                   'put first on the path of the official models\' process')
     p.add_argument('--json', help='write the result here')
     return p.parse_args(argv)
 
@@ -37,8 +46,9 @@ def main(argv=None):
     try:
         result = run_backbone_benchmark(a.models, a.batch, a.size, a.precision, a.device, a.warmup, a.repeats,
                                         reference=a.reference or None, profile=a.profile,
-                                        census=a.census)
-    except (ValueError, RuntimeError) as e:
+                                        census=a.census, official_checkout=a.official_checkout,
+                                        official_timm=a.official_timm)
+    except (ValueError, RuntimeError, FileNotFoundError) as e:
         sys.exit(f'benchmark_backbone: {e}')
     print(write_result(result, a.json))
 

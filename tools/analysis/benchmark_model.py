@@ -3,7 +3,9 @@
     python tools/analysis/benchmark_model.py                  # Mask R-CNN FAN-S-Hybrid vs mmdet Swin-T, fp16
     python tools/analysis/benchmark_model.py --configs fan=configs/fan/maskrcnn_fan_s_hybrid_3x_coco.py \
         swin=mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py --reference swin --precision fp32
-    python tools/analysis/benchmark_model.py --compile-backbone cudagraph   # both with CUDA graphs
+    python tools/analysis/benchmark_model.py --compile-backbone cudagraph   # Swin-T with CUDA graphs too
+    python tools/analysis/benchmark_model.py --configs fan_s_hybrid=configs/fan/maskrcnn_fan_s_hybrid_3x_coco.py \
+        fan_s_hybrid+eager=configs/fan/maskrcnn_fan_s_hybrid_3x_coco.py swin_t=mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py
     python tools/analysis/benchmark_model.py --configs toy=configs/toy/maskrcnn_fan_t_hybrid_toy_coco.py \
         --device cpu --height 64 --width 64 --batch 1 --warmup 1 --repeats 1
 
@@ -37,9 +39,12 @@ def parse_args(argv=None):
     p.add_argument('--warmup', type=int, default=5)
     p.add_argument('--repeats', type=int, default=20)
     p.add_argument('--compile-backbone', nargs='?', const='default', choices=['default', 'cudagraph'],
-                   help='torch.compile every block of every model\'s backbone (in place; static shapes: the '
-                        'input size is fixed), "cudagraph": with mode="reduce-overhead", to compare peers '
-                        'like for like with a config that uses CUDA graphs')
+                   help='torch.compile every block of the backbones that their config leaves eager (in place; '
+                        'static shapes: the input size is fixed), "cudagraph": with mode="reduce-overhead", to '
+                        'compare peers like for like with fan_mm configs, which use CUDA graphs on a GPU')
+    p.add_argument('--no-compile', action='store_true',
+                   help="every config without its backbone's compile_blocks (a NAME ending in +eager does "
+                        'this for one config)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override settings of every config')
     p.add_argument('--json', help='write the result here')
     return p.parse_args(argv)
@@ -58,7 +63,8 @@ def main(argv=None):
     try:
         result = run_model_benchmark(pairs, a.batch, a.height, a.width, a.boxes, a.precision, a.device,
                                      a.warmup, a.repeats, reference=a.reference or None,
-                                     cfg_options=a.cfg_options, compile_backbone=a.compile_backbone)
+                                     cfg_options=a.cfg_options, compile_backbone=a.compile_backbone,
+                                     eager=a.no_compile)
     except (ValueError, RuntimeError, FileNotFoundError) as e:
         sys.exit(f'benchmark_model: {e}')
     print(write_result(result, a.json))
