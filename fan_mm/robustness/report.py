@@ -440,7 +440,8 @@ def _tex_escape(text: str) -> str:
 
 
 def latex_tables(summaries: Sequence[Summary]) -> str:
-    """LaTeX (booktabs): the overview and the per-corruption table with grouped headers."""
+    """LaTeX (booktabs): the overview and the per-corruption table with grouped headers; with real-shift results,
+    the table of clean, synthetic (per category) and real (per condition) accuracy with retention."""
     _check_comparable(summaries)
     cap = _tex_escape(caption(summaries))
     s0 = summaries[0]
@@ -469,6 +470,15 @@ def latex_tables(summaries: Sequence[Summary]) -> str:
         lines.append(' & '.join([_tex_escape(s.name), _f(s.average)] +
                                 [_f(s.per_corruption[c]) for v in cats.values() for c in v]) + r' \\')
     lines += [r'\bottomrule', r'\end{tabular}}', r'\end{table*}', '']
+    if _real_keys(summaries):
+        header, rows = _rows_synthetic_and_real(summaries)
+        lines += [r'\begin{table*}[t]', r'\centering',
+                  r'\caption{' + _tex_escape(f'{_metric_label(s0)}, value (retention). Synthetic: {caption(summaries)} '
+                                            f'{real_shift_text(summaries)}') + '}',
+                  r'\resizebox{\textwidth}{!}{%', r'\begin{tabular}{l' + 'c' * (len(header) - 1) + '}', r'\toprule',
+                  ' & '.join(_tex_escape(h) for h in header) + r' \\', r'\midrule']
+        lines += [' & '.join(_tex_escape(c) for c in row) + r' \\' for row in rows]
+        lines += [r'\bottomrule', r'\end{tabular}}', r'\end{table*}', '']
     return '\n'.join(lines)
 
 
@@ -489,7 +499,19 @@ def _csv_text(summaries: Sequence[Summary]) -> Dict[str, str]:
                 for sev, v in s.per_severity[c].items():
                     w.writerow([s.name, s.metric, cat, c, sev, f'{v:.4f}'])
                 w.writerow([s.name, s.metric, cat, c, 'mean', f'{s.per_corruption[c]:.4f}'])
-    return {'summary': summary_io.getvalue(), 'per_corruption': detail_io.getvalue()}
+    out = {'summary': summary_io.getvalue(), 'per_corruption': detail_io.getvalue()}
+    if _real_keys(summaries):  # real_shift_<metric>.csv: one row per model and real condition
+        real_io = io.StringIO()
+        w = csv.writer(real_io, lineterminator='\n')
+        w.writerow(['model', 'metric', 'set', 'condition', 'label', 'value', 'clean', 'retention'])
+        for s in summaries:
+            for key, value in s.real_shift.items():
+                name, condition = key.split('/', 1)
+                retention = f'{value / s.clean:.6f}' if s.clean else ''
+                w.writerow([s.name, s.metric, name, condition, s.real_shift_labels[key], f'{value:.4f}',
+                            f'{s.clean:.4f}', retention])
+        out['real_shift'] = real_io.getvalue()
+    return out
 
 
 # ----------------------------------------------------------------------------- plots
@@ -572,7 +594,8 @@ def write_report(results_files: Sequence[str], out_dir: str, names: Optional[Seq
     Per metric (default: mIoU for mmseg, box and mask mAP for mmdet) it writes
     ``report_<metric>.md``, ``summary_<metric>.csv``, ``per_corruption_<metric>.csv``,
     ``tables_<metric>.tex``, ``report.json`` (everything), ``retention_<metric>.png`` and
-    ``severity_<metric>_<model>.png``.
+    ``severity_<metric>_<model>.png``; with real-shift results also ``real_shift_<metric>.csv`` (their
+    columns are in the Markdown, LaTeX and JSON reports and the retention plot too).
     """
     from .evaluation import RobustnessError, load_results
     unknown = set(formats) - {'md', 'csv', 'tex', 'json', 'png'}

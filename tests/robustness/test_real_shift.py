@@ -59,7 +59,7 @@ def test_segmentation_synthetic_and_real_in_one_file_resumed_and_reported(seg_sh
     # one table and one plot: clean, synthetic per category, real per condition, with retention
     out = str(s['tmp'] / 'report')
     written = write_report([osp.join(work, 'robustness.json')], out, corruptions=['gaussian_noise'],
-                           severities=[1], formats=('md', 'png', 'json'))
+                           severities=[1], formats=('md', 'png', 'json', 'csv', 'tex'))
     md = open(written['md'][0]).read()
     assert '### Synthetic corruptions and real adverse conditions' in md
     for label in ('Real: ACDC fog', 'Real: ACDC snow', 'Real: Dark Zurich night', 'Real: Foggy Cityscapes fog beta 0.02'):
@@ -71,6 +71,15 @@ def test_segmentation_synthetic_and_real_in_one_file_resumed_and_reported(seg_sh
     assert osp.getsize(osp.join(out, 'retention_mIoU.png')) > 0
     model = json.load(open(osp.join(out, 'report.json')))['mIoU']['models'][0]
     assert model['real_shift']['acdc/fog'] == pytest.approx(fog)
+    # the same columns in the LaTeX tables and a CSV of their own
+    tex = open(osp.join(out, 'tables_mIoU.tex')).read()
+    assert 'Real: ACDC fog' in tex and f'{fog:.1f} ({100 * fog / clean:.1f}\\%)' in tex
+    import csv
+    rows = list(csv.DictReader(open(osp.join(out, 'real_shift_mIoU.csv'))))
+    assert len(rows) == 4 + 1 + 3  # ACDC four conditions, Dark Zurich one, Foggy Cityscapes three betas
+    acdc_fog = next(r for r in rows if (r['set'], r['condition']) == ('acdc', 'fog'))
+    assert float(acdc_fog['value']) == pytest.approx(fog, abs=1e-4)
+    assert float(acdc_fog['retention']) == pytest.approx(fog / clean, abs=1e-6)
 
 
 def test_shifts_are_checked_before_the_model_runs(seg_shift_setup, tmp_path):
