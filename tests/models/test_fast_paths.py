@@ -341,6 +341,11 @@ def test_compile_blocks_stay_eager_on_cpu(monkeypatch):
         FANHybrid(arch=SMALL_HYBRID, compile_blocks=dict(backend='eager', on_cpu=True)).eval()(
             torch.randn(1, 3, 64, 64))
     assert calls == [dict(backend='eager')]
+    # activation checkpointing recomputes blocks in the backward: compiled, but without CUDA graphs
+    with torch.no_grad():
+        FANHybrid(arch=SMALL_HYBRID, with_cp=True,
+                  compile_blocks=dict(mode='reduce-overhead', dynamic=True, on_cpu=True)).eval()(torch.randn(1, 3, 64, 64))
+    assert calls[-1] == dict(mode='default', dynamic=True)
 
 
 def test_no_compile_turns_off_the_configs_fast_path():

@@ -124,6 +124,13 @@ class DenseBackbone(BaseModule):
                           f'inputs)', logger='current', level=logging.INFO)
             return
         module._compile_hook.remove()
+        if module.with_cp and opts.get('mode') in ('reduce-overhead', 'max-autotune'):
+            # activation checkpointing replays each block's forward during the backward; CUDA-graph trees
+            # under torch.utils.checkpoint fail (pytorch/pytorch#154306, still in torch 2.11), compiled
+            # kernels without CUDA graphs do not
+            opts['mode'] = 'default' if opts['mode'] == 'reduce-overhead' else 'max-autotune-no-cudagraphs'
+            print_log(f'{type(module).__name__}: with_cp=True, so the blocks are compiled without CUDA graphs '
+                      f"(mode={opts['mode']!r})", logger='current', level=logging.WARNING)
         n = compile_trunk_blocks(module.trunk, **opts)
         print_log(f'{type(module).__name__}: torch.compile on {n} trunk blocks ({opts or "default options"}; '
                   f'off: --no-compile)', logger='current', level=logging.INFO)
