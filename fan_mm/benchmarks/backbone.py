@@ -131,6 +131,9 @@ def parse_spec(spec: str) -> Tuple[str, Tuple[str, ...]]:
     bad = [f for f in flags if f not in FLAGS]
     if bad:
         raise ValueError(f'unknown flag(s) {bad} in {spec!r}; known: {list(FLAGS)}')
+    if 'cp' in flags and 'cudagraph' in flags:
+        raise ValueError(f'{spec!r}: CUDA-graph trees fail under activation checkpointing '
+                         '(pytorch/pytorch#154306); use +cp+compile')
     return name, tuple(flags)
 
 

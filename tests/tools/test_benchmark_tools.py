@@ -112,6 +112,8 @@ def test_backbone_benchmark_rejects_unknown_names():
     assert parse_spec('fan_s_hybrid+cl+compile') == ('fan_s_hybrid', ('cl', 'compile'))
     assert parse_spec('swin_t+cudagraph') == ('swin_t', ('cudagraph',))
     assert parse_spec('fan_s_vit+compile_full') == ('fan_s_vit', ('compile_full',))
+    with pytest.raises(ValueError, match='154306'):
+        parse_spec('fan_s_hybrid+cp+cudagraph')
 
 
 def test_model_benchmark_cpu(tmp_path):
