@@ -149,8 +149,8 @@ class Summary:
     task: str
     metric: str
     scale: float
-    suite: str
-    policy: str
+    suite: Optional[str]  # None: real-shift sets only
+    policy: Optional[str]
     severities: Dict[str, List[int]]
     categories: Dict[str, List[str]]
     clean: float
@@ -204,7 +204,9 @@ def summarize(results: dict, metric: str, name: Optional[str] = None, source: st
     meta = results.get('meta', {})
     suite = suite or meta.get('suite')
     if suite is None:
-        raise ReportError(f'{source}: no suite recorded in meta; pass --suite')
+        if results.get('real_shift'):  # evaluated on real-shift sets only (test_robustness.py --shifts)
+            return _summarize_real_only(results, metric, name, source, scale)
+        raise ReportError(f'{source}: no suite recorded in meta and no real-shift results; pass --suite')
     if severities:
         policy_label, plan = protocol.severity_plan(suite, corruptions, None, severities)
     elif policy is not None:
@@ -249,6 +251,24 @@ def summarize(results: dict, metric: str, name: Optional[str] = None, source: st
                    per_severity=per_sev, per_corruption=per_corr, category_means=cat_means, average=average,
                    retention=retention, protocol=results_protocol(meta, suite, policy_label), real_shift=real,
                    real_shift_labels=real_labels, meta=meta)
+
+
+def _summarize_real_only(results: dict, metric: str, name: Optional[str], source: str,
+                         scale: Optional[float]) -> Summary:
+    """The Summary of a file with a clean run and real-shift runs but no corruption suite."""
+    meta = results.get('meta', {})
+    clean = results.get('clean', {})
+    if metric not in clean:
+        raise ReportError(f'{source}: metric {metric!r} is not in the clean results (available: {sorted(clean)})')
+    k = _scale(metric, meta.get('task')) if scale is None else float(scale)
+    real, real_labels = _real_shift(results, metric, k)
+    if not real:
+        raise ReportError(f'{source}: no real-shift result has {metric!r}')
+    return Summary(name=name or _default_name(meta, source), source=source, task=meta.get('task', '?'),
+                   metric=metric, scale=k, suite=None, policy=None, severities={}, categories={},
+                   clean=k * float(clean[metric]), per_severity={}, per_corruption={}, category_means={},
+                   average=float('nan'), retention=float('nan'), protocol=results_protocol(meta),
+                   real_shift=real, real_shift_labels=real_labels, meta=meta)
 
 
 def _real_shift(results: dict, metric: str, scale: float):
@@ -390,13 +410,16 @@ def _rows_synthetic_and_real(summaries):
     """One row per model: clean, synthetic mean and per category, each real condition; each with its retention."""
     keys = _real_keys(summaries)
     labels = {k: v for s in summaries for k, v in s.real_shift_labels.items()}
-    header = ['Model', 'Clean', 'Synthetic (mPC)'] + [f'Synthetic: {c}' for c in summaries[0].categories] + \
+    synthetic = summaries[0].suite is not None
+    header = ['Model', 'Clean'] + \
+        (['Synthetic (mPC)'] + [f'Synthetic: {c}' for c in summaries[0].categories] if synthetic else []) + \
         [f'Real: {labels[k]}' for k in keys]
 
     def cell(value, clean):
         return f'{_f(value)} ({_pct(value / clean)})' if clean else _f(value)
-    rows = [[s.name, _f(s.clean), cell(s.average, s.clean)] +
-            [cell(s.category_means[c], s.clean) for c in s.categories] +
+    rows = [[s.name, _f(s.clean)] +
+            ([cell(s.average, s.clean)] + [cell(s.category_means[c], s.clean) for c in s.categories]
+             if synthetic else []) +
             [cell(s.real_shift[k], s.clean) if k in s.real_shift else '-' for k in keys] for s in summaries]
     return header, rows
 
@@ -417,6 +440,10 @@ def markdown_tables(summaries: Sequence[Summary]) -> str:
     """Markdown: overview (Tables 9/10), per corruption (Tables 13/14), per severity per model; with real-shift
     results, one table of clean, synthetic (per category) and real (per condition) accuracy and retention."""
     _check_comparable(summaries)
+    if summaries[0].suite is None:  # real-shift sets only
+        return '\n'.join([f'### Real adverse conditions: {_metric_label(summaries[0])}', '',
+                          _md(*_rows_synthetic_and_real(summaries)), '',
+                          f'*{_metric_label(summaries[0])}, value (retention).*', '', real_shift_text(summaries), ''])
     cap = caption(summaries)
     out = [f'### Robustness overview: {_metric_label(summaries[0])}', '', _md(*_rows_overview(summaries)), '',
            f'*{cap}*', '', protocol_text(summaries[0]), '']
@@ -443,8 +470,12 @@ def latex_tables(summaries: Sequence[Summary]) -> str:
     """LaTeX (booktabs): the overview and the per-corruption table with grouped headers; with real-shift results,
     the table of clean, synthetic (per category) and real (per condition) accuracy with retention."""
     _check_comparable(summaries)
-    cap = _tex_escape(caption(summaries))
     s0 = summaries[0]
+    if s0.suite is None:  # real-shift sets only
+        return '\n'.join([r'% generated by tools/robustness_report.py; needs \usepackage{booktabs,graphicx}'] +
+                         _latex_real_table(summaries, f'{_metric_label(s0)}, value (retention). '
+                                                      f'{real_shift_text(summaries)}'))
+    cap = _tex_escape(caption(summaries))
     cats = s0.categories
     lines = [r'% generated by tools/robustness_report.py; needs \usepackage{booktabs,multirow,graphicx}',
              r'\begin{table}[t]', r'\centering', r'\caption{' + cap + '}',
@@ -471,18 +502,39 @@ def latex_tables(summaries: Sequence[Summary]) -> str:
                                 [_f(s.per_corruption[c]) for v in cats.values() for c in v]) + r' \\')
     lines += [r'\bottomrule', r'\end{tabular}}', r'\end{table*}', '']
     if _real_keys(summaries):
-        header, rows = _rows_synthetic_and_real(summaries)
-        lines += [r'\begin{table*}[t]', r'\centering',
-                  r'\caption{' + _tex_escape(f'{_metric_label(s0)}, value (retention). Synthetic: {caption(summaries)} '
-                                            f'{real_shift_text(summaries)}') + '}',
-                  r'\resizebox{\textwidth}{!}{%', r'\begin{tabular}{l' + 'c' * (len(header) - 1) + '}', r'\toprule',
-                  ' & '.join(_tex_escape(h) for h in header) + r' \\', r'\midrule']
-        lines += [' & '.join(_tex_escape(c) for c in row) + r' \\' for row in rows]
-        lines += [r'\bottomrule', r'\end{tabular}}', r'\end{table*}', '']
+        lines += _latex_real_table(summaries, f'{_metric_label(s0)}, value (retention). Synthetic: '
+                                              f'{caption(summaries)} {real_shift_text(summaries)}')
     return '\n'.join(lines)
 
 
+def _latex_real_table(summaries: Sequence[Summary], caption_text: str) -> List[str]:
+    header, rows = _rows_synthetic_and_real(summaries)
+    lines = [r'\begin{table*}[t]', r'\centering', r'\caption{' + _tex_escape(caption_text) + '}',
+             r'\resizebox{\textwidth}{!}{%', r'\begin{tabular}{l' + 'c' * (len(header) - 1) + '}', r'\toprule',
+             ' & '.join(_tex_escape(h) for h in header) + r' \\', r'\midrule']
+    lines += [' & '.join(_tex_escape(c) for c in row) + r' \\' for row in rows]
+    return lines + [r'\bottomrule', r'\end{tabular}}', r'\end{table*}', '']
+
+
 def _csv_text(summaries: Sequence[Summary]) -> Dict[str, str]:
+    out = {}
+    if summaries[0].suite is not None:
+        out.update(_csv_synthetic(summaries))
+    if _real_keys(summaries):  # real_shift_<metric>.csv: one row per model and real condition
+        real_io = io.StringIO()
+        w = csv.writer(real_io, lineterminator='\n')
+        w.writerow(['model', 'metric', 'set', 'condition', 'label', 'value', 'clean', 'retention'])
+        for s in summaries:
+            for key, value in s.real_shift.items():
+                name, condition = key.split('/', 1)
+                retention = f'{value / s.clean:.6f}' if s.clean else ''
+                w.writerow([s.name, s.metric, name, condition, s.real_shift_labels[key], f'{value:.4f}',
+                            f'{s.clean:.4f}', retention])
+        out['real_shift'] = real_io.getvalue()
+    return out
+
+
+def _csv_synthetic(summaries: Sequence[Summary]) -> Dict[str, str]:
     summary_io, detail_io = io.StringIO(), io.StringIO()
     w = csv.writer(summary_io, lineterminator='\n')
     cats = list(summaries[0].categories)
@@ -499,19 +551,7 @@ def _csv_text(summaries: Sequence[Summary]) -> Dict[str, str]:
                 for sev, v in s.per_severity[c].items():
                     w.writerow([s.name, s.metric, cat, c, sev, f'{v:.4f}'])
                 w.writerow([s.name, s.metric, cat, c, 'mean', f'{s.per_corruption[c]:.4f}'])
-    out = {'summary': summary_io.getvalue(), 'per_corruption': detail_io.getvalue()}
-    if _real_keys(summaries):  # real_shift_<metric>.csv: one row per model and real condition
-        real_io = io.StringIO()
-        w = csv.writer(real_io, lineterminator='\n')
-        w.writerow(['model', 'metric', 'set', 'condition', 'label', 'value', 'clean', 'retention'])
-        for s in summaries:
-            for key, value in s.real_shift.items():
-                name, condition = key.split('/', 1)
-                retention = f'{value / s.clean:.6f}' if s.clean else ''
-                w.writerow([s.name, s.metric, name, condition, s.real_shift_labels[key], f'{value:.4f}',
-                            f'{s.clean:.4f}', retention])
-        out['real_shift'] = real_io.getvalue()
-    return out
+    return {'summary': summary_io.getvalue(), 'per_corruption': detail_io.getvalue()}
 
 
 # ----------------------------------------------------------------------------- plots
@@ -533,7 +573,8 @@ def _plot_retention(summaries: Sequence[Summary], path: str) -> None:
     for i, s in enumerate(summaries):
         ret = [100 * s.per_corruption[c] / s.clean if s.clean else np.nan for c in names]
         ret += [100 * s.real_shift[k] / s.clean if s.clean and k in s.real_shift else np.nan for k in real]
-        ax.bar(x - 0.4 + width * (i + 0.5), ret, width, label=f'{s.name} (mean {100 * s.retention:.1f}%)')
+        label = s.name if s.suite is None else f'{s.name} (mean {100 * s.retention:.1f}%)'
+        ax.bar(x - 0.4 + width * (i + 0.5), ret, width, label=label)
     ax.set_xticks(x, [SHORT_NAMES.get(c, c) for c in names] + [real_labels[k] for k in real], rotation=45, ha='right')
     bands = dict(s0.categories, **({'real shift': real} if real else {}))
     start = 0
@@ -545,8 +586,11 @@ def _plot_retention(summaries: Sequence[Summary], path: str) -> None:
     ax.axhline(100, color='0.5', lw=0.8, ls='--')
     ax.set_xlim(-0.5, len(x) - 0.5)
     ax.set_ylabel('retention (% of clean)')
-    ax.set_title(f'Retention per corruption: {_metric_label(s0)}, {SUITE_TITLES.get(s0.suite, s0.suite)}, '
-                 f'policy {s0.policy}', fontsize=9, pad=18)
+    if s0.suite is None:
+        ax.set_title(f'Retention under real adverse conditions: {_metric_label(s0)}', fontsize=9, pad=18)
+    else:
+        ax.set_title(f'Retention per corruption: {_metric_label(s0)}, {SUITE_TITLES.get(s0.suite, s0.suite)}, '
+                     f'policy {s0.policy}', fontsize=9, pad=18)
     ax.legend(fontsize=8, loc='lower left')
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -644,10 +688,13 @@ def write_report(results_files: Sequence[str], out_dir: str, names: Optional[Seq
             _plot_retention(summaries, path)
             written['png'].append(path)
             for s in summaries:
+                if s.suite is None:  # no severities to plot
+                    continue
                 path = osp.join(out_dir, f'severity_{tag}_{_safe(s.name)}.png')
                 _plot_severity(s, path)
                 written['png'].append(path)
-        everything[metric] = dict(caption=caption(summaries), protocol=summaries[0].protocol,
+        everything[metric] = dict(caption=caption(summaries) if summaries[0].suite else real_shift_text(summaries),
+                                  protocol=summaries[0].protocol,
                                   comparable_with=published_matches(summaries[0].task, summaries[0].protocol),
                                   models=[{k: v for k, v in asdict(s).items() if k != 'meta'} for s in summaries])
     if 'json' in formats:

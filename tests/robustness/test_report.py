@@ -209,3 +209,34 @@ def test_report_records_the_protocol_and_the_published_tables_it_matches(tmp_pat
     (tmp_path / 'coco_rgb.json').write_text(json.dumps(coco_rgb))
     write_report([str(tmp_path / 'coco_rgb.json')], str(tmp_path / 'r3'), formats=['json'])
     assert json.load(open(tmp_path / 'r3' / 'report.json'))['coco/bbox_mAP']['comparable_with'] == []
+
+
+def test_report_of_real_shift_sets_alone(tmp_path):
+    """A file evaluated on real-shift sets only (test_robustness.py --shifts, no suite): value and retention per
+    condition in every format, hand-checked; no synthetic columns, no severity plots."""
+    from fan_mm.robustness.report import write_report
+    results = dict(
+        clean={'mIoU': 80.0}, corrupted={},
+        real_shift={'acdc': {'fog': {'mIoU': 60.0}, 'night': {'mIoU': 20.0}}},
+        meta=dict(suite=None, task='mmseg', config='a/model.py',
+                  shifts={'acdc': dict(title='ACDC', conditions=['fog', 'night'], data_root='data/acdc')}))
+    summary = summarize(results, 'mIoU')
+    assert summary.suite is None and summary.real_shift == {'acdc/fog': 60.0, 'acdc/night': 20.0}
+    path = tmp_path / 'robustness.json'
+    path.write_text(json.dumps(results))
+    out = tmp_path / 'report'
+    written = write_report([str(path)], str(out))
+    md = open(written['md'][0]).read()
+    assert '| Model | Clean | Real: ACDC fog | Real: ACDC night |' in md
+    assert '60.0 (75.0%)' in md and '20.0 (25.0%)' in md and 'Synthetic' not in md
+    tex = open(written['tex'][0]).read()
+    assert '60.0 (75.0\\%)' in tex and 'Synthetic' not in tex
+    assert [osp.basename(p) for p in written['csv']] == ['real_shift_mIoU.csv']
+    rows = list(csv.DictReader(open(written['csv'][0])))
+    assert [(r['condition'], r['retention']) for r in rows] == [('fog', '0.750000'), ('night', '0.250000')]
+    assert [osp.basename(p) for p in written['png']] == ['retention_mIoU.png']
+    report = json.load(open(written['json'][0]))['mIoU']
+    assert report['caption'].startswith('Real-shift columns: ACDC')
+    # without real-shift results a missing suite is still an error
+    with pytest.raises(ReportError, match='no suite recorded'):
+        summarize(dict(results, real_shift={}), 'mIoU')
