@@ -29,6 +29,8 @@ def parse_shifts(parser, items):
         name, _, root = item.partition('=')
         if name not in SHIFT_SETS:
             parser.error(f'--shifts: unknown real-shift set {name!r}; choose from {", ".join(sorted(SHIFT_SETS))}')
+        if name in shifts:
+            parser.error(f'--shifts: {name!r} is given twice')
         shifts[name] = root or osp.join('data', name)
     return shifts
 
@@ -65,6 +67,14 @@ def parse_args(argv=None):
         parser.error('--suite needs one of --corrupted-root DIR and --on-the-fly')
     if not args.suite and not args.shifts:
         parser.error('give a corruption suite (--suite) or real-shift sets (--shifts), or both')
+    if not args.suite:
+        needs_suite = [flag for flag, value in (
+            ('--corruptions', args.corruptions), ('--severities', args.severities), ('--policy', args.policy),
+            ('--corrupted-root', args.corrupted_root), ('--on-the-fly', args.on_the_fly), ('--seed', args.seed),
+            ('--channel-order', args.channel_order)) if value not in (None, False)]
+        if needs_suite:
+            parser.error(f'{", ".join(needs_suite)}: only with a corruption suite (--suite); the real-shift sets '
+                         'are real images')
     args.shifts = parse_shifts(parser, args.shifts)
     set_local_rank(args.local_rank)
     return args

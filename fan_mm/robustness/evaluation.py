@@ -32,6 +32,7 @@ from typing import Dict, List, Optional, Sequence
 
 from fan_mm.engine.runner import build_runner, check_checkpoint, codebase_of, load_config
 from fan_mm.utils.environment import collect_environment
+from fan_mm.utils.files import atomic_write
 
 from . import protocol
 from .codec import output_name
@@ -89,13 +90,9 @@ def load_results(path: str) -> dict:
 
 
 def _write_results(path: str, results: dict) -> None:
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = f'{path}.tmp-{os.getpid()}'
-    with open(tmp, 'wb') as f:
-        f.write((json.dumps(results, indent=1, sort_keys=False) + '\n').encode('utf-8'))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    # atomic and flushed: a crash between runs leaves the previous complete file, which a rerun resumes
+    atomic_write(osp.abspath(path), (json.dumps(results, indent=1, sort_keys=False) + '\n').encode('utf-8'),
+                 fsync=True)
 
 
 def _plain(metrics: dict) -> Dict[str, float]:
@@ -243,6 +240,7 @@ def evaluate_robustness(config: str, checkpoint: str, suite: str, work_dir: str,
     _say(f'robustness: {total - len(runs)} of {total} runs already in {results_path}; {len(runs)} to do')
 
     base_loader = copy.deepcopy(cfg.test_dataloader)
+    config_evaluator = runner.test_loop.evaluator
     for n, run in enumerate(runs, start=1):
         if run is None:
             loader_cfg, label = base_loader, 'clean'
@@ -258,7 +256,7 @@ def evaluate_robustness(config: str, checkpoint: str, suite: str, work_dir: str,
             else:
                 loader_cfg = corrupt_on_the_fly(base_loader, c, s, seed=seed, channel_order=channel_order)
         loader = runner.build_dataloader(loader_cfg, seed=runner.seed)
-        if corrupted_root and run is not None:
+        if corrupted_root and run is not None and run[0] != 'shift':  # shift sets are not corrupted copies
             _check_files(loader.dataset, f'{corrupted_root} ({label})', data['settings']['format'])
         runner.test_loop.dataloader = loader
         if run is not None and run[0] == 'shift':
@@ -266,6 +264,8 @@ def evaluate_robustness(config: str, checkpoint: str, suite: str, work_dir: str,
             runner.test_loop.evaluator = runner.build_evaluator(
                 _shift_evaluator(cfg.test_evaluator, loader_cfg['dataset'], task))
             runner.test_loop.evaluator.dataset_meta = loader.dataset.metainfo
+        else:  # the clean set and its corrupted copies: the config's evaluator, whatever ran before
+            runner.test_loop.evaluator = config_evaluator
         _say(f'robustness: run {n}/{len(runs)}: {label}')
         metrics = _plain(runner.test())
         images = runner.message_hub.get_info('fan_mm/images')

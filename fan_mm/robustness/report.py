@@ -30,6 +30,8 @@ import os.path as osp
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence
 
+from fan_mm.utils.files import atomic_write
+
 from . import protocol
 
 __all__ = ['ReportError', 'Summary', 'SHORT_NAMES', 'TABLE_ORDER', 'PROTOCOL_FIELDS', 'PUBLISHED_PROTOCOLS',
@@ -174,15 +176,22 @@ class Summary:
         return self.retention
 
 
-def default_metrics(results: dict) -> List[str]:
-    """mIoU for mmseg; bbox (and segm when present) mAP for mmdet; else the first metric."""
-    clean = results.get('clean', {})
+def default_metrics(results: dict, source: str = '<results>') -> List[str]:
+    """mIoU for mmseg; bbox (and segm when present) mAP for mmdet; else the first metric. For a file evaluated
+    on real-shift sets alone, only metrics that its real-shift runs have too (a set with box annotations
+    only, COCO-O say, gives no mask mAP)."""
+    clean = dict(results.get('clean', {}))
+    if not clean:
+        raise ReportError(f'{source}: the results have no clean metrics')
+    if results.get('meta', {}).get('suite') is None and results.get('real_shift'):
+        in_all = [set(m) for conditions in results['real_shift'].values() for m in conditions.values()]
+        clean = {k: v for k, v in clean.items() if all(k in m for m in in_all)}
+        if not clean:
+            raise ReportError(f'{source}: no clean metric is also in every real-shift result')
     for wanted in (['mIoU'], ['coco/bbox_mAP', 'coco/segm_mAP'], ['pascal_voc/mAP']):
         found = [m for m in wanted if m in clean]
         if found:
             return found
-    if not clean:
-        raise ReportError('results have no clean metrics')
     return [sorted(clean)[0]]
 
 
@@ -349,7 +358,10 @@ def _check_comparable(summaries: Sequence[Summary]) -> None:
         if (s.suite, s.metric, s.severities) != (first.suite, first.metric, first.severities):
             raise ReportError(f'{s.source} ({s.suite}, {s.policy}, {s.metric}) cannot share a table with '
                               f'{first.source} ({first.suite}, {first.policy}, {first.metric}); pass the same '
-                              '--suite and --policy for all files')
+                              '--suite and --policy for all files (a file without a suite, real shifts only, '
+                              'is reported on its own)')
+        if s.suite is None:  # real shifts only: no corrupted images, so no corruption protocol to compare
+            continue
         differ = [k for k in PROTOCOL_FIELDS if s.protocol.get(k) != first.protocol.get(k)]
         if differ:
             details = '; '.join(f'{k}: {first.protocol.get(k)!r} in {first.source}, {s.protocol.get(k)!r} in '
@@ -426,12 +438,16 @@ def _rows_synthetic_and_real(summaries):
 
 def real_shift_text(summaries: Sequence[Summary]) -> str:
     """The protocol of the real-shift columns: which set, split and folder each comes from."""
-    parts = []
-    for s in summaries[:1]:
+    sets: Dict[str, dict] = {}  # every model's sets: conditions and folders merged
+    for s in summaries:
         for name, m in (s.meta.get('shifts') or {}).items():
-            conditions = ', '.join(m.get('condition_labels', {}).get(c, c) for c in m.get('conditions', []))
-            parts.append(f'{m.get("title", name)}: real images, val split, conditions {conditions}, '
-                         f'read from {m.get("data_root")}')
+            entry = sets.setdefault(name, dict(title=m.get('title', name), conditions=[], roots=[]))
+            entry['conditions'] += [m.get('condition_labels', {}).get(c, c) for c in m.get('conditions', [])
+                                    if m.get('condition_labels', {}).get(c, c) not in entry['conditions']]
+            if m.get('data_root') not in entry['roots']:
+                entry['roots'].append(m.get('data_root'))
+    parts = [f'{e["title"]}: real images, val split, conditions {", ".join(e["conditions"])}, read from '
+             f'{" and ".join(map(str, e["roots"]))}' for e in sets.values()]
     return ('Real-shift columns: ' + '; '.join(parts) + '. Retention = accuracy on the set / clean accuracy '
             '(the clean test set of the config); each value is the config\'s test metric on that set.')
 
@@ -654,7 +670,7 @@ def write_report(results_files: Sequence[str], out_dir: str, names: Optional[Seq
         except RobustnessError as e:
             raise ReportError(str(e)) from None
     if metrics is None:
-        per_file = [default_metrics(r) for r in loaded]
+        per_file = [default_metrics(r, p) for r, p in zip(loaded, results_files)]
         metrics = [m for m in per_file[0] if all(m in f for f in per_file)]
         if not metrics:
             raise ReportError(f'the files have no metric in common ({dict(zip(results_files, per_file))}); pass --metric')
@@ -662,13 +678,16 @@ def write_report(results_files: Sequence[str], out_dir: str, names: Optional[Seq
         names = [_default_name(r.get('meta', {}), p) for r, p in zip(loaded, results_files)]
         if len(set(names)) < len(names):  # same config evaluated twice: disambiguate by file
             names = [f'{n} ({osp.basename(osp.dirname(osp.abspath(p))) or p})' for n, p in zip(names, results_files)]
+    # every table is computed (and refused) before any file is written: no half-updated report folder
+    per_metric = {}
+    for metric in metrics:
+        per_metric[metric] = [summarize(r, metric, n, p, suite, policy, severities, corruptions=corruptions)
+                              for r, n, p in zip(loaded, names, results_files)]
+        _check_comparable(per_metric[metric])
     os.makedirs(out_dir, exist_ok=True)
     written: Dict[str, List[str]] = {f: [] for f in formats}
     everything = {}
-    for metric in metrics:
-        summaries = [summarize(r, metric, n, p, suite, policy, severities, corruptions=corruptions)
-                     for r, n, p in zip(loaded, names, results_files)]
-        _check_comparable(summaries)
+    for metric, summaries in per_metric.items():
         tag = _safe(metric.replace('coco/', '').replace('/', '_'))
         if 'md' in formats:
             path = osp.join(out_dir, f'report_{tag}.md')
@@ -696,7 +715,8 @@ def write_report(results_files: Sequence[str], out_dir: str, names: Optional[Seq
         everything[metric] = dict(caption=caption(summaries) if summaries[0].suite else real_shift_text(summaries),
                                   protocol=summaries[0].protocol,
                                   comparable_with=published_matches(summaries[0].task, summaries[0].protocol),
-                                  models=[{k: v for k, v in asdict(s).items() if k != 'meta'} for s in summaries])
+                                  models=[_json_safe({k: v for k, v in asdict(s).items() if k != 'meta'})
+                                          for s in summaries])
     if 'json' in formats:
         path = osp.join(out_dir, 'report.json')
         _write_text(path, json.dumps(everything, indent=1) + '\n')
@@ -704,6 +724,16 @@ def write_report(results_files: Sequence[str], out_dir: str, names: Optional[Seq
     return written
 
 
+def _json_safe(value):
+    """NaN / inf (e.g. the synthetic mean of a file without a suite) as null: report.json stays strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def _write_text(path: str, text: str) -> None:
-    with open(path, 'w', encoding='utf-8') as f:
-        f.write(text if text.endswith('\n') else text + '\n')
+    atomic_write(path, (text if text.endswith('\n') else text + '\n').encode('utf-8'))

@@ -115,3 +115,9 @@ def test_cli_parses_shifts_and_names_bad_ones():
     assert code == 2 and 'give a corruption suite (--suite) or real-shift sets (--shifts)' in err
     code, _, err = call_tool('test_robustness.py', SEG_CFG, 'x.pth', '--suite', 'cityscapes-c', '--work-dir', 'w')
     assert code == 2 and '--suite needs one of --corrupted-root DIR and --on-the-fly' in err
+    code, _, err = call_tool('test_robustness.py', SEG_CFG, 'x.pth', '--shifts', 'acdc', 'acdc=data/y',
+                             '--work-dir', 'w')
+    assert code == 2 and "--shifts: 'acdc' is given twice" in err
+    code, _, err = call_tool('test_robustness.py', SEG_CFG, 'x.pth', '--shifts', 'acdc', '--policy', 'noise-1-3',
+                             '--seed', '3', '--work-dir', 'w')
+    assert code == 2 and '--policy, --seed: only with a corruption suite (--suite)' in err

@@ -234,9 +234,41 @@ def test_report_of_real_shift_sets_alone(tmp_path):
     assert [osp.basename(p) for p in written['csv']] == ['real_shift_mIoU.csv']
     rows = list(csv.DictReader(open(written['csv'][0])))
     assert [(r['condition'], r['retention']) for r in rows] == [('fog', '0.750000'), ('night', '0.250000')]
-    assert [osp.basename(p) for p in written['png']] == ['retention_mIoU.png']
-    report = json.load(open(written['json'][0]))['mIoU']
+    assert [osp.basename(p) for p in written['png']] == ['retention_mIoU.png'] and osp.getsize(written['png'][0])
+    def no_nan(token):
+        raise ValueError(f'{token} in report.json')
+    report = json.loads(open(written['json'][0]).read(), parse_constant=no_nan)['mIoU']  # strict JSON
     assert report['caption'].startswith('Real-shift columns: ACDC')
+    assert report['models'][0]['average'] is None and report['models'][0]['real_shift']['acdc/fog'] == 60.0
+    # a second model's file, made with another engine version and with one more condition: one table, and
+    # the line under it names every condition
+    other = json.loads(json.dumps(results))
+    other['meta'].update(config='b/other.py', versions=dict(engine_source_sha256='f' * 64))
+    other['real_shift']['acdc']['snow'] = {'mIoU': 40.0}
+    other['meta']['shifts']['acdc']['conditions'] = ['fog', 'night', 'snow']
+    path_b = tmp_path / 'b.json'
+    path_b.write_text(json.dumps(other))
+    md = open(write_report([str(path), str(path_b)], str(tmp_path / 'two'), formats=('md',))['md'][0]).read()
+    assert '| other | 80.0 | 60.0 (75.0%) | 20.0 (25.0%) | 40.0 (50.0%) |' in md
+    assert 'conditions fog, night, snow' in md
     # without real-shift results a missing suite is still an error
     with pytest.raises(ReportError, match='no suite recorded'):
         summarize(dict(results, real_shift={}), 'mIoU')
+
+
+def test_real_shift_only_detection_report_skips_metrics_the_sets_lack(tmp_path):
+    """Box-only sets (COCO-O, Foggy Cityscapes instances) give no mask mAP: the default metrics of a real-only
+    file are those its real-shift runs have, and the report is complete (no half-written folder)."""
+    from fan_mm.robustness.report import write_report
+    results = dict(clean={'coco/bbox_mAP': 0.5, 'coco/segm_mAP': 0.4}, corrupted={},
+                   real_shift={'coco_o': {'sketch': {'coco/bbox_mAP': 0.2}}},
+                   meta=dict(suite=None, task='mmdet', config='a/det.py',
+                             shifts={'coco_o': dict(title='COCO-O', conditions=['sketch'], data_root='data/coco_o')}))
+    assert default_metrics(results) == ['coco/bbox_mAP']
+    path = tmp_path / 'robustness.json'
+    path.write_text(json.dumps(results))
+    written = write_report([str(path)], str(tmp_path / 'report'))
+    assert [osp.basename(p) for p in written['md']] == ['report_bbox_mAP.md']
+    assert '20.0 (40.0%)' in open(written['md'][0]).read()  # percent, retention 0.2 / 0.5
+    with pytest.raises(ReportError, match='robustness.json: the results have no clean metrics'):
+        default_metrics(dict(clean={}), 'robustness.json')
