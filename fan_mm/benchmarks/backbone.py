@@ -118,6 +118,7 @@ BACKBONES: Dict[str, Tuple[str, Callable]] = {
     'official_fan_t_hybrid': ('FAN-T-Hybrid (official NVlabs detection code)', _official('official_fan_t_hybrid')),
     'official_fan_s_hybrid': ('FAN-S-Hybrid (official NVlabs detection code)', _official('official_fan_s_hybrid')),
     'official_fan_b_hybrid': ('FAN-B-Hybrid (official NVlabs detection code)', _official('official_fan_b_hybrid')),
+    'official_fan_l_hybrid': ('FAN-L-Hybrid (official NVlabs detection code)', _official('official_fan_l_hybrid')),
 }
 DEFAULT_BACKBONES = ('fan_t_hybrid', 'fan_s_hybrid', 'fan_b_hybrid', 'fan_s_vit', 'fan_swin_t', 'lvvit_s',
                      'swin_t', 'swin_s', 'convnext_t', 'convnext_s')
@@ -378,6 +379,10 @@ def _with_official_process(specs, official, batch, size, precision, device, warm
     if not checkout:
         raise ValueError(f'{official}: the official backbones need --official-checkout (a clone of NVlabs/FAN)')
     check_checkout(checkout)
+    in_parent = [s for s in list(profile) + list(census) if s.startswith('official_')]
+    if in_parent:
+        raise ValueError(f'--profile / --census {in_parent}: only fan_mm and reference specs (the official code '
+                         'runs in a process of its own)')
     if not reference or not reference.startswith('tv_'):
         raise ValueError(f'--reference {reference!r}: with official specs the reference is timed in both processes '
                          'and must not depend on timm: use tv_swin_t or tv_resnet50')
@@ -395,9 +400,12 @@ def _with_official_process(specs, official, batch, size, precision, device, warm
         code = ('import json, sys; from fan_mm.benchmarks.backbone import run_in_this_process as r; '
                 f'json.dump(r({list(official) + [reference]!r}, {batch}, {size}, {precision!r}, {device!r}, '
                 f'{warmup}, {repeats}, reference={reference!r}), open(sys.argv[1], "w"))')
-        done = subprocess.run([sys.executable, '-c', code, out], env=env, capture_output=True, text=True)
+        # cwd=tmp: `python -c` puts the working directory first on the path, ahead of --official-timm
+        done = subprocess.run([sys.executable, '-c', code, out], env=env, cwd=tmp, capture_output=True, text=True)
         if done.returncode != 0:
-            raise RuntimeError(f'the official backbones\' process failed:\n{done.stderr[-3000:]}')
+            raise RuntimeError(f'the official backbones\' process (checkout {checkout}, timm from '
+                               f'{timm_dir or "this environment"}) failed with exit code {done.returncode}:\n'
+                               f'{done.stderr[-3000:]}')
         theirs = json.load(open(out))
     ours = run_in_this_process(own, batch, size, precision, device, warmup, repeats, reference=reference,
                                profile=profile, census=census)

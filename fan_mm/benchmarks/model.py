@@ -102,7 +102,7 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
     model, scope = build_model_from_config(config, cfg_options, eager=eager)
     model = model.to(device)
     by_config = getattr(model.backbone, 'compile_blocks', False)
-    if by_config:
+    if by_config is not False:  # {} and True compile too
         backbone_compile = f'config: {by_config}' if device.type == 'cuda' else 'eager (CPU)'
     elif compile_backbone and not eager:  # in place: parameter names stay as they are
         from fan_mm.layers import compile_trunk_blocks

@@ -60,9 +60,13 @@ def _stand_ins() -> Dict[str, types.ModuleType]:
 
 
 def _import_official(checkout: str) -> types.ModuleType:
-    if _PACKAGE + '.fan' in sys.modules:
-        return sys.modules[_PACKAGE + '.fan']
     models = check_checkout(checkout)
+    loaded = sys.modules.get(_PACKAGE + '.fan')
+    if loaded is not None:
+        if osp.realpath(osp.dirname(loaded.__file__)) != osp.realpath(models):
+            raise ValueError(f'the official code of {osp.dirname(loaded.__file__)} is already imported in this '
+                             f'process; {checkout} needs a process of its own')
+        return loaded
     saved = {name: sys.modules.get(name) for name in _stand_ins()}
     sys.modules.update(_stand_ins())
     try:

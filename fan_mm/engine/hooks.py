@@ -33,7 +33,10 @@ def _non_finite(state: dict) -> list:
     names = [k for k, v in state.items() if isinstance(v, torch.Tensor) and v.is_floating_point()]
     if not names:
         return []
-    finite = torch.stack([torch.isfinite(state[k]).all() for k in names]).tolist()  # one device sync
+    # one device sync per device (a state may hold tensors on several: a buffer left on the CPU, say)
+    checks = [torch.isfinite(state[k]).all() for k in names]
+    finite = [bool(c) for c in torch.stack(checks).tolist()] if len({c.device for c in checks}) == 1 else \
+        [bool(c) for c in checks]
     return [k for k, ok in zip(names, finite) if not ok]
 
 

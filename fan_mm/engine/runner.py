@@ -22,7 +22,7 @@ def codebase_of(cfg: Config) -> str:
     scope = cfg.get('default_scope')
     if scope not in CODEBASES:
         raise ValueError(
-            f'config has default_scope={scope!r}; fan_mm tools run mmdet or mmseg configs '
+            f'{cfg.filename}: default_scope={scope!r}; fan_mm tools run mmdet or mmseg configs '
             "(inherit their default_runtime, or set default_scope='mmdet'/'mmseg')")
     return scope
 
@@ -35,15 +35,11 @@ def load_config(config: str, cfg_options: Optional[dict] = None,
     ``eager=True`` (the tools' ``--no-compile``) turns off the backbone's ``compile_blocks``, the fast
     path the fan_mm model configs switch on for GPU runs.
     """
-    if not osp.isfile(config):
-        raise FileNotFoundError(f'config file not found: {config}')
+    from ..models.builder import disable_backbone_compile, load_config as read_config
     install_mmengine_checkpoint_loader()
-    cfg = Config.fromfile(config)
+    cfg = read_config(config, cfg_options)  # the one reader: a path or mmdet::/mmseg:: name, options merged
     cfg.launcher = launcher
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
     if eager:
-        from ..models.builder import disable_backbone_compile
         disable_backbone_compile(cfg)
     if work_dir is not None:
         cfg.work_dir = work_dir

@@ -42,7 +42,7 @@ def compile_trunk_blocks(model: nn.Module, **compile_options) -> int:
     for name, module in model.named_modules():
         if name.rsplit('.', 1)[-1].endswith('blocks') and isinstance(module, (nn.ModuleList, nn.Sequential)):
             for block in module:
-                if _uses_cuda_graphs(compile_options):
+                if uses_cuda_graphs(compile_options):
                     _compile_with_inference_clones(block, compile_options)
                 else:
                     block.compile(**compile_options)
@@ -56,9 +56,23 @@ def _raise_recompile_limit(limit: int) -> None:
         dynamo_config.recompile_limit = limit
 
 
-def _uses_cuda_graphs(compile_options: Mapping) -> bool:
+def uses_cuda_graphs(compile_options: Mapping) -> bool:
+    """Whether ``torch.compile(**compile_options)`` records CUDA graphs."""
     return (compile_options.get('mode') in ('reduce-overhead', 'max-autotune')
             or bool((compile_options.get('options') or {}).get('triton.cudagraphs')))
+
+
+def without_cuda_graphs(compile_options: Mapping) -> dict:
+    """The same options without CUDA graphs (``reduce-overhead`` -> default mode, ``max-autotune`` ->
+    ``max-autotune-no-cudagraphs``, ``triton.cudagraphs`` off)."""
+    opts = dict(compile_options)
+    if opts.get('mode') == 'reduce-overhead':
+        opts.pop('mode')
+    elif opts.get('mode') == 'max-autotune':
+        opts['mode'] = 'max-autotune-no-cudagraphs'
+    if (opts.get('options') or {}).get('triton.cudagraphs'):
+        opts['options'] = dict(opts['options'], **{'triton.cudagraphs': False})
+    return opts
 
 
 def _clone_tensors(out):

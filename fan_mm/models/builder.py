@@ -29,7 +29,7 @@ def disable_backbone_compile(cfg) -> bool:
     backbones, whose model configs compile the blocks for GPU runs; mmdet's / mmseg's backbones have no
     such option and run eagerly anyway), in place. True if it was on."""
     backbone = cfg.get('model', {}).get('backbone')
-    if not backbone or not backbone.get('compile_blocks'):
+    if not backbone or backbone.get('compile_blocks', False) is False:  # {} and True compile too
         return False
     backbone['compile_blocks'] = False
     return True

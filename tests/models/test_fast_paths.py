@@ -345,7 +345,21 @@ def test_compile_blocks_stay_eager_on_cpu(monkeypatch):
     with torch.no_grad():
         FANHybrid(arch=SMALL_HYBRID, with_cp=True,
                   compile_blocks=dict(mode='reduce-overhead', dynamic=True, on_cpu=True)).eval()(torch.randn(1, 3, 64, 64))
-    assert calls[-1] == dict(mode='default', dynamic=True)
+    assert calls[-1] == dict(dynamic=True)
+    with torch.no_grad():
+        FANHybrid(arch=SMALL_HYBRID, with_cp=True, compile_blocks=dict(
+            options={'triton.cudagraphs': True}, on_cpu=True)).eval()(torch.randn(1, 3, 64, 64))
+    assert calls[-1] == dict(options={'triton.cudagraphs': False})
+    # a call with keyword arguments only: the weights' device decides (CPU here: eager)
+    model = FANHybrid(arch=SMALL_HYBRID, compile_blocks=dict(mode='reduce-overhead')).eval()
+    with torch.no_grad():
+        model(x=torch.randn(1, 3, 64, 64))
+    assert len(calls) == 3 and model._told_eager
+
+
+def test_compile_blocks_misspelt_option_named_at_build():
+    with pytest.raises(ValueError, match=r"compile_blocks: unknown option\(s\) \['dynamc'\]"):
+        FANHybrid(arch=SMALL_HYBRID, compile_blocks=dict(mode='reduce-overhead', dynamc=True))
 
 
 def test_no_compile_turns_off_the_configs_fast_path():
@@ -359,6 +373,9 @@ def test_no_compile_turns_off_the_configs_fast_path():
     assert seg.model.backbone.compile_blocks == dict(mode='reduce-overhead')
     r50 = load_config(osp.join(root, 'configs', 'toy', 'maskrcnn_r50_toy_coco.py'))
     assert disable_backbone_compile(r50) is False and 'compile_blocks' not in r50.model.backbone
+    empty = load_config(cfg_path)
+    empty.model.backbone.compile_blocks = {}  # {} compiles with torch.compile's defaults: turned off too
+    assert disable_backbone_compile(empty) is True and empty.model.backbone.compile_blocks is False
 
 
 def test_compile_blocks_bad_value():

@@ -69,7 +69,6 @@ def _fake_checkout(root):
 
 
 def test_backbone_benchmark_times_the_official_code_in_its_own_process(tmp_path):
-    import sys
     checkout = _fake_checkout(tmp_path / 'FAN')
     out = tmp_path / 'b.json'
     load_tool('benchmark_backbone').main([
@@ -85,7 +84,7 @@ def test_backbone_benchmark_times_the_official_code_in_its_own_process(tmp_path)
     ours = rows['fan_mm', 'fan_t_hybrid']
     # a time ratio through each process's own reference
     assert ours['train_vs_official'] == pytest.approx(ours['train_ratio'] / anchor['train_ratio'])
-    assert res['official_anchor'] == 'official_fan_s_hybrid' and 'mmdet.models.builder' not in sys.modules
+    assert res['official_anchor'] == 'official_fan_s_hybrid'
     assert res['official_commit'] is None  # not a git checkout (tmp_path lies outside any repository)
     with pytest.raises(SystemExit, match='must not depend on timm'):
         load_tool('benchmark_backbone').main(['--device', 'cpu', '--models', 'official_fan_s_hybrid',
@@ -93,6 +92,31 @@ def test_backbone_benchmark_times_the_official_code_in_its_own_process(tmp_path)
     with pytest.raises(SystemExit, match='not a checkout of NVlabs/FAN'):
         load_tool('benchmark_backbone').main(['--device', 'cpu', '--models', 'official_fan_s_hybrid',
                                               '--reference', 'tv_swin_t', '--official-checkout', str(tmp_path)])
+
+
+def test_official_code_imported_with_stand_ins_that_leave_mmdet_alone(tmp_path, monkeypatch):
+    import sys
+
+    import mmcv
+    import mmdet
+    import torch
+    from fan_mm.benchmarks import official
+    from fan_mm.benchmarks.backbone import build_backbone
+    checkout = _fake_checkout(tmp_path / 'FAN')
+    monkeypatch.setenv(official.CHECKOUT_ENV, str(checkout))
+    try:
+        model = build_backbone('official_fan_s_hybrid', 64, torch.device('cpu'))
+        assert model.use_checkpoint is False  # the configs' checkpointing only with +cp
+        assert build_backbone('official_fan_s_hybrid+cp', 64, torch.device('cpu')).use_checkpoint is True
+        # the real packages are back, the stand-ins gone
+        assert sys.modules['mmdet'] is mmdet and sys.modules['mmcv'] is mmcv
+        assert 'mmcv.runner' not in sys.modules and 'mmdet.models.builder' not in sys.modules
+        other = _fake_checkout(tmp_path / 'FAN2')
+        with pytest.raises(ValueError, match='needs a process of its own'):
+            official.build_official('official_fan_s_hybrid', str(other))
+    finally:
+        for name in [n for n in sys.modules if n.startswith(official._PACKAGE)]:
+            del sys.modules[name]
 
 
 def test_torchvision_references_give_four_stages():

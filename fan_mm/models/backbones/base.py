@@ -24,6 +24,7 @@ A family subclass provides:
 * ``frozen_modules(frozen_stages)``: modules / parameters to freeze;
 * ``variant_name``: the registered timm name of the trunk (or a description of a custom one).
 """
+import inspect
 import logging
 import time
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
@@ -33,7 +34,7 @@ import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
-from ...layers.compile import compile_trunk_blocks
+from ...layers.compile import compile_trunk_blocks, uses_cuda_graphs, without_cuda_graphs
 from ..checkpoint_utils import CheckpointError, check_state_dict, load_state_dict_file
 
 WRAPPER_PREFIX = 'backbone.'  # mm detectors / segmentors keep the backbone here
@@ -105,6 +106,12 @@ class DenseBackbone(BaseModule):
         if not isinstance(compile_blocks, (bool, dict)):
             raise TypeError(f'compile_blocks must be a bool or a dict of torch.compile options, '
                             f'got {type(compile_blocks).__name__}')
+        if isinstance(compile_blocks, dict):  # a misspelt option fails here, not at the first GPU forward
+            known = set(inspect.signature(torch.compile).parameters) - {'model'} | {'on_cpu'}
+            unknown = sorted(set(compile_blocks) - known)
+            if unknown:
+                raise ValueError(f'compile_blocks: unknown option(s) {unknown}; torch.compile takes '
+                                 f'{sorted(known - {"on_cpu"})}, plus on_cpu')
         self.compile_blocks = compile_blocks
         if compile_blocks is not False:
             # Deferred to the first forward: subclasses prune their trunk after this __init__, and
@@ -116,7 +123,9 @@ class DenseBackbone(BaseModule):
         opts = {} if module.compile_blocks is True else dict(module.compile_blocks)
         on_cpu = bool(opts.pop('on_cpu', False))
         device = next((a.device for a in args if isinstance(a, torch.Tensor)), None)
-        if device is not None and device.type != 'cuda' and not on_cpu:
+        if device is None:  # called with keyword arguments only: the weights' device
+            device = next(module.parameters()).device
+        if device.type != 'cuda' and not on_cpu:
             # stays eager on this device; the hook stays too, should the model move to a GPU later
             if not getattr(module, '_told_eager', False):
                 module._told_eager = True
@@ -124,25 +133,26 @@ class DenseBackbone(BaseModule):
                           f'inputs)', logger='current', level=logging.INFO)
             return
         module._compile_hook.remove()
-        if module.with_cp and opts.get('mode') in ('reduce-overhead', 'max-autotune'):
+        if module.with_cp and uses_cuda_graphs(opts):
             # activation checkpointing replays each block's forward during the backward; CUDA-graph trees
             # under torch.utils.checkpoint fail (pytorch/pytorch#154306, still in torch 2.11), compiled
             # kernels without CUDA graphs do not
-            opts['mode'] = 'default' if opts['mode'] == 'reduce-overhead' else 'max-autotune-no-cudagraphs'
+            opts = without_cuda_graphs(opts)
             print_log(f'{type(module).__name__}: with_cp=True, so the blocks are compiled without CUDA graphs '
-                      f"(mode={opts['mode']!r})", logger='current', level=logging.WARNING)
+                      f'({opts})', logger='current', level=logging.WARNING)
         n = compile_trunk_blocks(module.trunk, **opts)
         print_log(f'{type(module).__name__}: torch.compile on {n} trunk blocks ({opts or "default options"}; '
                   f'off: --no-compile)', logger='current', level=logging.INFO)
         # the blocks compile at their first call (inductor caches the kernels on disk for later runs):
         # say how long that first forward took
-        start = time.perf_counter()
+        module._compile_started = time.perf_counter()
+        module._first_forward_hook = module.register_forward_hook(DenseBackbone._first_compiled_forward_done)
 
-        def _first_forward_done(mod, inputs, outputs):
-            handle.remove()
-            print_log(f'{type(mod).__name__}: first compiled forward {time.perf_counter() - start:.1f} s',
-                      logger='current', level=logging.INFO)
-        handle = module.register_forward_hook(_first_forward_done)
+    @staticmethod
+    def _first_compiled_forward_done(module: 'DenseBackbone', args, outputs) -> None:
+        module._first_forward_hook.remove()
+        print_log(f'{type(module).__name__}: first compiled forward '
+                  f'{time.perf_counter() - module._compile_started:.1f} s', logger='current', level=logging.INFO)
 
     # ---- trunk pruning ---------------------------------------------------------------------
     _pruned_keys: Tuple[str, ...] = ()
