@@ -1,9 +1,10 @@
 """Hooks that turn silent failures into loud ones.
 
-* ``NonFiniteLossHook`` stops a training run whose loss is no longer finite, naming the iteration and
-  the loss terms, before a checkpoint of the broken weights is written. mmdet's ``CheckInvalidLossHook``
-  only asserts every 50 iterations ("loss become infinite or NaN!"), so a run can save NaN weights first,
-  and it stops mixed-precision runs for steps the loss scaler is about to skip.
+* ``NonFiniteLossHook`` stops a training run whose loss, or whose weights (live or EMA), are no longer
+  finite, naming the iteration and the loss terms, before a checkpoint of the broken weights is written.
+  mmdet's ``CheckInvalidLossHook`` only asserts every 50 iterations ("loss become infinite or NaN!"), so a
+  run can save NaN weights first, and it stops mixed-precision runs for steps the loss scaler is about to
+  skip.
 * ``EmptyPredictionsHook`` says plainly when a detector returned no detection on any image of a
   validation or test set: mmdet's ``CocoMetric`` then returns no numbers at all.
 
@@ -40,6 +41,58 @@ def _non_finite(state: dict) -> list:
     return [k for k, ok in zip(names, finite) if not ok]
 
 
+def _ema_models(runner) -> list:
+    """The averaged copies of the model (``BaseAveragedModel``) that hooks such as mmengine's ``EMAHook`` keep.
+
+    They are not part of ``runner.model``, yet ``EMAHook`` saves them as the checkpoint's ``state_dict`` (the
+    weights a user deploys) and swaps them in for validation, so they need the same check as the live weights.
+    """
+    from mmengine.model import BaseAveragedModel
+    found = []
+    for hook in getattr(runner, 'hooks', ()):
+        ema = getattr(hook, 'ema_model', None)
+        if isinstance(ema, BaseAveragedModel) and not any(ema is f for f in found):
+            found.append(ema)
+    return found
+
+
+def _non_finite_ema(runner) -> list:
+    """``_non_finite`` over the averaged copies, named as in the model (without the wrapper's ``module.``)."""
+    broken = []
+    for ema in _ema_models(runner):
+        broken += [k[len('module.'):] if k.startswith('module.') else k for k in _non_finite(ema.state_dict())]
+    return broken
+
+
+def _broken_weights(live: list, ema: list) -> str:
+    """Which copy of the weights (live, EMA or both) holds non-finite tensors, with an example of each."""
+    parts = []
+    if live:
+        parts.append(f'{len(live)} weight tensors are no longer finite (e.g. {live[0]}) in the live model')
+    if ema:
+        what = f'(e.g. {ema[0]}) in the EMA copy of the model (the averaged weights EMAHook saves as the ' \
+               'checkpoint\'s state_dict)'
+        parts.append(f'{len(ema)} {what}' if live else f'{len(ema)} weight tensors are no longer finite {what}')
+    return ' and '.join(parts)
+
+
+def _position(runner, iteration: int) -> str:
+    """'iteration 4 of 6', with the epoch and the iteration within it when the train loop runs by epoch.
+
+    ``iteration`` counts from 1 over the whole run. The epoch is derived from it: ``runner.epoch`` counts the
+    epochs completed, which is the current epoch less one during an epoch and in ``after_train_epoch`` (where
+    ``CheckpointHook`` saves), but the current epoch itself after validation (where ``save_best`` saves).
+    """
+    text = f'iteration {iteration} of {runner.max_iters}'
+    from mmengine.runner import EpochBasedTrainLoop
+    loop = getattr(runner, 'train_loop', None)
+    if not isinstance(loop, EpochBasedTrainLoop) or iteration < 1:
+        return text
+    per_epoch = len(loop.dataloader)
+    epoch, step = divmod(iteration - 1, per_epoch)
+    return f'{text} (epoch {epoch + 1} of {loop.max_epochs}, iteration {step + 1} of {per_epoch} in the epoch)'
+
+
 @register_hook
 class NonFiniteLossHook(Hook):
     """Stop training when the loss stays non-finite, before the broken weights are saved.
@@ -49,14 +102,15 @@ class NonFiniteLossHook(Hook):
     scaler skips, and training goes on unharmed. The run stops with ``NonFiniteLossError`` when
 
     * the loss has been non-finite for ``patience`` iterations in a row, or
-    * a weight or buffer of the model is no longer finite (a float32 run that took a NaN step: nothing can
-      recover), or
+    * a weight or buffer of the model, or of its EMA copy (mmengine's ``EMAHook``), is no longer finite (a
+      float32 run that took a NaN step: nothing can recover), or
     * the loss is non-finite in the last iteration (its weights would be saved as the final checkpoint).
 
     The hook runs before ``CheckpointHook`` in each iteration (priority ``ABOVE_NORMAL``), so no checkpoint
     of that iteration is written. A step can also break the weights while the loss it was computed from was
     still finite (an update that overflows), so every checkpoint is checked before it is written
-    (``before_save_checkpoint``): no checkpoint ever holds a NaN or an infinity. Reading the loss
+    (``before_save_checkpoint``), together with the EMA copy that ``EMAHook`` (priority ``NORMAL``, after
+    this hook) is about to put into it: no checkpoint ever holds a NaN or an infinity. Reading the loss
     synchronises with the GPU once per iteration, as the logger's own statistics do.
 
     Args:
@@ -72,25 +126,28 @@ class NonFiniteLossHook(Hook):
         self._streak = 0
         self._last_finite: Optional[tuple] = None
         self._terms = ''
+        self._iteration = 0
 
     def before_train(self, runner) -> None:
         self._streak = 0
         self._last_finite = None
         self._terms = ''
+        self._iteration = 0
 
     def _stop(self, runner, iteration: int, reason: str, loss: float) -> None:
         before = (f'the last finite loss was {self._last_finite[1]:.4g} at iteration {self._last_finite[0]}'
                   if self._last_finite else 'no iteration had a finite loss')
         raise NonFiniteLossError(
-            f'training stopped at iteration {iteration} of {runner.max_iters}: {reason}. Total loss {loss}; '
+            f'training stopped at {_position(runner, iteration)}: {reason}. Total loss {loss}; '
             f'terms: {self._terms or "(none logged)"}; {before}. No checkpoint of this iteration was saved. A loss '
             f'that grows before it turns non-finite usually means the learning rate is too high for this '
             f'model and batch (see docs/from_scratch.md); work dir: {runner.work_dir}')
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs: Optional[dict] = None) -> None:
+        # runner.iter counts the iterations done before this one, in both epoch- and iteration-based loops
+        iteration = self._iteration = runner.iter + 1
         if not outputs or 'loss' not in outputs:
             return
-        iteration = runner.iter + 1
         loss = _value(outputs['loss'])
         self._terms = ', '.join(f'{k}={_value(v):.4g}' for k, v in outputs.items() if k != 'loss')
         if math.isfinite(loss):
@@ -99,24 +156,26 @@ class NonFiniteLossHook(Hook):
             return
         self._streak += 1
         model = getattr(runner.model, 'module', runner.model)
-        broken = _non_finite(model.state_dict())
+        live, ema = _non_finite(model.state_dict()), _non_finite_ema(runner)
         last = iteration >= runner.max_iters
-        if self._streak < self.patience and not broken and not last:
-            runner.logger.warning(f'iteration {iteration}: the loss is {loss} ({self._streak} of {self.patience} '
-                                  'non-finite iterations in a row allowed); the step is skipped by the loss '
-                                  'scaler or the run stops')
+        if self._streak < self.patience and not live and not ema and not last:
+            runner.logger.warning(f'{_position(runner, iteration)}: the loss is {loss} ({self._streak} of '
+                                  f'{self.patience} non-finite iterations in a row allowed); the step is skipped '
+                                  'by the loss scaler or the run stops')
             return
-        reason = (f'{len(broken)} weight tensors are no longer finite (e.g. {broken[0]})' if broken else
+        reason = (_broken_weights(live, ema) if live or ema else
                   f'the loss has not been finite for {self._streak} iteration(s) in a row')
         self._stop(runner, iteration, reason, loss)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        broken = _non_finite(checkpoint.get('state_dict') or {})
-        if broken:
+        live = _non_finite(checkpoint.get('state_dict') or {})
+        ema = _non_finite_ema(runner)
+        if live or ema:
+            # The checkpoint's meta names the last iteration it holds, whichever hook saves it and when:
+            # runner.iter + 1 is that iteration only inside after_train_iter.
+            iteration = (checkpoint.get('meta') or {}).get('iter') or self._iteration or runner.iter
             loss = self._last_finite[1] if self._last_finite and self._streak == 0 else float('nan')
-            self._stop(runner, runner.iter + 1,
-                       f'{len(broken)} weight tensors are no longer finite (e.g. {broken[0]}) after a step whose '
-                       'loss was finite', loss)
+            self._stop(runner, iteration, f'{_broken_weights(live, ema)} after a step whose loss was finite', loss)
 
 
 def _num_instances(sample) -> Optional[int]:
