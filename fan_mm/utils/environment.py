@@ -15,7 +15,7 @@ from typing import Dict, Iterable, Optional
 PACKAGE_KEYS = {
     'fan_mm': 'fan_mm', 'numpy': 'numpy', 'scipy': 'scipy', 'skimage': 'skimage', 'cv2': 'opencv',
     'numba': 'numba', 'imagecorruptions': 'imagecorruptions', 'torch': 'torch', 'torchvision': 'torchvision',
-    'timm': 'timm', 'mmengine': 'mmengine', 'mmcv': 'mmcv', 'mmdet': 'mmdet', 'mmseg': 'mmseg',
+    'timm': 'timm', 'mmengine': 'mmengine', 'mmcv': 'mmcv', 'mmdet': 'mmdet', 'mmseg': 'mmseg', 'PIL': 'pillow',
 }
 CORRUPTION_PACKAGES = ('numpy', 'scipy', 'skimage', 'cv2', 'numba')
 TRAINING_PACKAGES = ('torch', 'torchvision', 'timm', 'mmengine', 'mmcv', 'mmdet', 'mmseg')

@@ -8,7 +8,7 @@ import os.path as osp
 import pytest
 
 from fan_mm.robustness import protocol
-from fan_mm.robustness.report import ReportError, default_metrics, summarize, table_categories
+from fan_mm.robustness.report import ReportError, default_metrics, latex_tables, summarize, table_categories
 
 from .conftest import call_tool
 
@@ -188,22 +188,41 @@ def test_report_records_the_protocol_and_the_published_tables_it_matches(tmp_pat
     on_disk, in_memory = tmp_path / 'disk.json', tmp_path / 'fly.json'
     on_disk.write_text(json.dumps(_with_protocol(_results(HOLDOUT), channel_order='bgr_legacy')))
     in_memory.write_text(json.dumps(_with_protocol(_results(HOLDOUT), channel_order='bgr_legacy', on_the_fly=True)))
-    write_report([str(on_disk), str(in_memory)], str(tmp_path / 'r1'), names=['a', 'b'], formats=['md', 'json'])
+    write_report([str(on_disk), str(in_memory)], str(tmp_path / 'r1'), names=['a', 'b'], formats=['md', 'json', 'tex'])
     report = json.load(open(tmp_path / 'r1' / 'report.json'))['mIoU']
     assert report['protocol'] == dict(suite='holdout', policy='1-5', channel_order='bgr_legacy',
                                       image_format='lossless', seed=0,
                                       engine='fan_mm.corruptions 1.0 (source 000000000000)')
     assert report['comparable_with'] == []
-    assert 'No published table was made under this protocol' in (tmp_path / 'r1' / 'report_mIoU.md').read_text()
+    md = (tmp_path / 'r1' / 'report_mIoU.md').read_text()
+    assert 'No published table was made under this protocol' in md
+    # The LaTeX tables carry the Markdown's protocol line, as a comment in each table, escaped.
+    md_line, = [line for line in md.splitlines() if line.startswith('Protocol: ')]
+    tex = (tmp_path / 'r1' / 'tables_mIoU.tex').read_text().splitlines()
+    comment = ('% Protocol: suite holdout, policy 1-5, channel order bgr\\_legacy, images lossless, seed 0, engine '
+               'fan\\_mm.corruptions 1.0 (source 000000000000). No published table was made under this protocol.')
+    assert comment == '% ' + md_line.replace('_', '\\_')
+    assert tex.count(comment) == 2
+    assert [i - 1 for i, line in enumerate(tex) if line == comment] == \
+        [i for i, line in enumerate(tex) if line.startswith('\\caption{')]
+    # a line break in a recorded field would end the comment and put the rest into the paper
+    odd = _with_protocol(_results(HOLDOUT))
+    odd['meta']['channel_order'] = 'rgb\n\\end{document}'
+    tex = latex_tables([summarize(odd, 'mIoU')])
+    assert 'channel order rgb \\textbackslash{}end\\{document\\}, ' in tex and '\n\\end{document}' not in tex
     # FAN's COCO-C: the 16 corruptions at 1-5, BGR arrays as if RGB, re-encoded as JPEG 95
     _, plan = protocol.severity_plan('cityscapes-c', policy='1-5')
     values = {c: {s: 0.3 for s in sevs} for c, sevs in plan.items()}
     coco = _with_protocol(_results(values, 0.45, 'cityscapes-c', '1-5', 'coco/bbox_mAP', 'mmdet'),
                           channel_order='bgr_legacy', fmt='jpeg')
     (tmp_path / 'coco.json').write_text(json.dumps(coco))
-    write_report([str(tmp_path / 'coco.json')], str(tmp_path / 'r2'), formats=['md', 'json'])
+    write_report([str(tmp_path / 'coco.json')], str(tmp_path / 'r2'), formats=['md', 'json', 'tex'])
     assert json.load(open(tmp_path / 'r2' / 'report.json'))['coco/bbox_mAP']['comparable_with'] == [
         'FAN paper Tables 10 and 14 (COCO-C)']
+    tex = (tmp_path / 'r2' / 'tables_bbox_mAP.tex').read_text()
+    assert tex.count('% Protocol: suite cityscapes-c, policy 1-5, channel order bgr\\_legacy, images jpeg-95, '
+                     'seed 0, ') == 2
+    assert 'Same protocol as FAN paper Tables 10 and 14 (COCO-C).\n' in tex
     # the defaults (RGB, PNG) are not that protocol
     coco_rgb = _with_protocol(_results(values, 0.45, 'cityscapes-c', '1-5', 'coco/bbox_mAP', 'mmdet'))
     (tmp_path / 'coco_rgb.json').write_text(json.dumps(coco_rgb))

@@ -1,5 +1,6 @@
 """Synthesis of corrupted datasets: layouts, determinism across workers and shards,
 kill-and-resume, manifests and --verify, odd and broken inputs, bad arguments."""
+import errno
 import hashlib
 import json
 import os
@@ -273,3 +274,93 @@ def test_bad_arguments_and_conflicting_settings(toy_city, tmp_path):
     assert status == 2 and "'nope'" in stderr and 'gaussian_noise' in stderr
     status, _, stderr = call_tool('make_corrupted_dataset.py', str(tmp_path / 'missing'), '--verify')
     assert status == 3 and 'manifest.json not found' in stderr
+
+
+def test_software_record_of_an_older_journal_compares_equal(tmp_path):
+    """A run resuming a destination begun by an earlier fan_mm records the same software (more than one
+    distinct record is a --verify warning), and nothing that changes from run to run such as the date."""
+    import platform
+
+    import PIL
+    import scipy
+    import skimage
+
+    import fan_mm
+    from fan_mm.robustness.synthesis.journal import Journal, journal_software
+
+    # the record as fan_mm 0.1.0 wrote it
+    older = dict(fan_mm=fan_mm.__version__, python=platform.python_version(), numpy=np.__version__,
+                 opencv=cv2.__version__, scipy=scipy.__version__, skimage=skimage.__version__,
+                 pillow=PIL.__version__)
+    try:
+        import numba
+        older['numba'] = numba.__version__
+    except ImportError:
+        pass
+    older.update(protocol.engine_info())
+    dst = str(tmp_path / 'dst')
+    os.makedirs(osp.join(dst, '.fan_mm', 'journal'))
+    with open(osp.join(dst, '.fan_mm', 'journal', 'host-1-0-shard0of1.jsonl'), 'w') as f:
+        f.write(json.dumps(dict(software=older, shard=[0, 1]), sort_keys=True) + '\n')
+    Journal(dst, (0, 1)).close()
+    assert journal_software(dst) == [older]
+
+
+def _no_hard_links(*args, **kwargs):
+    raise OSError(errno.EPERM, 'Operation not permitted')
+
+
+def test_settings_are_recorded_once_without_hard_links(tmp_path, monkeypatch):
+    """Where os.link fails (some network, FUSE and SMB mounts) the settings are still published whole,
+    the first writer wins, and no temporary file is left."""
+    import threading
+
+    from fan_mm.robustness.synthesis import journal
+    settings, other = dict(layout='folder', seed=0, format='png'), dict(layout='folder', seed=1, format='png')
+    journal.check_settings(str(tmp_path / 'linked'), settings)
+    expected = (tmp_path / 'linked' / '.fan_mm' / 'settings.json').read_bytes()
+    monkeypatch.setattr(os, 'link', _no_hard_links)
+
+    dst = tmp_path / 'dst'
+    journal.check_settings(str(dst), settings)
+    assert (dst / '.fan_mm' / 'settings.json').read_bytes() == expected
+    assert os.listdir(dst / '.fan_mm') == ['settings.json']
+    journal.check_settings(str(dst), settings)
+    with pytest.raises(SynthesisError, match=r'other settings.*seed'):
+        journal.check_settings(str(dst), other)
+    assert (dst / '.fan_mm' / 'settings.json').read_bytes() == expected
+
+    # Another shard records its settings between our look and our write: its file stays.
+    raced = tmp_path / 'raced'
+
+    def other_shard_first(src, dst_path):
+        with open(dst_path, 'wb') as f:
+            f.write(journal.json_bytes(other))
+        _no_hard_links()
+    monkeypatch.setattr(os, 'link', other_shard_first)
+    with pytest.raises(SynthesisError, match='other settings'):
+        journal.check_settings(str(raced), settings)
+    assert json.loads((raced / '.fan_mm' / 'settings.json').read_bytes()) == other
+    assert os.listdir(raced / '.fan_mm') == ['settings.json']
+
+    # A name claimed and not yet filled: readers wait for the content, and name the file if it never comes.
+    claimed = tmp_path / 'claimed' / '.fan_mm' / 'settings.json'
+    claimed.parent.mkdir(parents=True)
+    claimed.write_bytes(b'')
+    filler = threading.Timer(0.2, claimed.write_bytes, [expected])
+    filler.start()
+    journal.check_settings(str(tmp_path / 'claimed'), settings)
+    filler.join()
+    claimed.write_bytes(b'')
+    monkeypatch.setattr(journal, '_SETTINGS_WAIT_S', 0.2)
+    with pytest.raises(SynthesisError, match=r'settings\.json: empty or unreadable'):
+        journal.check_settings(str(tmp_path / 'claimed'), settings)
+
+    # A claim that cannot be filled is given up, so the next run is not stuck with an empty file.
+    def no_rename(*args, **kwargs):
+        raise OSError(errno.EACCES, 'Permission denied')
+    monkeypatch.setattr(os, 'link', _no_hard_links)
+    monkeypatch.setattr(os, 'replace', no_rename)
+    with pytest.raises(OSError):
+        journal.check_settings(str(tmp_path / 'denied'), settings)
+    assert os.listdir(tmp_path / 'denied' / '.fan_mm') == []

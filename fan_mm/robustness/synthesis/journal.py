@@ -12,9 +12,7 @@ import socket
 import time
 from typing import Dict, Iterable, List, Tuple
 
-import cv2
-import numpy as np
-
+from fan_mm.utils.environment import CORRUPTION_PACKAGES, PACKAGE_KEYS, collect_environment
 from fan_mm.utils.files import atomic_write
 
 from .. import protocol
@@ -42,22 +40,17 @@ def read_json(path: str):
         return json.loads(f.read().decode('utf-8'))
 
 
+# The software record is compared across runs (``journal_software``: more than one distinct record
+# is a ``verify`` warning), so it holds versions only, not the environment record's date, CPU or
+# thread settings, which differ from run to run. Pillow is not used by the engine; it stays in the
+# record so that a run resuming a destination begun by an earlier fan_mm writes the same record.
+_SOFTWARE_PACKAGES = ('fan_mm',) + CORRUPTION_PACKAGES + ('PIL',)
+
+
 def _software_versions() -> Dict[str, str]:
-    import platform
-
-    import PIL
-    import scipy
-    import skimage
-
-    from fan_mm.version import __version__
-    versions = dict(fan_mm=__version__, python=platform.python_version(), numpy=np.__version__,
-                    opencv=cv2.__version__, scipy=scipy.__version__, skimage=skimage.__version__,
-                    pillow=PIL.__version__)
-    try:
-        import numba
-        versions['numba'] = numba.__version__
-    except ImportError:
-        pass
+    env = collect_environment(_SOFTWARE_PACKAGES)
+    keys = {'python'} | {PACKAGE_KEYS.get(p, p) for p in _SOFTWARE_PACKAGES}
+    versions = {k: v for k, v in env.items() if k in keys}
     versions.update(protocol.engine_info())
     return versions
 
@@ -74,23 +67,65 @@ def settings_for(source: Source, seed: int, channel_order: str, fmt: str, png_co
     return settings
 
 
+# How long a reader waits for a settings file that another process has claimed but not yet filled
+# (only where the file system has no hard links, see ``_create_if_absent``).
+_SETTINGS_WAIT_S = 10.0
+
+
+def _create_if_absent(path: str, data: bytes) -> None:
+    """Publish ``data`` at ``path`` unless a file is there already: the first writer wins and is
+    never overwritten, and a reader sees all of its content or, for a moment where the file system
+    has no hard links, an empty file."""
+    tmp = f'{path}{_TMP_TAG}{socket.gethostname()}-{os.getpid()}'
+    with open(tmp, 'wb') as f:
+        f.write(data)
+    try:
+        try:
+            # Link a finished temporary file to the name: fails if another shard got there first.
+            os.link(tmp, path)
+            return
+        except FileExistsError:
+            return
+        except OSError:
+            pass  # no hard links here (some network, FUSE and SMB mounts): claim the name instead
+        try:
+            # Creating the name exclusively decides the winner as the link would; the claimed,
+            # still empty file is then replaced by the finished one in one step. Readers wait
+            # while it is empty (``_read_settings``).
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            return
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            os.unlink(path)  # the claim is ours and still empty: free the name for the next run
+            raise
+    finally:
+        if osp.lexists(tmp):
+            os.unlink(tmp)
+
+
+def _read_settings(path: str) -> dict:
+    """The recorded settings; waits for a file that a concurrent run has claimed but not yet filled."""
+    deadline = time.monotonic() + _SETTINGS_WAIT_S
+    while True:
+        try:
+            return read_json(path)
+        except ValueError as e:
+            if time.monotonic() >= deadline:
+                raise SynthesisError(
+                    f'{path}: empty or unreadable ({e}). If no other run is writing to this destination, '
+                    'a run was killed while recording its settings: delete the file and run again.') from None
+        time.sleep(0.05)
+
+
 def check_settings(dst: str, settings: dict) -> None:
     """Record ``settings`` for ``dst``, or refuse when ``dst`` was made with other ones."""
     path = osp.join(dst, META_DIR, 'settings.json')
     os.makedirs(osp.dirname(path), exist_ok=True)
     if not osp.exists(path):
-        # Create-if-absent with full content: link a finished temporary file to the name
-        # (fails if another shard got there first; then its settings are compared below).
-        tmp = f'{path}{_TMP_TAG}{socket.gethostname()}-{os.getpid()}'
-        with open(tmp, 'wb') as f:
-            f.write(json_bytes(settings))
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            os.unlink(tmp)
-    existing = read_json(path)
+        _create_if_absent(path, json_bytes(settings))  # if another shard got there first, compared below
+    existing = _read_settings(path)
     if existing != json.loads(json_bytes(settings)):
         diff = {k: (existing.get(k), settings.get(k)) for k in sorted(set(existing) | set(settings))
                 if existing.get(k) != settings.get(k)}
