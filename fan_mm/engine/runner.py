@@ -164,7 +164,8 @@ def check_checkpoint(model, checkpoint: str, allow_partial: bool = False) -> dic
 
 
 def _limit_dynamo_recompiles():
-    # mmdet's tools do this so torch.compile'd models don't recompile for every shape.
+    # As mmdet's tools: DYNAMO_CACHE_SIZE_LIMIT in the environment sets dynamo's recompile limit (fan_mm's
+    # compiled blocks otherwise raise it to MIN_RECOMPILE_LIMIT; see fan_mm.layers.compile).
     from mmdet.utils import setup_cache_size_limit_of_dynamo
     setup_cache_size_limit_of_dynamo()
 

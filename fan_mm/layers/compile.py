@@ -1,5 +1,6 @@
 """Regional ``torch.compile`` of a backbone: every block on its own, CUDA graphs made safe for returned maps."""
-from typing import Mapping
+import os
+from typing import Mapping, Optional
 
 import torch
 from torch import nn
@@ -8,11 +9,12 @@ from torch import nn
 # after that, with only a warning. One ``forward`` serves every block of a class, and its versions multiply:
 # FAN-Hybrid's ConvNeXt blocks alone see three (channels, input dtype) pairs under autocast, each with
 # gradients on and off (training, validation) and, with several input sizes (multi-scale detection), static
-# and dynamic shapes, which is more than 8. The limit is raised to this (never lowered).
+# and dynamic shapes, which is more than 8. The limit is raised to this (never lowered), unless the
+# environment sets DYNAMO_CACHE_SIZE_LIMIT (mmdet's switch for it).
 MIN_RECOMPILE_LIMIT = 64
 
 
-def compile_trunk_blocks(model: nn.Module, **compile_options) -> int:
+def compile_trunk_blocks(model: nn.Module, cuda_only: bool = False, **compile_options) -> int:
     """``torch.compile`` in place every block of ``model``: each child of a ``ModuleList`` / ``Sequential``
     whose name ends in ``blocks`` (FAN's ``blocks``, ``cls_attn_blocks`` and ConvNeXt stem blocks, the
     ViT blocks of LV-ViT, the blocks of every Swin stage, timm's Swin / ConvNeXt). Returns how many.
@@ -20,7 +22,13 @@ def compile_trunk_blocks(model: nn.Module, **compile_options) -> int:
     Regional compilation rather than one graph of the whole backbone: blocks of one class share the
     compiled code, so compiling takes seconds, a graph break in the glue between blocks (feature taps,
     checkpointing, pyramids) costs nothing, and new input sizes recompile only the small block graphs.
-    Parameter names do not change (``nn.Module.compile``), so checkpoints load as before.
+    Parameter names do not change, so checkpoints load as before.
+
+    Each block's ``_compiled_call_impl`` (what ``nn.Module.compile`` sets and ``nn.Module.__call__`` runs)
+    becomes a ``CompiledBlockCall``; like ``nn.Module.compile``'s, it is left out when a block is pickled
+    or deep-copied, so copies (an EMA model, ``torch.save(model)``) run eagerly until compiled again.
+    ``cuda_only=True``: calls whose input is not on a CUDA device run the eager forward (a model moved
+    back to the CPU does not compile again for the CPU).
 
     With CUDA graphs (``mode='reduce-overhead'`` or ``'max-autotune'``) each block's outputs are cloned
     when gradients are off (validation, testing): CUDA-graph trees hand a graph's output memory back when
@@ -42,18 +50,32 @@ def compile_trunk_blocks(model: nn.Module, **compile_options) -> int:
     for name, module in model.named_modules():
         if name.rsplit('.', 1)[-1].endswith('blocks') and isinstance(module, (nn.ModuleList, nn.Sequential)):
             for block in module:
-                if uses_cuda_graphs(compile_options):
-                    _compile_with_inference_clones(block, compile_options)
-                else:
-                    block.compile(**compile_options)
+                block._compiled_call_impl = CompiledBlockCall(block, compile_options, cuda_only)
                 n += 1
     return n
 
 
 def _raise_recompile_limit(limit: int) -> None:
     import torch._dynamo.config as dynamo_config
+    if 'DYNAMO_CACHE_SIZE_LIMIT' in os.environ:
+        return  # the user's own limit, which mmdet's tools (and fan_mm's, for mmdet configs) apply
     if dynamo_config.recompile_limit < limit:
         dynamo_config.recompile_limit = limit
+
+
+def persistent_compile_cache() -> str:
+    """Keep inductor's compiled graphs and Triton kernels across jobs; returns the folder.
+
+    torch's default cache sits in the temporary folder (``/tmp/torchinductor_<user>``), which batch
+    schedulers often give each job afresh, so every job would pay the cold compile (about a minute for a
+    Mask R-CNN). Unless ``TORCHINDUCTOR_CACHE_DIR`` is set (torch's own switch, always honoured), the cache
+    goes to ``~/.cache/fan_mm/torchinductor``. Entries are keyed by the graph, torch / Triton versions and
+    device, and written atomically, so jobs on several nodes of a shared home can use one folder.
+    """
+    if not os.environ.get('TORCHINDUCTOR_CACHE_DIR'):
+        os.environ['TORCHINDUCTOR_CACHE_DIR'] = os.path.join(
+            os.path.expanduser('~'), '.cache', 'fan_mm', 'torchinductor')
+    return os.environ['TORCHINDUCTOR_CACHE_DIR']
 
 
 def uses_cuda_graphs(compile_options: Mapping) -> bool:
@@ -83,14 +105,33 @@ def _clone_tensors(out):
     return out
 
 
-def _compile_with_inference_clones(block: nn.Module, compile_options: Mapping) -> None:
-    """``block.forward`` compiled, its outputs cloned when gradients are off (see compile_trunk_blocks)."""
-    compiled_forward = torch.compile(block.forward, **compile_options)
+def _first_tensor(args, kwargs) -> Optional[torch.Tensor]:
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            return a
+    return next((v for v in kwargs.values() if isinstance(v, torch.Tensor)), None)
 
-    def forward(*args, **kwargs):
-        out = compiled_forward(*args, **kwargs)
-        if torch.is_grad_enabled():
-            return out
-        return _clone_tensors(out)
-    block.forward = forward  # an instance attribute: no new submodule, parameter names unchanged
-    block.compiled_for_cuda_graphs = True
+
+class CompiledBlockCall:
+    """A block's call through ``torch.compile`` (see ``compile_trunk_blocks``): the compiled
+    ``nn.Module._call_impl`` (hooks included, as ``nn.Module.compile`` does), outputs cloned when CUDA
+    graphs are recorded and gradients are off, and with ``cuda_only`` the eager call for inputs off CUDA.
+
+    The clone happens here, outside the compiled code: a clone inside it would land in the CUDA graph's
+    own memory pool again."""
+
+    def __init__(self, block: nn.Module, compile_options: Mapping, cuda_only: bool = False):
+        self.eager = block._call_impl
+        self.compiled = torch.compile(self.eager, **compile_options)
+        self.clones_without_grad = uses_cuda_graphs(compile_options)
+        self.cuda_only = cuda_only
+
+    def __call__(self, *args, **kwargs):
+        if self.cuda_only:
+            x = _first_tensor(args, kwargs)
+            if x is None or x.device.type != 'cuda':
+                return self.eager(*args, **kwargs)
+        out = self.compiled(*args, **kwargs)
+        if self.clones_without_grad and not torch.is_grad_enabled():
+            return _clone_tensors(out)
+        return out

@@ -8,6 +8,7 @@ no float32 4C-wide sum in ``DWConvMlp``), and ``compile_blocks`` (same outputs, 
 errors).
 """
 import math
+import os
 import os.path as osp
 
 import pytest
@@ -20,6 +21,7 @@ from fan_mm.models import fan as fan_module
 from fan_mm.models.backbones import FANHybrid, FANSwin, FANViT, LVViT
 from fan_mm import layers
 from fan_mm.layers import compile_trunk_blocks
+from fan_mm.layers.compile import CompiledBlockCall
 
 SMALL_HYBRID = dict(embed_dim=64, depth=2, num_heads=2, hybrid_depths=(1, 1), hybrid_dims=(32, 48))
 
@@ -296,11 +298,10 @@ def test_compile_blocks_same_outputs_and_names(cls, kwargs, n_blocks, cuda_graph
         ref, out = plain(x), compiled(x)
     for a, b in zip(ref, out):
         torch.testing.assert_close(a, b)
-    if cuda_graphs:
-        compiled_blocks = [m for m in compiled.modules() if getattr(m, 'compiled_for_cuda_graphs', False)]
-    else:
-        compiled_blocks = [m for m in compiled.modules() if getattr(m, '_compiled_call_impl', None) is not None]
-    assert len(compiled_blocks) == n_blocks
+    calls = [m._compiled_call_impl for m in compiled.modules()
+             if isinstance(getattr(m, '_compiled_call_impl', None), CompiledBlockCall)]
+    assert len(calls) == n_blocks
+    assert all(c.clones_without_grad is cuda_graphs and not c.cuda_only for c in calls)
     assert compile_trunk_blocks(nn.Sequential(nn.Linear(2, 2))) == 0
 
 
@@ -325,6 +326,61 @@ def test_cuda_graph_blocks_clone_outputs_only_without_grad(monkeypatch):
     assert blk(x, 2, 2) is produced[-1]  # gradients on: no copy
 
 
+def test_compiled_blocks_run_eagerly_off_cuda_when_cuda_only(monkeypatch):
+    # a model compiled for a GPU and moved back to the CPU must not compile again for the CPU
+    compiled_calls = []
+
+    def fake_compile(fn, **options):
+        def run(*args, **kwargs):
+            compiled_calls.append(1)
+            return fn(*args, **kwargs)
+        return run
+    monkeypatch.setattr(torch, 'compile', fake_compile)
+    blk = fan_module.FANBlock(16, 2)
+    compile_trunk_blocks(nn.ModuleDict(dict(blocks=nn.ModuleList([blk]))), cuda_only=True, mode='reduce-overhead')
+    x = torch.randn(1, 4, 16)
+    with torch.no_grad():
+        out = blk(x, 2, 2)
+    assert compiled_calls == [] and out.shape == x.shape
+    other = fan_module.FANBlock(16, 2)
+    compile_trunk_blocks(nn.ModuleDict(dict(blocks=nn.ModuleList([other]))), mode='reduce-overhead')
+    with torch.no_grad():
+        other(x, 2, 2)
+    assert compiled_calls == [1]
+
+
+@pytest.mark.parametrize('copy_how', ['deepcopy', 'torch.save'])
+def test_copies_of_a_compiled_backbone_are_their_own_and_compile_again(copy_how, tmp_path):
+    """An EMA copy (mmengine deep-copies the model) or ``torch.save(model)`` after the first compiled forward:
+    the copy must run its own weights (not the original's compiled blocks) and compile again at its first
+    forward; pickling must work."""
+    import copy
+    torch.manual_seed(0)
+    model = FANHybrid(arch=SMALL_HYBRID, compile_blocks=dict(backend='eager', mode='reduce-overhead',
+                                                             on_cpu=True)).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x)
+    assert model._blocks_compiled
+    if copy_how == 'deepcopy':
+        twin = copy.deepcopy(model)
+    else:
+        torch.save(model, tmp_path / 'model.pth')
+        twin = torch.load(tmp_path / 'model.pth', weights_only=False)
+    assert not twin._blocks_compiled
+    assert not any(isinstance(getattr(m, '_compiled_call_impl', None), CompiledBlockCall) for m in twin.modules())
+    with torch.no_grad():
+        for p in twin.parameters():
+            p.mul_(0.5)
+        out = twin(x)
+    assert twin._blocks_compiled and sum(
+        isinstance(getattr(m, '_compiled_call_impl', None), CompiledBlockCall) for m in twin.modules()) == 6
+    assert not all(torch.allclose(a, b) for a, b in zip(ref, out))  # its own (halved) weights ran
+    with torch.no_grad():
+        for a, b in zip(ref, model(x)):  # the original is untouched
+            torch.testing.assert_close(a, b)
+
+
 def test_compile_blocks_stay_eager_on_cpu(monkeypatch):
     # The model configs switch compile_blocks on for GPU runs; a CPU run (the demo, the tests, CPU
     # clusters) must stay eager, and compile once the model is on a GPU.
@@ -335,21 +391,20 @@ def test_compile_blocks_stay_eager_on_cpu(monkeypatch):
     with torch.no_grad():
         model(torch.randn(1, 3, 64, 64))
         model(torch.randn(1, 3, 64, 64))
-    assert calls == [] and model._told_eager
-    assert model._compile_hook.id in model._forward_pre_hooks  # still waiting for a CUDA input
+    assert calls == [] and model._told_eager and not model._blocks_compiled  # still waiting for a CUDA input
     with torch.no_grad():  # with on_cpu=True the dict's other options reach compile_trunk_blocks
         FANHybrid(arch=SMALL_HYBRID, compile_blocks=dict(backend='eager', on_cpu=True)).eval()(
             torch.randn(1, 3, 64, 64))
-    assert calls == [dict(backend='eager')]
+    assert calls == [dict(backend='eager', cuda_only=False)]
     # activation checkpointing recomputes blocks in the backward: compiled, but without CUDA graphs
     with torch.no_grad():
         FANHybrid(arch=SMALL_HYBRID, with_cp=True,
                   compile_blocks=dict(mode='reduce-overhead', dynamic=True, on_cpu=True)).eval()(torch.randn(1, 3, 64, 64))
-    assert calls[-1] == dict(dynamic=True)
+    assert calls[-1] == dict(dynamic=True, cuda_only=False)
     with torch.no_grad():
         FANHybrid(arch=SMALL_HYBRID, with_cp=True, compile_blocks=dict(
             options={'triton.cudagraphs': True}, on_cpu=True)).eval()(torch.randn(1, 3, 64, 64))
-    assert calls[-1] == dict(options={'triton.cudagraphs': False})
+    assert calls[-1] == dict(options={'triton.cudagraphs': False}, cuda_only=False)
     # a call with keyword arguments only: the weights' device decides (CPU here: eager)
     model = FANHybrid(arch=SMALL_HYBRID, compile_blocks=dict(mode='reduce-overhead')).eval()
     with torch.no_grad():
@@ -397,6 +452,10 @@ def test_compile_trunk_blocks_raises_the_recompile_limit():
     with dynamo_config.patch(recompile_limit=1000):
         compile_trunk_blocks(nn.Sequential(nn.Linear(2, 2)))
         assert dynamo_config.recompile_limit == 1000
+    with dynamo_config.patch(recompile_limit=4), pytest.MonkeyPatch.context() as mp:
+        mp.setenv('DYNAMO_CACHE_SIZE_LIMIT', '4')  # the user's own limit (mmdet's switch) stays
+        compile_trunk_blocks(nn.Sequential(nn.Linear(2, 2)))
+        assert dynamo_config.recompile_limit == 4
     assert hasattr(dynamo_config, 'recompile_limit')
 
 
@@ -407,3 +466,15 @@ def test_compile_trunk_blocks_turns_off_ddp_graph_splitting():
         compile_trunk_blocks(nn.Sequential(nn.Linear(2, 2)))
         assert dynamo_config.optimize_ddp is False
     assert hasattr(dynamo_config, 'optimize_ddp')
+
+
+def test_persistent_compile_cache(monkeypatch, tmp_path):
+    """Inductor's kernels go to a folder that outlives the job (not /tmp), unless torch's own
+    TORCHINDUCTOR_CACHE_DIR says where."""
+    from fan_mm.layers.compile import persistent_compile_cache
+    monkeypatch.setenv('HOME', str(tmp_path))
+    monkeypatch.delenv('TORCHINDUCTOR_CACHE_DIR', raising=False)
+    assert persistent_compile_cache() == str(tmp_path / '.cache' / 'fan_mm' / 'torchinductor')
+    assert os.environ['TORCHINDUCTOR_CACHE_DIR'] == persistent_compile_cache()
+    monkeypatch.setenv('TORCHINDUCTOR_CACHE_DIR', str(tmp_path / 'mine'))
+    assert persistent_compile_cache() == str(tmp_path / 'mine')

@@ -34,7 +34,8 @@ import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
-from ...layers.compile import compile_trunk_blocks, uses_cuda_graphs, without_cuda_graphs
+from ...layers.compile import (compile_trunk_blocks, persistent_compile_cache, uses_cuda_graphs,
+                               without_cuda_graphs)
 from ..checkpoint_utils import CheckpointError, check_state_dict, load_state_dict_file
 
 WRAPPER_PREFIX = 'backbone.'  # mm detectors / segmentors keep the backbone here
@@ -113,26 +114,39 @@ class DenseBackbone(BaseModule):
                 raise ValueError(f'compile_blocks: unknown option(s) {unknown}; torch.compile takes '
                                  f'{sorted(known - {"on_cpu"})}, plus on_cpu')
         self.compile_blocks = compile_blocks
+        self._blocks_compiled = False
+        self._compile_started: Optional[float] = None
         if compile_blocks is not False:
             # Deferred to the first forward: subclasses prune their trunk after this __init__, and
-            # only then is the input's device known (mmengine moves the model after building it).
-            self._compile_hook = self.register_forward_pre_hook(DenseBackbone._compile_before_first_forward)
+            # only then is the input's device known (mmengine moves the model after building it). The hooks
+            # stay for the model's life (a flag says when the work is done): a copy of the model, which
+            # leaves the compiled calls behind (see compile_trunk_blocks), compiles again at its first
+            # CUDA forward.
+            self.register_forward_pre_hook(DenseBackbone._compile_before_first_forward)
+            self.register_forward_hook(DenseBackbone._report_first_compiled_forward)
+
+    def __getstate__(self):
+        state = super().__getstate__()  # drops every block's compiled call (nn.Module.__getstate__)
+        state.update(_blocks_compiled=False, _compile_started=None)
+        return state
 
     @staticmethod
     def _compile_before_first_forward(module: 'DenseBackbone', args) -> None:
+        if module._blocks_compiled:
+            return
         opts = {} if module.compile_blocks is True else dict(module.compile_blocks)
         on_cpu = bool(opts.pop('on_cpu', False))
         device = next((a.device for a in args if isinstance(a, torch.Tensor)), None)
         if device is None:  # called with keyword arguments only: the weights' device
             device = next(module.parameters()).device
         if device.type != 'cuda' and not on_cpu:
-            # stays eager on this device; the hook stays too, should the model move to a GPU later
+            # stays eager on this device, and compiles should the model move to a GPU later
             if not getattr(module, '_told_eager', False):
                 module._told_eager = True
                 print_log(f'{type(module).__name__}: eager on {device.type} (compile_blocks applies to CUDA '
                           f'inputs)', logger='current', level=logging.INFO)
             return
-        module._compile_hook.remove()
+        module._blocks_compiled = True
         if module.with_cp and uses_cuda_graphs(opts):
             # activation checkpointing replays each block's forward during the backward; CUDA-graph trees
             # under torch.utils.checkpoint fail (pytorch/pytorch#154306, still in torch 2.11), compiled
@@ -140,19 +154,23 @@ class DenseBackbone(BaseModule):
             opts = without_cuda_graphs(opts)
             print_log(f'{type(module).__name__}: with_cp=True, so the blocks are compiled without CUDA graphs '
                       f'({opts})', logger='current', level=logging.WARNING)
-        n = compile_trunk_blocks(module.trunk, **opts)
+        # compiled for CUDA inputs only (unless on_cpu): the same model moved back to the CPU runs eagerly
+        n = compile_trunk_blocks(module.trunk, cuda_only=not on_cpu, **opts)
+        cache = persistent_compile_cache() if device.type == 'cuda' else None
         print_log(f'{type(module).__name__}: torch.compile on {n} trunk blocks ({opts or "default options"}; '
-                  f'off: --no-compile)', logger='current', level=logging.INFO)
+                  + (f'kernel cache {cache}; ' if cache else '') + 'off: --no-compile)',
+                  logger='current', level=logging.INFO)
         # the blocks compile at their first call (inductor caches the kernels on disk for later runs):
         # say how long that first forward took
         module._compile_started = time.perf_counter()
-        module._first_forward_hook = module.register_forward_hook(DenseBackbone._first_compiled_forward_done)
 
     @staticmethod
-    def _first_compiled_forward_done(module: 'DenseBackbone', args, outputs) -> None:
-        module._first_forward_hook.remove()
+    def _report_first_compiled_forward(module: 'DenseBackbone', args, outputs) -> None:
+        if module._compile_started is None:
+            return
         print_log(f'{type(module).__name__}: first compiled forward '
                   f'{time.perf_counter() - module._compile_started:.1f} s', logger='current', level=logging.INFO)
+        module._compile_started = None
 
     # ---- trunk pruning ---------------------------------------------------------------------
     _pruned_keys: Tuple[str, ...] = ()

@@ -1,0 +1,101 @@
+"""The default GPU path on a CUDA device: blocks compiled with CUDA graphs (what the model bases set).
+
+Skipped without a GPU (CI runs on CPUs); run on a GPU machine with
+``python -m pytest tests/models/test_fast_paths_cuda.py``. The CPU tests in test_fast_paths.py cover the
+same logic with torch.compile's eager backend; these check what only a GPU shows: CUDA-graph memory reuse,
+inductor's kernels against the eager model, copies and moves of a compiled model.
+"""
+import copy
+
+import pytest
+import torch
+
+from fan_mm.layers.compile import CompiledBlockCall
+from fan_mm.models.backbones import FANHybrid
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+
+SMALL_HYBRID = dict(embed_dim=64, depth=2, num_heads=2, hybrid_depths=(1, 1), hybrid_dims=(32, 48))
+DEFAULT = dict(mode='reduce-overhead', dynamic=True)  # configs/_base_/models, detection
+
+
+def _pair(**kwargs):
+    torch.manual_seed(0)
+    eager = FANHybrid(arch=SMALL_HYBRID, **kwargs).cuda()
+    compiled = FANHybrid(arch=SMALL_HYBRID, compile_blocks=DEFAULT, **kwargs).cuda()
+    compiled.load_state_dict(eager.state_dict())
+    return eager, compiled
+
+
+def _close(a, b):
+    for x, y in zip(a, b):
+        torch.testing.assert_close(x, y, rtol=1e-3, atol=1e-3)
+
+
+def test_inference_features_survive_later_calls_and_sizes():
+    # every returned map must stay valid after the next forward (CUDA-graph trees reuse output memory)
+    eager, compiled = _pair()
+    eager.eval(), compiled.eval()
+    with torch.no_grad():
+        kept = []
+        for size in (64, 96, 64, 128):
+            x = torch.randn(2, 3, size, size, device='cuda')
+            ref, out = eager(x), compiled(x)
+            _close(ref, out)
+            kept.append((ref, out))
+        for ref, out in kept:  # still the values they had
+            _close(ref, out)
+    assert compiled._blocks_compiled
+    assert all(isinstance(getattr(m, '_compiled_call_impl', None), CompiledBlockCall)
+               for m in compiled.trunk.blocks)
+
+
+def test_training_step_gradients_match_eager():
+    eager, compiled = _pair()
+    x = torch.randn(2, 3, 96, 96, device='cuda')
+    for _ in range(3):  # CUDA graphs are recorded at the second or third call
+        for model in (eager, compiled):
+            model.zero_grad()
+            sum(f.float().square().mean() for f in model(x)).backward()
+    for (name, p), q in zip(eager.named_parameters(), compiled.parameters()):
+        torch.testing.assert_close(q.grad, p.grad, rtol=2e-3, atol=2e-4, msg=name)
+
+
+def test_deepcopy_after_compiled_forward_runs_its_own_weights():
+    # mmengine's EMA model and any copy of a compiled model: own weights, compiled again
+    _, compiled = _pair()
+    compiled.eval()
+    x = torch.randn(1, 3, 64, 64, device='cuda')
+    with torch.no_grad():
+        ref = [f.clone() for f in compiled(x)]
+        twin = copy.deepcopy(compiled)
+        for p in twin.parameters():
+            p.mul_(0.5)
+        out = twin(x)
+        again = compiled(x)
+    assert twin._blocks_compiled
+    assert not all(torch.allclose(a, b) for a, b in zip(ref, out))
+    _close(ref, again)
+
+
+def test_moved_to_cpu_runs_eagerly_without_compiling():
+    from torch._dynamo.utils import counters
+    eager, compiled = _pair()
+    eager.eval(), compiled.eval()
+    with torch.no_grad():
+        compiled(torch.randn(1, 3, 64, 64, device='cuda'))
+        before = dict(counters['stats'])
+        eager.cpu(), compiled.cpu()
+        x = torch.randn(1, 3, 64, 64)
+        _close(eager(x), compiled(x))
+    assert dict(counters['stats']) == before  # no new dynamo frame was compiled
+
+
+def test_with_cp_compiles_without_cuda_graphs_and_trains():
+    eager, compiled = _pair(with_cp=True)
+    x = torch.randn(2, 3, 64, 64, device='cuda')
+    for model in (eager, compiled):
+        sum(f.float().square().mean() for f in model(x)).backward()
+    assert not any(m._compiled_call_impl.clones_without_grad for m in compiled.trunk.blocks)
+    for (name, p), q in zip(eager.named_parameters(), compiled.parameters()):
+        torch.testing.assert_close(q.grad, p.grad, rtol=2e-3, atol=2e-4, msg=name)
