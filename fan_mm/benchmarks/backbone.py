@@ -37,6 +37,8 @@ def _fan_dense(cls_name: str, **kwargs) -> Callable[[], nn.Module]:
 def _timm_features(name: str, **kwargs) -> Callable[[int], nn.Module]:
     def build(img_size: int):
         import timm
+
+        import fan_mm.models  # noqa: F401  (registers fan_mm's timm models: lvvit_*, fan_swin_*)
         extra = dict(kwargs)
         if name.startswith(('swin', 'fan_swin', 'lvvit')):
             extra['img_size'] = img_size

@@ -210,3 +210,21 @@ def test_autocast_census_counts_casts_and_saved_tensors():
     assert fp32['casts'] == 0  # no autocast, no casts
     # under autocast the backward keeps float32 norm inputs *and* low-precision copies for the linears
     assert bf16['saved_mib'] > fp32['saved_mib'] > 0
+
+
+def test_every_listed_backbone_builds_in_a_fresh_process():
+    """A fresh interpreter, as the tool runs: a timm name registered only by ``fan_mm.models`` (LV-ViT,
+    FAN-Swin) used to be unknown there, while in-process tests had the registration from earlier imports."""
+    import subprocess
+    import sys
+    code = ('from fan_mm.benchmarks.backbone import BACKBONES\n'
+            # timm-name builders first: the fan_mm ones import fan_mm.models, which would hide the fault
+            'for name, (_, build) in sorted(BACKBONES.items(), key=lambda kv: not hasattr(kv[1][1], "needs_size")):\n'
+            '    if name.startswith("official_"): continue\n'
+            '    m = build(64) if getattr(build, "needs_size", False) else build()\n'
+            '    assert sum(p.numel() for p in m.parameters()) > 1e6, name\n'
+            'print("built", len(BACKBONES))')
+    proc = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=dict(__import__('os').environ, PYTHONPATH=str(ROOT)))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert 'built' in proc.stdout
