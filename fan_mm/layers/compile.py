@@ -67,7 +67,7 @@ def persistent_compile_cache() -> str:
     """Keep inductor's compiled graphs and Triton kernels across jobs; returns the folder.
 
     torch's default cache sits in the temporary folder (``/tmp/torchinductor_<user>``), which batch
-    schedulers often give each job afresh, so every job would pay the cold compile (about a minute for a
+    schedulers often give each job afresh, so every job would pay the cold compile (one to two minutes for a
     Mask R-CNN). Unless ``TORCHINDUCTOR_CACHE_DIR`` is set (torch's own switch, always honoured), the cache
     goes to ``~/.cache/fan_mm/torchinductor``. Entries are keyed by the graph, torch / Triton versions and
     device, and written atomically, so jobs on several nodes of a shared home can use one folder.

@@ -8,11 +8,12 @@ temporary name (``_TMP_TAG``) and renamed.
 import json
 import os
 import os.path as osp
+import platform
 import socket
 import time
 from typing import Dict, Iterable, List, Tuple
 
-from fan_mm.utils.environment import CORRUPTION_PACKAGES, PACKAGE_KEYS, collect_environment
+from fan_mm.utils.environment import CORRUPTION_PACKAGES, package_versions
 from fan_mm.utils.files import atomic_write
 
 from .. import protocol
@@ -48,9 +49,7 @@ _SOFTWARE_PACKAGES = ('fan_mm',) + CORRUPTION_PACKAGES + ('PIL',)
 
 
 def _software_versions() -> Dict[str, str]:
-    env = collect_environment(_SOFTWARE_PACKAGES)
-    keys = {'python'} | {PACKAGE_KEYS.get(p, p) for p in _SOFTWARE_PACKAGES}
-    versions = {k: v for k, v in env.items() if k in keys}
+    versions = dict(python=platform.python_version(), **package_versions(_SOFTWARE_PACKAGES))
     versions.update(protocol.engine_info())
     return versions
 
