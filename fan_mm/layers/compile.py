@@ -1,5 +1,6 @@
 """Regional ``torch.compile`` of a backbone: every block on its own, CUDA graphs made safe for returned maps."""
 import os
+import warnings
 from typing import Mapping, Optional
 
 import torch
@@ -70,11 +71,22 @@ def persistent_compile_cache() -> str:
     schedulers often give each job afresh, so every job would pay the cold compile (one to two minutes for a
     Mask R-CNN). Unless ``TORCHINDUCTOR_CACHE_DIR`` is set (torch's own switch, always honoured), the cache
     goes to ``~/.cache/fan_mm/torchinductor``. Entries are keyed by the graph, torch / Triton versions and
-    device, and written atomically, so jobs on several nodes of a shared home can use one folder.
+    device, and written atomically, so jobs on several nodes of a shared home can use one folder. Where
+    that folder cannot be made or written (a read-only home), torch's default stays, with a warning.
     """
     if not os.environ.get('TORCHINDUCTOR_CACHE_DIR'):
-        os.environ['TORCHINDUCTOR_CACHE_DIR'] = os.path.join(
-            os.path.expanduser('~'), '.cache', 'fan_mm', 'torchinductor')
+        folder = os.path.join(os.path.expanduser('~'), '.cache', 'fan_mm', 'torchinductor')
+        try:
+            os.makedirs(folder, exist_ok=True)
+            writable = os.access(folder, os.W_OK)
+        except OSError:
+            writable = False
+        if not writable:
+            from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+            warnings.warn(f'cannot write the compile cache folder {folder}; using torch\'s default '
+                          f'{default_cache_dir()} (set TORCHINDUCTOR_CACHE_DIR to choose another)')
+            return default_cache_dir()
+        os.environ['TORCHINDUCTOR_CACHE_DIR'] = folder
     return os.environ['TORCHINDUCTOR_CACHE_DIR']
 
 

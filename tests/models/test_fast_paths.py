@@ -476,5 +476,14 @@ def test_persistent_compile_cache(monkeypatch, tmp_path):
     monkeypatch.delenv('TORCHINDUCTOR_CACHE_DIR', raising=False)
     assert persistent_compile_cache() == str(tmp_path / '.cache' / 'fan_mm' / 'torchinductor')
     assert os.environ['TORCHINDUCTOR_CACHE_DIR'] == persistent_compile_cache()
+    assert os.path.isdir(persistent_compile_cache())
     monkeypatch.setenv('TORCHINDUCTOR_CACHE_DIR', str(tmp_path / 'mine'))
     assert persistent_compile_cache() == str(tmp_path / 'mine')
+    # a home where the folder cannot be made: torch's default stays, and the user is told
+    monkeypatch.delenv('TORCHINDUCTOR_CACHE_DIR')
+    (tmp_path / 'file_home').write_text('')
+    monkeypatch.setenv('HOME', str(tmp_path / 'file_home'))
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+    with pytest.warns(UserWarning, match='cannot write the compile cache folder'):
+        assert persistent_compile_cache() == default_cache_dir()
+    assert 'TORCHINDUCTOR_CACHE_DIR' not in os.environ
