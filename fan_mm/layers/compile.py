@@ -32,10 +32,11 @@ def compile_trunk_blocks(model: nn.Module, cuda_only: bool = False, **compile_op
     back to the CPU does not compile again for the CPU).
 
     With CUDA graphs (``mode='reduce-overhead'`` or ``'max-autotune'``) each block's outputs are cloned
-    when gradients are off (validation, testing): CUDA-graph trees hand a graph's output memory back when
-    the graph runs again, and the blocks of one class share theirs, so an output kept past the next
-    block (a feature map the backbone returns) would be overwritten ("accessing tensor output of
-    CUDAGraphs that has been overwritten"). In training autograd keeps them alive until the backward.
+    when gradients are off (validation, testing) and no inference step is open (``begin_inference_step``,
+    which fan_mm's backbones open for each forward): CUDA-graph trees then start a new generation at every
+    block and hand the previous one's output memory back, so an output kept past the next block (a
+    feature map the backbone returns) would be overwritten ("accessing tensor output of CUDAGraphs that
+    has been overwritten"). In training autograd keeps them alive until the backward.
 
     The recompile limit is raised to ``MIN_RECOMPILE_LIMIT`` (see there).
 
@@ -109,12 +110,15 @@ def without_cuda_graphs(compile_options: Mapping) -> dict:
     return opts
 
 
-def _clone_tensors(out):
-    if isinstance(out, torch.Tensor):
-        return out.clone()
-    if isinstance(out, (tuple, list)):
-        return type(out)(_clone_tensors(o) for o in out)
-    return out
+def clone_tensors(out):
+    """``out`` with each tensor in it (alone, or in nested tuples / lists) cloned."""
+    def clone(o):
+        if isinstance(o, torch.Tensor):
+            return o.clone()
+        if isinstance(o, (tuple, list)):
+            return type(o)(clone(e) for e in o)
+        return o
+    return clone(out)
 
 
 def _first_tensor(args, kwargs) -> Optional[torch.Tensor]:
@@ -144,6 +148,64 @@ class CompiledBlockCall:
             if x is None or x.device.type != 'cuda':
                 return self.eager(*args, **kwargs)
         out = self.compiled(*args, **kwargs)
-        if self.clones_without_grad and not torch.is_grad_enabled():
-            return _clone_tensors(out)
+        if self.clones_without_grad and not torch.is_grad_enabled() and not _InferenceStep.open:
+            return clone_tensors(out)
         return out
+
+
+class _InferenceStep:
+    """State of ``begin_inference_step`` / ``end_inference_step`` (process-wide, as CUDA-graph trees' own)."""
+    open = 0  # inference steps now open (a backbone forward between the two calls)
+    # generation numbers of our own for cudagraph trees' step counter: negative like those of
+    # torch.compiler.cudagraph_mark_step_begin, far below any a program reaches
+    serial = -(1 << 40)
+
+
+def begin_inference_step(device: torch.device) -> Optional[int]:
+    """Make one gradient-free forward of compiled blocks one CUDA-graph generation; ``end_inference_step``
+    closes it. Returns what that call needs, or None where no step was opened.
+
+    Without a step, CUDA-graph trees start a new generation at every compiled call made with no backward
+    pending, i.e. at every block in inference, and hand the previous block's output memory back; so
+    ``CompiledBlockCall`` clones each block's output, and the next graph copies that clone into its own
+    input buffer: two copies of every map between blocks (8% of a FAN-S-Hybrid inference on an H200).
+    Within one generation a block's output is the next block's input as it is, and only the maps the
+    backbone returns need a clone, once, at the end (``DenseBackbone`` does both).
+
+    This also makes inference independent of how the program marks steps: once anything in the process
+    has called ``torch.compiler.cudagraph_mark_step_begin`` (a training loop, a benchmark), trees start
+    generations only at marked steps, and unmarked inference calls would extend one path forever,
+    recording every block again at every call (70x slower, seen on an H200 with torch 2.11).
+
+    No step is opened inside another one, while a forward with a pending backward runs on ``device`` (a
+    teacher model's no-grad forward inside a training step must not end the student's generation), or
+    where torch lacks the step counter this relies on (then blocks clone their outputs as before).
+    """
+    from torch._inductor import cudagraph_trees
+    box = getattr(cudagraph_trees, 'MarkStepBox', None)
+    if _InferenceStep.open or box is None or not hasattr(box, 'mark_step_counter'):
+        return None
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    manager = getattr(cudagraph_trees.get_container(index), 'tree_manager', None)
+    if manager is not None and getattr(manager, 'running_forwards_with_pending_backwards', True):
+        return None
+    previous = box.mark_step_counter
+    if previous == 0:
+        # torch's automatic generations (nobody marks steps): a marked step of a number never used
+        # before, and automatic generations again after the forward (end_inference_step)
+        _InferenceStep.serial -= 1
+        box.mark_step_counter = _InferenceStep.serial
+    else:  # the program marks steps: one more
+        torch.compiler.cudagraph_mark_step_begin()
+    _InferenceStep.open += 1
+    return previous
+
+
+def end_inference_step(token: Optional[int]) -> None:
+    """Close the step ``begin_inference_step`` returned ``token`` for (None: nothing was opened)."""
+    if token is None:
+        return
+    _InferenceStep.open -= 1
+    if token == 0:
+        from torch._inductor.cudagraph_trees import MarkStepBox
+        MarkStepBox.mark_step_counter = 0

@@ -487,3 +487,30 @@ def test_persistent_compile_cache(monkeypatch, tmp_path):
     with pytest.warns(UserWarning, match='cannot write the compile cache folder'):
         assert persistent_compile_cache() == default_cache_dir()
     assert 'TORCHINDUCTOR_CACHE_DIR' not in os.environ
+
+
+def test_inference_step_one_generation_per_forward(monkeypatch):
+    # begin_inference_step marks one CUDA-graph generation per gradient-free backbone forward: a number
+    # never used before, torch's automatic generations restored after it (an unmarked training loop goes
+    # on as before), one more marked step where the program marks steps itself, nothing when nested.
+    # The CUDA behaviour (no re-recording, no copies) is in test_fast_paths_cuda.py.
+    from torch._inductor import cudagraph_trees
+    from fan_mm.layers.compile import begin_inference_step, end_inference_step
+    box = cudagraph_trees.MarkStepBox
+    monkeypatch.setattr(box, 'mark_step_counter', 0)
+    device = torch.device('cuda', 0)  # the tree manager is only looked up: no CUDA needed
+    seen = []
+    for _ in range(2):
+        token = begin_inference_step(device)
+        assert token == 0 and box.mark_step_counter < 0
+        seen.append(box.mark_step_counter)
+        assert begin_inference_step(device) is None  # nested: the outer step holds
+        end_inference_step(token)
+        assert box.mark_step_counter == 0
+    assert seen[0] != seen[1]
+    box.mark_step_counter = -3  # the program called torch.compiler.cudagraph_mark_step_begin thrice
+    token = begin_inference_step(device)
+    assert token == -3 and box.mark_step_counter == -4
+    end_inference_step(token)
+    assert box.mark_step_counter == -4
+    end_inference_step(None)

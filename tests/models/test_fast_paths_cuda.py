@@ -99,3 +99,78 @@ def test_with_cp_compiles_without_cuda_graphs_and_trains():
     assert not any(m._compiled_call_impl.clones_without_grad for m in compiled.trunk.blocks)
     for (name, p), q in zip(eager.named_parameters(), compiled.parameters()):
         torch.testing.assert_close(q.grad, p.grad, rtol=2e-3, atol=2e-4, msg=name)
+
+
+def _count_recordings(monkeypatch):
+    """A list that grows by one for every CUDA graph recorded from now on."""
+    from torch._inductor import cudagraph_trees
+    recorded = []
+    record = cudagraph_trees.CUDAGraphTreeManager.record_function
+
+    def counting(self, *args, **kwargs):
+        recorded.append(1)
+        return record(self, *args, **kwargs)
+    monkeypatch.setattr(cudagraph_trees.CUDAGraphTreeManager, 'record_function', counting)
+    return recorded
+
+
+def _train_then_validate(model, x, mark_steps=False):
+    model.train()
+    for _ in range(3):
+        if mark_steps:
+            torch.compiler.cudagraph_mark_step_begin()
+        model.zero_grad()
+        sum(f.float().square().mean() for f in model(x)).backward()
+    model.eval()
+    with torch.no_grad():
+        return [model(x) for _ in range(3)]
+
+
+@pytest.mark.parametrize('mark_steps', [False, True])
+def test_validation_between_training_rounds_replays_without_copies(mark_steps, monkeypatch):
+    # mmengine's loop: training iterations, then validation, again and again. Once every graph is
+    # recorded, later rounds only replay, whether or not the program marks its training steps (a program
+    # that once calls cudagraph_mark_step_begin switches trees to marked steps for good; unmarked
+    # inference then recorded every block again at every call), and inference makes no per-block copies.
+    from torch._inductor import cudagraph_trees
+    from fan_mm.layers import compile as compile_module
+    monkeypatch.setattr(cudagraph_trees.MarkStepBox, 'mark_step_counter', 0)  # restored after the test
+    eager, compiled = _pair()
+    x = torch.randn(2, 3, 96, 96, device='cuda')
+    for _ in range(2):
+        _train_then_validate(compiled, x, mark_steps)
+    recorded = _count_recordings(monkeypatch)
+    # the blocks' per-output clones (CompiledBlockCall); the backbone clones the maps it returns once,
+    # through its own import of clone_tensors, which this does not count
+    block_clones = []
+    clone = compile_module.clone_tensors
+    monkeypatch.setattr(compile_module, 'clone_tensors', lambda out: block_clones.append(1) or clone(out))
+    outs = _train_then_validate(compiled, x, mark_steps)
+    assert not recorded
+    assert not block_clones
+    if not mark_steps:
+        assert cudagraph_trees.MarkStepBox.mark_step_counter == 0  # torch's own generations again
+    eager.load_state_dict(compiled.state_dict())
+    eager.eval()
+    with torch.no_grad():
+        ref = eager(x)
+    for out in outs:  # every forward's maps intact after the later ones
+        _close(ref, out)
+
+
+def test_no_grad_forward_inside_a_training_step_keeps_the_backward_right():
+    # a teacher's (or an EMA model's) gradient-free forward between a training forward and its backward
+    # must not end the generation whose outputs the backward still needs
+    eager, compiled = _pair()
+    x = torch.randn(2, 3, 96, 96, device='cuda')
+    for _ in range(3):
+        sides = []
+        for model in (eager, compiled):
+            model.zero_grad()
+            loss = sum(f.float().square().mean() for f in model(x))
+            with torch.no_grad():
+                sides.append(model(x))
+            loss.backward()
+        _close(*sides)
+    for (name, p), q in zip(eager.named_parameters(), compiled.parameters()):
+        torch.testing.assert_close(q.grad, p.grad, rtol=2e-3, atol=2e-4, msg=name)

@@ -34,8 +34,8 @@ import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
-from ...layers.compile import (compile_trunk_blocks, persistent_compile_cache, uses_cuda_graphs,
-                               without_cuda_graphs)
+from ...layers.compile import (clone_tensors, begin_inference_step, compile_trunk_blocks, end_inference_step,
+                               persistent_compile_cache, uses_cuda_graphs, without_cuda_graphs)
 from ..checkpoint_utils import CheckpointError, check_state_dict, load_state_dict_file
 
 WRAPPER_PREFIX = 'backbone.'  # mm detectors / segmentors keep the backbone here
@@ -115,6 +115,8 @@ class DenseBackbone(BaseModule):
                                  f'{sorted(known - {"on_cpu"})}, plus on_cpu')
         self.compile_blocks = compile_blocks
         self._blocks_compiled = False
+        self._blocks_graphed = False  # compiled with CUDA graphs
+        self._inference_step: Optional[int] = None
         self._compile_started: Optional[float] = None
         if compile_blocks is not False:
             # Deferred to the first forward: subclasses prune their trunk after this __init__, and
@@ -124,10 +126,14 @@ class DenseBackbone(BaseModule):
             # CUDA forward.
             self.register_forward_pre_hook(DenseBackbone._compile_before_first_forward)
             self.register_forward_hook(DenseBackbone._report_first_compiled_forward)
+            # a gradient-free forward of CUDA-graph blocks is one graph generation (see begin_inference_step);
+            # always_call: the step is closed when the forward raises too
+            self.register_forward_pre_hook(DenseBackbone._begin_inference_step)
+            self.register_forward_hook(DenseBackbone._end_inference_step, always_call=True)
 
     def __getstate__(self):
         state = super().__getstate__()  # drops every block's compiled call (nn.Module.__getstate__)
-        state.update(_blocks_compiled=False, _compile_started=None)
+        state.update(_blocks_compiled=False, _blocks_graphed=False, _inference_step=None, _compile_started=None)
         return state
 
     @staticmethod
@@ -156,6 +162,7 @@ class DenseBackbone(BaseModule):
                       f'({opts})', logger='current', level=logging.WARNING)
         # compiled for CUDA inputs only (unless on_cpu): the same model moved back to the CPU runs eagerly
         n = compile_trunk_blocks(module.trunk, cuda_only=not on_cpu, **opts)
+        module._blocks_graphed = uses_cuda_graphs(opts)
         cache = persistent_compile_cache() if device.type == 'cuda' else None
         print_log(f'{type(module).__name__}: torch.compile on {n} trunk blocks ({opts or "default options"}; '
                   + (f'kernel cache {cache}; ' if cache else '') + 'off: --no-compile)',
@@ -163,6 +170,25 @@ class DenseBackbone(BaseModule):
         # the blocks compile at their first call (inductor caches the kernels on disk for later runs):
         # say how long that first forward took
         module._compile_started = time.perf_counter()
+
+    @staticmethod
+    def _begin_inference_step(module: 'DenseBackbone', args) -> None:
+        if not module._blocks_graphed or torch.is_grad_enabled():
+            return
+        x = next((a for a in args if isinstance(a, torch.Tensor)), None)
+        if x is not None and x.device.type == 'cuda':
+            module._inference_step = begin_inference_step(x.device)
+
+    @staticmethod
+    def _end_inference_step(module: 'DenseBackbone', args, outputs):
+        token, module._inference_step = module._inference_step, None
+        if token is None:
+            return None
+        try:
+            # the returned maps may lie in CUDA-graph memory that the next generation reuses
+            return None if outputs is None else clone_tensors(outputs)
+        finally:
+            end_inference_step(token)
 
     @staticmethod
     def _report_first_compiled_forward(module: 'DenseBackbone', args, outputs) -> None:
