@@ -28,9 +28,10 @@ FLAGS = ('cl', 'cp', 'compile', 'compile_full', 'cudagraph')
 
 # ---- backbones ----------------------------------------------------------------------------------
 def _fan_dense(cls_name: str, **kwargs) -> Callable[[], nn.Module]:
-    def build():
+    def build(**options):
         from fan_mm.models import backbones
-        return getattr(backbones, cls_name)(**kwargs)
+        return getattr(backbones, cls_name)(**kwargs, **options)
+    build.dense = True  # compiled through its own compile_blocks, as the configs do
     return build
 
 
@@ -100,15 +101,15 @@ def _official(name: str) -> Callable[[], nn.Module]:
     return build
 
 
-# name -> (label, builder). fan_mm entries are the mmdet/mmseg backbones (detection layout for the
-# hybrids); timm entries read every stage through forward_intermediates.
+# name -> (label, builder). fan_mm entries are the mmdet/mmseg backbones the configs build (detection
+# layout for the hybrids); timm entries read every stage through forward_intermediates.
 BACKBONES: Dict[str, Tuple[str, Callable]] = {
     'fan_t_hybrid': ('FAN-T-Hybrid (fan_mm FANHybrid)', _fan_dense('FANHybrid', arch='tiny')),
     'fan_s_hybrid': ('FAN-S-Hybrid (fan_mm FANHybrid)', _fan_dense('FANHybrid', arch='small')),
     'fan_b_hybrid': ('FAN-B-Hybrid (fan_mm FANHybrid)', _fan_dense('FANHybrid', arch='base')),
     'fan_s_vit': ('FAN-S-ViT (fan_mm FANViT, pyramid)', _fan_dense('FANViT', arch='small')),
-    'fan_swin_t': ('FAN-Swin-T (fan_mm timm model)', _timm_features('fan_swin_tiny_patch4_window7_224')),
-    'lvvit_s': ('LV-ViT-S (fan_mm timm model)', _timm_features('lvvit_s')),
+    'fan_swin_t': ('FAN-Swin-T (fan_mm FANSwin)', _fan_dense('FANSwin', arch='tiny')),
+    'lvvit_s': ('LV-ViT-S (fan_mm LVViT, UperNet side layers)', _fan_dense('LVViT', arch='small')),
     'swin_t': ('Swin-T (timm)', _timm_features('swin_tiny_patch4_window7_224')),
     'swin_s': ('Swin-S (timm)', _timm_features('swin_small_patch4_window7_224')),
     'convnext_t': ('ConvNeXt-T (timm)', _timm_features('convnext_tiny')),
@@ -144,7 +145,18 @@ def build_backbone(spec: str, img_size: int, device: torch.device) -> nn.Module:
     """The backbone of ``spec`` on ``device``, its flags applied (random weights)."""
     name, flags = parse_spec(spec)
     builder = BACKBONES[name][1]
-    model = builder(img_size) if getattr(builder, 'needs_size', False) else builder()
+    # static shapes: every benchmark input has one size (blocks of different stages get their own graphs)
+    compile_options = (dict(dynamic=False, mode='reduce-overhead' if 'cudagraph' in flags else 'default')
+                       if 'compile' in flags or 'cudagraph' in flags else None)
+    if getattr(builder, 'dense', False):
+        # fan_mm's backbones compile their blocks themselves (compile_blocks), with what only the backbone
+        # does: one CUDA-graph generation per inference forward, its maps cloned once
+        if compile_options is not None and device.type != 'cuda':
+            compile_options['on_cpu'] = True  # the backbones compile for CUDA inputs only, unless told
+        model = builder(compile_blocks=compile_options or False)
+        compile_options = None
+    else:
+        model = builder(img_size) if getattr(builder, 'needs_size', False) else builder()
     if 'cp' in flags:
         if hasattr(model, 'trunk'):
             model.trunk.set_grad_checkpointing(True)
@@ -157,11 +169,9 @@ def build_backbone(spec: str, img_size: int, device: torch.device) -> nn.Module:
     model = model.to(device)
     if 'cl' in flags:
         model = model.to(memory_format=torch.channels_last)
-    if 'compile' in flags or 'cudagraph' in flags:
+    if compile_options is not None:
         from fan_mm.layers import compile_trunk_blocks
-        # static shapes: every benchmark input has one size (blocks of different stages get their own graphs)
-        opts = dict(dynamic=False, mode='reduce-overhead' if 'cudagraph' in flags else 'default')
-        n = compile_trunk_blocks(model, **opts)
+        n = compile_trunk_blocks(model, **compile_options)
         if not n:
             raise ValueError(f'{spec}: no blocks to compile in {type(model).__name__}')
     if 'compile_full' in flags:
@@ -188,9 +198,7 @@ def bench_backbone(spec: str, batch: int, size: int, precision: str, device: tor
     if 'train' in modes:
         model.train()
 
-        def train_step():
-            if 'cudagraph' in flags:  # a new step: earlier graph outputs may be overwritten
-                torch.compiler.cudagraph_mark_step_begin()
+        def train_step():  # no cudagraph_mark_step_begin: mmengine's loops do not call it either
             model.zero_grad(set_to_none=True)
             with autocast(device, precision):
                 loss = _loss(model(x))
@@ -203,8 +211,6 @@ def bench_backbone(spec: str, batch: int, size: int, precision: str, device: tor
         model.eval()
 
         def infer():
-            if 'cudagraph' in flags:
-                torch.compiler.cudagraph_mark_step_begin()
             with torch.inference_mode(), autocast(device, precision):
                 return model(x)
         r = time_fn(infer, device, warmup, repeats)

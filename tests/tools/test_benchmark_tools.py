@@ -127,6 +127,19 @@ def test_torchvision_references_give_four_stages():
         assert [o.shape[-1] for o in outs] == [16, 8, 4, 2], name
 
 
+def test_fan_mm_backbones_compiled_as_the_configs_compile_them():
+    # +compile / +cudagraph on a fan_mm backbone go through its own compile_blocks (what the model bases
+    # set), static shapes; FAN-Swin and LV-ViT are the mmdet / mmseg backbones, not the timm models
+    import torch
+    from fan_mm.benchmarks.backbone import build_backbone
+    from fan_mm.models.backbones import FANSwin, LVViT
+    model = build_backbone('fan_t_hybrid+cudagraph', 64, torch.device('cpu'))
+    assert model.compile_blocks == dict(dynamic=False, mode='reduce-overhead', on_cpu=True)
+    assert build_backbone('fan_t_hybrid', 64, torch.device('cpu')).compile_blocks is False
+    assert isinstance(build_backbone('fan_swin_t', 64, torch.device('cpu')), FANSwin)
+    assert isinstance(build_backbone('lvvit_s', 64, torch.device('cpu')), LVViT)
+
+
 def test_backbone_benchmark_rejects_unknown_names():
     from fan_mm.benchmarks.backbone import parse_spec
     with pytest.raises(ValueError, match="unknown backbone 'fan_x'"):
