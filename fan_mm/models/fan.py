@@ -48,12 +48,12 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import DropPath, Mlp, trunc_normal_
+from timm.layers import Mlp, trunc_normal_
 from timm.models import generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import named_apply
 
-from ..layers import GeluLinear, autocast_dtype, cast_for_linears, depthwise_conv
+from ..layers import DropPath, GeluLinear, autocast_dtype, cast_for_linears, depthwise_conv
 
 from .checkpoint_utils import flat_state_dict, source_of
 from .pretrained import build_model

@@ -35,12 +35,13 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import DropPath, Mlp, PatchEmbed, resize_rel_pos_bias_table, trunc_normal_
+from timm.layers import Mlp, PatchEmbed, resize_rel_pos_bias_table, trunc_normal_
 from timm.models import generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from timm.models.swin_transformer import (WindowAttention as _TimmWindowAttention,
                                           window_partition, window_reverse)
 
+from ..layers import DropPath
 from .checkpoint_utils import CheckpointError, flat_state_dict, source_of
 from .fan import ChannelProcessing, DWConv, DWConvMlp
 from .pretrained import build_model

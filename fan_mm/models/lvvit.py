@@ -24,10 +24,11 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import nn
-from timm.layers import Attention, DropPath, Mlp, resample_abs_pos_embed, trunc_normal_
+from timm.layers import Attention, Mlp, resample_abs_pos_embed, trunc_normal_
 from timm.models import generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 
+from ..layers import DropPath
 from .checkpoint_utils import flat_state_dict, source_of
 from .pretrained import build_model
 from .token_labeling import sample_token_box, swap_box_with_flipped

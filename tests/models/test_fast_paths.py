@@ -514,3 +514,58 @@ def test_inference_step_one_generation_per_forward(monkeypatch):
     end_inference_step(token)
     assert box.mark_step_counter == -4
     end_inference_step(None)
+
+
+def test_drop_path_eagerly_is_timms():
+    # the same random numbers and values as timm's DropPath, and the same (empty) state_dict
+    from timm.layers import DropPath as TimmDropPath
+    ours, theirs = layers.DropPath(0.3), TimmDropPath(0.3)
+    x = torch.randn(64, 5, 7)
+    torch.manual_seed(0)
+    a = ours(x)
+    torch.manual_seed(0)
+    b = theirs(x)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert (a == 0).all(dim=(1, 2)).any()  # some paths dropped
+    assert ours.state_dict().keys() == theirs.state_dict().keys()
+    ours.eval()
+    assert ours(x) is x
+
+
+def test_drop_path_rates_share_one_compiled_graph():
+    # FAN-Swin and LV-ViT give each block its own rate (linear over depth); compiled, the rate is read
+    # from a buffer, so the blocks share one graph instead of compiling one each
+    from torch._dynamo.utils import counters
+    torch._dynamo.reset()
+    counters.clear()
+    x = torch.ones(4000, 3)
+    mods = [layers.DropPath(p) for p in (0.5, 0.2, 0.1)]
+    outs = [torch.compile(m, backend='eager', fullgraph=True)(x) for m in mods]
+    assert counters['stats']['unique_graphs'] == 1
+    for p, out in zip((0.5, 0.2, 0.1), outs):  # whole samples dropped at rate p, the rest scaled by 1 / (1 - p)
+        rows_kept = (out != 0).all(dim=1)
+        assert ((out == 0).all(dim=1) | rows_kept).all()
+        assert abs((~rows_kept).float().mean().item() - p) < 0.04, p
+        torch.testing.assert_close(out[rows_kept], torch.full_like(out[rows_kept], 1 / (1 - p)))
+    compiled = torch.compile(mods[0], backend='eager', fullgraph=True)
+    mods[0].drop_prob = 1.  # assigning the rate reaches the compiled graph (no recompile)
+    assert (compiled(x) == 0).all()
+    assert counters['stats']['unique_graphs'] == 1
+    mods[0].eval()
+    assert torch.equal(compiled(x), x)
+    with pytest.raises(ValueError, match='drop_prob must be in'):
+        mods[0].drop_prob = 1.5
+
+
+def test_lvvit_blocks_with_linear_stochastic_depth_share_a_graph():
+    # stochastic depth linear over depth (LV-ViT, FAN-Swin) no longer gives every block a graph of its own:
+    # the first block (rate 0, no DropPath) compiles one, the other three share another
+    from torch._dynamo.utils import counters
+    model = LVViT(arch=dict(embed_dim=48, depth=4, num_heads=2, stem_chs=16), out_indices=(1, 3),
+                  side_layers=False, drop_path_rate=0.3, compile_blocks=dict(backend='eager', on_cpu=True))
+    rates = [getattr(b.drop_path, 'drop_prob', 0.) for b in model.trunk.blocks]
+    assert len(set(rates)) == 4
+    torch._dynamo.reset()
+    counters.clear()
+    model(torch.randn(1, 3, 64, 64))
+    assert counters['stats']['unique_graphs'] == 2
