@@ -569,3 +569,18 @@ def test_lvvit_blocks_with_linear_stochastic_depth_share_a_graph():
     counters.clear()
     model(torch.randn(1, 3, 64, 64))
     assert counters['stats']['unique_graphs'] == 2
+
+
+def test_fan_swin_blocks_compile_one_graph_per_configuration():
+    # FAN-Swin's blocks differ in shape, window shift and rate; compiled graphs follow the first two only
+    # (7 blocks, 5 configurations here: the four shifted / unshifted blocks of stage 2 share two graphs)
+    from torch._dynamo.utils import counters
+    model = FANSwin(arch=dict(embed_dim=16, depths=(1, 1, 4, 1), num_heads=(1, 2, 2, 4)), drop_path_rate=0.3,
+                    compile_blocks=dict(backend='eager', dynamic=False, on_cpu=True))
+    blocks = [m for m in model.modules() if hasattr(m, 'shift_size') and hasattr(m, 'drop_path')]
+    configurations = {(b.input_resolution, b.shift_size, type(b.drop_path)) for b in blocks}
+    assert len(blocks) == 7 and len(configurations) == 5
+    torch._dynamo.reset()
+    counters.clear()
+    model(torch.randn(1, 3, 224, 224))
+    assert counters['stats']['unique_graphs'] == len(configurations)
