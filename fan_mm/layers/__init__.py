@@ -5,7 +5,8 @@ from .autocast import autocast_dtype, cast_for_linears
 from .compile import MIN_RECOMPILE_LIMIT, compile_trunk_blocks
 from .conv import depthwise_conv
 from .drop import DropPath
-from .gelu_linear import GeluLinear
+from .gelu_linear import GeluLinear, gelu_linear
 
 __all__ = ['autocast_dtype', 'cast_for_linears', 'MIN_RECOMPILE_LIMIT', 'compile_trunk_blocks',
-           'depthwise_conv', 'DropPath', 'GeluLinear']
+           'depthwise_conv', 'DropPath', 'GeluLinear',
+           'gelu_linear']

@@ -40,6 +40,13 @@ def compile_trunk_blocks(model: nn.Module, cuda_only: bool = False, **compile_op
 
     The recompile limit is raised to ``MIN_RECOMPILE_LIMIT`` (see there).
 
+    Dynamo's ``specialize_float`` is switched on: Python floats are traced as constants. With
+    ``dynamic=True`` (the detection configs) dynamo otherwise makes every float attribute of a module
+    symbolic (LayerNorm ``eps``, dropout ``p``, attention scales), fails to turn them into tensors,
+    and traces each block graph a second time with them specialised, a first attempt that AOTAutograd's
+    cache never hits, so every process paid for it again. These floats are the model's constants, not
+    inputs that vary between calls.
+
     Dynamo's ``optimize_ddp`` is switched off: it splits a compiled graph again at DDP's gradient-bucket
     boundaries, which is for compiling a whole model; blocks compiled one by one already give DDP its
     overlap, since each block's backward runs (and its gradients reach DDP's hooks) on its own, and the
@@ -48,6 +55,7 @@ def compile_trunk_blocks(model: nn.Module, cuda_only: bool = False, **compile_op
     import torch._dynamo.config as dynamo_config
     _raise_recompile_limit(MIN_RECOMPILE_LIMIT)
     dynamo_config.optimize_ddp = False
+    dynamo_config.specialize_float = True
     n = 0
     for name, module in model.named_modules():
         if name.rsplit('.', 1)[-1].endswith('blocks') and isinstance(module, (nn.ModuleList, nn.Sequential)):

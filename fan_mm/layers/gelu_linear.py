@@ -18,7 +18,8 @@ class GeluLinear(torch.autograd.Function):
     need a selective policy), and adds hooks to every call of a step that is already bound by CPU-side
     launches.
 
-    Call as ``GeluLinear.apply(h, weight, bias, approximate)``.
+    Call through ``gelu_linear`` (which leaves compiled code to inductor), or as
+    ``GeluLinear.apply(h, weight, bias, approximate)``.
     """
 
     @staticmethod
@@ -48,3 +49,17 @@ class GeluLinear(torch.autograd.Function):
         if need_b:
             grad_b = grad_out.reshape(-1, grad_out.shape[-1]).sum(0).to(ctx.param_dtypes[1])
         return grad_h, grad_w, grad_b, None
+
+
+def gelu_linear(h: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
+                approximate: str = 'none') -> torch.Tensor:
+    """``F.linear(F.gelu(h), weight, bias)`` keeping only ``h`` for the backward.
+
+    Eagerly through ``GeluLinear``. Inside ``torch.compile`` as the plain computation: inductor's
+    partitioner already recomputes pointwise ops such as the GELU in the backward rather than saving them,
+    and a graph with a custom autograd function cannot enter AOTAutograd's cache, so every process would
+    trace it again (seconds of warm-up per ConvNeXt block variant, each run).
+    """
+    if torch.compiler.is_compiling():
+        return F.linear(F.gelu(h, approximate=approximate), weight, bias)
+    return GeluLinear.apply(h, weight, bias, approximate)

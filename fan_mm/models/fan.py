@@ -53,7 +53,7 @@ from timm.models import generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import named_apply
 
-from ..layers import DropPath, GeluLinear, autocast_dtype, cast_for_linears, depthwise_conv
+from ..layers import DropPath, autocast_dtype, cast_for_linears, depthwise_conv, gelu_linear
 
 from .checkpoint_utils import flat_state_dict, source_of
 from .pretrained import build_model
@@ -157,7 +157,7 @@ class ConvNeXtBlock(nn.Module):
     """ConvNeXt block of the hybrid stem: dw7x7 -> LayerNorm2d (unbiased) -> 1x1 (4C) -> GELU -> 1x1 -> *gamma,
     plus the residual. No drop path (the official stem has none).
 
-    For the backward it keeps the 4C-wide fc1 output but not the GELU output (recomputed, ``GeluLinear``),
+    For the backward it keeps the 4C-wide fc1 output but not the GELU output (recomputed, ``gelu_linear``),
     and under autocast the norm works in the autocast dtype (``feeds_low_precision``).
 
     Args:
@@ -178,7 +178,7 @@ class ConvNeXtBlock(nn.Module):
         # 1x1 conv weights, flattened): on a channels_last map no layout copies at all.
         y = self.norm.forward_nhwc(self.conv_dw(x).permute(0, 2, 3, 1))
         y = F.linear(y, self.mlp.fc1.weight.flatten(1), self.mlp.fc1.bias)
-        y = GeluLinear.apply(y, self.mlp.fc2.weight.flatten(1), self.mlp.fc2.bias, self.mlp.act.approximate)
+        y = gelu_linear(y, self.mlp.fc2.weight.flatten(1), self.mlp.fc2.bias, self.mlp.act.approximate)
         return torch.addcmul(x, y.permute(0, 3, 1, 2), self.gamma.reshape(-1, 1, 1))
 
 

@@ -468,6 +468,47 @@ def test_compile_trunk_blocks_turns_off_ddp_graph_splitting():
     assert hasattr(dynamo_config, 'optimize_ddp')
 
 
+def test_compile_trunk_blocks_specializes_floats():
+    """Module floats (norm eps, dropout p) are constants of the compiled graphs, not symbolic inputs."""
+    import torch._dynamo.config as dynamo_config
+    with dynamo_config.patch(specialize_float=False):
+        compile_trunk_blocks(nn.Sequential(nn.Linear(2, 2)))
+        assert dynamo_config.specialize_float is True
+    assert hasattr(dynamo_config, 'specialize_float')
+
+
+def _recording_backend(graphs):
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+    return backend
+
+
+def test_dynamic_block_graphs_enter_the_compile_caches():
+    """What makes a later process's warm-up short: with ``dynamic=True`` (the detection configs) a FAN-Hybrid
+    block graph must take no Python float as a symbolic input (dynamo would fail to tensorify it and trace the
+    block again, a first attempt no cache holds) and hold no custom autograd function (AOTAutograd's cache
+    bypasses such graphs, so every process traced them again). The ConvNeXt blocks call ``gelu_linear``,
+    which is ``GeluLinear`` eagerly and the plain ops when compiled."""
+    graphs = []
+    model = FANHybrid(arch=SMALL_HYBRID, drop_path_rate=0.1,
+                      compile_blocks=dict(backend=_recording_backend(graphs), dynamic=True, on_cpu=True))
+    torch._dynamo.reset()
+    outs = model(torch.randn(2, 3, 64, 64))
+    sum(o.sum() for o in outs).backward()
+    kinds = {type(b).__name__ for b in model.modules() if b._compiled_call_impl is not None}
+    assert kinds == {'ConvNeXtBlock', 'FANBlock', 'ClassAttentionBlock'}
+    assert len(graphs) >= 3
+    for gm in graphs:
+        # dynamo passes a symbolic Python float as a 0-d float64 tensor (nothing of the model is float64)
+        float_inputs = [n.name for n in gm.graph.nodes if n.op == 'placeholder' and (
+            isinstance(n.meta.get('example_value'), (float, torch.SymFloat))
+            or getattr(n.meta.get('example_value'), 'dtype', None) == torch.float64)]
+        assert not float_inputs, gm.code
+        functions = [n.name for n in gm.graph.nodes if 'autograd_function_apply' in str(n.target)]
+        assert not functions, gm.code
+
+
 def test_persistent_compile_cache(monkeypatch, tmp_path):
     """Inductor's kernels go to a folder that outlives the job (not /tmp), unless torch's own
     TORCHINDUCTOR_CACHE_DIR says where."""
