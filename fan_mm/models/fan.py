@@ -241,6 +241,10 @@ class ConvNeXtStem(nn.Module):
         The stem runs in channels_last memory format: its norms and MLPs work on channels-last views, and
         cuDNN's depthwise convs are fastest there. Values do not depend on the format."""
         x = self.stem(x.contiguous(memory_format=torch.channels_last))
+        # The stem's norm returns a permuted view of its channels-last result. Compiled with dynamic shapes, a
+        # block whose input is a view is traced with the view's base, so the first block of stage 0 would
+        # compile graphs of its own (training and inference); one copy of the stride-4 map spares them.
+        x = x.clone(memory_format=torch.channels_last) if x._is_view() else x
         outs = []
         for stage in self.stages:
             x = stage(x)

@@ -509,6 +509,25 @@ def test_dynamic_block_graphs_enter_the_compile_caches():
         assert not functions, gm.code
 
 
+def test_hybrid_blocks_compile_as_many_graphs_with_dynamic_shapes_as_without():
+    """One graph per block kind, width and grad mode, dynamic or not: the first ConvNeXt block must not get
+    graphs of its own because the stem hands it a view (dynamic shapes trace a view's base)."""
+    from torch._dynamo.utils import counters
+    arch = dict(SMALL_HYBRID, hybrid_depths=(2, 2))
+    counts = {}
+    for dynamic in (False, True):
+        model = FANHybrid(arch=arch, compile_blocks=dict(backend='eager', dynamic=dynamic, on_cpu=True))
+        torch._dynamo.reset()
+        counters.clear()
+        outs = model(torch.randn(2, 3, 64, 64))
+        sum(o.sum() for o in outs).backward()
+        with torch.no_grad():
+            model(torch.randn(2, 3, 64, 64))
+        counts[dynamic] = counters['stats']['unique_graphs']
+    # (ConvNeXt at 2 widths + FAN + class attention) x (training, inference)
+    assert counts == {False: 8, True: 8}
+
+
 def test_persistent_compile_cache(monkeypatch, tmp_path):
     """Inductor's kernels go to a folder that outlives the job (not /tmp), unless torch's own
     TORCHINDUCTOR_CACHE_DIR says where."""
