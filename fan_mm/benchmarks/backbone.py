@@ -21,6 +21,7 @@ import torch.nn as nn
 
 from fan_mm.utils.environment import collect_environment
 from .precision import autocast, check_precision, prepare_device
+from .compile_stats import CompileStats
 from .timing import synchronize, time_fn
 
 FLAGS = ('cl', 'cp', 'compile', 'compile_full', 'cudagraph')
@@ -203,9 +204,11 @@ def bench_backbone(spec: str, batch: int, size: int, precision: str, device: tor
             with autocast(device, precision):
                 loss = _loss(model(x))
             loss.backward()
-        r = time_fn(train_step, device, warmup, repeats)
+        with CompileStats() as compiled:
+            r = time_fn(train_step, device, warmup, repeats)
         row.update(train_ms=r['ms'], train_ms_min=r['ms_min'], train_peak_gib=r['peak_gib'],
-                   train_reserved_gib=r['reserved_gib'], train_warmup_s=r['warmup_s'])
+                   train_reserved_gib=r['reserved_gib'], train_warmup_s=r['warmup_s'],
+                   train_compile=compiled.result)
         model.zero_grad(set_to_none=True)
     if 'infer' in modes:
         model.eval()
@@ -213,9 +216,10 @@ def bench_backbone(spec: str, batch: int, size: int, precision: str, device: tor
         def infer():
             with torch.inference_mode(), autocast(device, precision):
                 return model(x)
-        r = time_fn(infer, device, warmup, repeats)
+        with CompileStats() as compiled:
+            r = time_fn(infer, device, warmup, repeats)
         row.update(infer_ms=r['ms'], infer_ms_min=r['ms_min'], infer_peak_gib=r['peak_gib'],
-                   infer_warmup_s=r['warmup_s'])
+                   infer_warmup_s=r['warmup_s'], infer_compile=compiled.result)
     del model
     if device.type == 'cuda':
         torch.cuda.empty_cache()

@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 
 from fan_mm.utils.environment import collect_environment
+from .compile_stats import CompileStats
 from .precision import autocast, check_precision, prepare_device
 from .timing import time_fn
 
@@ -95,7 +96,8 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
     ``eager=True``. ``compile_backbone`` compiles the backbones that the config leaves eager (mmdet's Swin,
     say), so that peers can be compared like for like: ``'default'`` (``torch.compile`` of every block,
     static shapes) or ``'cudagraph'`` (the same with ``mode='reduce-overhead'``: CUDA graphs). The row's
-    ``backbone_compile`` says what ran; the warm-up times include compiling."""
+    ``backbone_compile`` says what ran; the warm-up times include compiling, and ``train_compile`` /
+    ``infer_compile`` say what was compiled in them (``fan_mm.benchmarks.compile_stats``)."""
     if compile_backbone not in COMPILE_BACKBONE:
         raise ValueError(f'compile_backbone={compile_backbone!r}: use one of {list(COMPILE_BACKBONE)}')
     torch.manual_seed(0)
@@ -103,7 +105,8 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
     model = model.to(device)
     by_config = getattr(model.backbone, 'compile_blocks', False)
     if by_config is not False:  # {} and True compile too
-        backbone_compile = f'config: {by_config}' if device.type == 'cuda' else 'eager (CPU)'
+        on_cpu = isinstance(by_config, dict) and by_config.get('on_cpu')
+        backbone_compile = f'config: {by_config}' if device.type == 'cuda' or on_cpu else 'eager (CPU)'
     elif compile_backbone and not eager:  # in place: parameter names stay as they are
         from fan_mm.layers import compile_trunk_blocks
         opts = COMPILE_BACKBONE[compile_backbone]
@@ -127,18 +130,20 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
         scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
-    r = time_fn(train_iter, device, warmup, repeats)
+    with CompileStats() as compiled:
+        r = time_fn(train_iter, device, warmup, repeats)
     row.update(train_s_iter=r['ms'] / 1e3, train_ms=r['ms'], train_peak_gib=r['peak_gib'],
-               train_reserved_gib=r['reserved_gib'], train_warmup_s=r['warmup_s'])
+               train_reserved_gib=r['reserved_gib'], train_warmup_s=r['warmup_s'], train_compile=compiled.result)
     opt.zero_grad(set_to_none=True)
     model.eval()
 
     def infer():
         with torch.no_grad(), autocast(device, precision):
             return model(inputs, [s.clone() for s in samples], mode='predict')
-    r = time_fn(infer, device, warmup, repeats)
+    with CompileStats() as compiled:
+        r = time_fn(infer, device, warmup, repeats)
     row.update(infer_ms=r['ms'], infer_img_s=batch / (r['ms'] / 1e3), infer_peak_gib=r['peak_gib'],
-               infer_reserved_gib=r['reserved_gib'], infer_warmup_s=r['warmup_s'])
+               infer_reserved_gib=r['reserved_gib'], infer_warmup_s=r['warmup_s'], infer_compile=compiled.result)
     del model, opt
     if device.type == 'cuda':
         torch.cuda.empty_cache()

@@ -10,6 +10,7 @@ import math
 from typing import Dict, Optional
 
 from fan_mm.utils.files import atomic_write
+from .compile_stats import describe
 
 
 def write_json(path: str, obj) -> None:
@@ -52,7 +53,8 @@ def markdown_table(result: Dict) -> str:
                 ('train / ref', 'train_ratio', 2), ('infer (img/s)', 'infer_img_s', 1),
                 ('infer (ms/batch)', 'infer_ms', 1), ('infer time / ref', 'infer_ratio', 2),
                 ('train peak (GiB)', 'train_peak_gib', 2), ('train reserved (GiB)', 'train_reserved_gib', 2),
-                ('infer peak (GiB)', 'infer_peak_gib', 2)]
+                ('infer peak (GiB)', 'infer_peak_gib', 2), ('train warm-up (s)', 'train_warmup_s', 1),
+                ('infer warm-up (s)', 'infer_warmup_s', 1)]
     if result.get('reference'):
         head += f"; ref = {result['reference']}"
     lines = [head, '', '| ' + ' | '.join(c[0] for c in cols) + ' |', '|' + '---|' * len(cols)]
@@ -61,6 +63,12 @@ def markdown_table(result: Dict) -> str:
             lines.append(f"| {r.get('spec', r.get('name'))} | {r['error']} |")
             continue
         lines.append('| ' + ' | '.join(_fmt(r.get(k), nd) for _, k, nd in cols) + ' |')
+    compiled = [(r.get('name', r.get('spec')), part, r[f'{part}_compile']) for r in result['rows']
+                for part in ('train', 'infer')
+                if (r.get(f'{part}_compile') or {}).get('graphs')]
+    if compiled:
+        lines += ['', 'Compiled during the warm-up (included in its seconds):']
+        lines += [f'- {name}, {part}: {describe(stats)}' for name, part, stats in compiled]
     for p in result.get('profiles', []):
         kernels = (f"; {p['kernels_per_step']:.0f} GPU kernels per step, {p['kernel_ms_per_step']:.1f} ms of "
                    'kernel time' if 'kernels_per_step' in p else '')

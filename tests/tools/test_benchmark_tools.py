@@ -165,6 +165,36 @@ def test_model_benchmark_cpu(tmp_path):
     (row,) = res['rows']
     assert row['scope'] == 'mmdet' and row['name'] == 'toy'
     assert row['train_s_iter'] > 0 and row['infer_img_s'] > 0 and row['train_ratio'] == pytest.approx(1.0)
+    assert row['train_compile']['graphs'] == row['infer_compile']['graphs'] == 0  # eager on a CPU
+
+
+def test_compile_stats_count_what_compiles_inside_the_block():
+    import torch
+    from fan_mm.benchmarks.compile_stats import CompileStats, describe
+    torch._dynamo.reset()
+    fn = torch.compile(lambda x: x.sin() + 1, backend='eager')
+    with CompileStats() as first:
+        fn(torch.ones(3))
+    with CompileStats() as again:
+        fn(torch.ones(3))
+    assert first.result['graphs'] == 1 and first.result['compile_s'] > 0 and first.result['trace_s'] > 0
+    assert again.result['graphs'] == 0 and again.result['compile_s'] == 0
+    assert describe(first.result).startswith('1 graph compiled in ')
+    assert describe(again.result) == 'nothing compiled'
+
+
+def test_model_table_says_what_the_warm_up_compiled():
+    from fan_mm.benchmarks.results import markdown_table
+    stats = dict(graphs=12, compile_s=16.1, trace_s=8.3, guards_s=1.5, backend_s=3.1, aot_cache_hits=12,
+                 aot_cache_misses=0, aot_cache_bypasses=0, inductor_cache_hits=18, inductor_cache_misses=0)
+    row = dict(name='fan', backbone_compile='config', params_m=1., train_s_iter=0.1, infer_ms=20., train_warmup_s=17.2,
+               infer_warmup_s=4.7, train_compile=stats, infer_compile=dict(stats, graphs=0))
+    table = markdown_table(dict(kind='model', env=dict(device='cuda', gpu='GPU', torch='2.11'), precision='fp16',
+                                batch=2, height=800, width=1344, boxes=12, rows=[row]))
+    assert '| 17.2 | 4.7 |' in table
+    assert ('- fan, train: 12 graphs compiled in 16.1 s (dynamo tracing 8.3 s, guards 1.5 s, AOTAutograd + '
+            'inductor 3.1 s; AOTAutograd cache 12 hits / 0 misses, inductor cache 18 / 0)') in table
+    assert 'fan, infer' not in table
 
 
 def test_model_benchmark_compile_backbone_options(monkeypatch):

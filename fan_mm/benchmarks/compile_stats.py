@@ -1,0 +1,59 @@
+"""What ``torch.compile`` did during part of a benchmark: graphs compiled, seconds spent, cache hits.
+
+Warm-up is the cost of the compiled default path, and where it goes decides what can shrink it: dynamo's
+tracing runs in every process, inductor's code generation only when its on-disk caches miss. Read from
+dynamo's own accounting (``torch._dynamo.utils.compile_times`` and ``counters``), which are process-wide
+running totals; ``CompileStats`` takes the difference over a ``with`` block.
+"""
+from typing import Dict
+
+# seconds: dynamo's timer names (torch 2.11 - 2.15) -> field names
+TIMES = {'compile_s': '_compile.compile_inner',          # everything below, per compiled frame
+         'trace_s': 'bytecode_tracing',                  # dynamo tracing the Python code (every process)
+         'backend_s': 'OutputGraph.call_user_compiler',  # AOTAutograd + inductor (mostly cache loads when warm)
+         'guards_s': 'build_guards'}
+# counts: (counter group, key) -> field names
+COUNTS = {'graphs': ('stats', 'unique_graphs'),
+          'aot_cache_hits': ('aot_autograd', 'autograd_cache_hit'),
+          'aot_cache_misses': ('aot_autograd', 'autograd_cache_miss'),
+          'aot_cache_bypasses': ('aot_autograd', 'autograd_cache_bypass'),
+          'inductor_cache_hits': ('inductor', 'fxgraph_cache_hit'),
+          'inductor_cache_misses': ('inductor', 'fxgraph_cache_miss')}
+
+
+def _totals() -> Dict[str, float]:
+    from torch._dynamo.utils import compile_times, counters
+    headers, values = compile_times(repr='csv', aggregate=True)
+    times = dict(zip(headers, (float(v) for v in values)))
+    out = {name: times.get(key, 0.) for name, key in TIMES.items()}
+    out.update({name: counters[group].get(key, 0) for name, (group, key) in COUNTS.items()})
+    return out
+
+
+class CompileStats:
+    """``with CompileStats() as stats: ...``; then ``stats.result`` holds what was compiled inside the block
+    (``graphs``, the ``*_s`` seconds of ``TIMES``, the cache counts of ``COUNTS``)."""
+
+    def __enter__(self) -> 'CompileStats':
+        self._before = _totals()
+        self.result: Dict[str, float] = {}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        after = _totals()
+        self.result = {k: (round(after[k] - self._before[k], 3) if k in TIMES else after[k] - self._before[k])
+                       for k in after}
+
+
+def describe(stats: Dict[str, float]) -> str:
+    """One line: '8 graphs compiled in 12.3 s (tracing 6.1 s, guards 0.9 s; AOTAutograd cache 8 hits / 0 misses,
+    inductor cache 14 / 0)'; 'nothing compiled' when no graph was."""
+    if not stats or not stats.get('graphs'):
+        return 'nothing compiled'
+    bypass = f" / {stats['aot_cache_bypasses']} bypassed" if stats.get('aot_cache_bypasses') else ''
+    plural = 's' if stats['graphs'] != 1 else ''
+    return (f"{stats['graphs']} graph{plural} compiled in {stats['compile_s']:.1f} s (dynamo tracing "
+            f"{stats['trace_s']:.1f} s, guards {stats['guards_s']:.1f} s, AOTAutograd + inductor "
+            f"{stats['backend_s']:.1f} s; AOTAutograd cache {stats['aot_cache_hits']} hits / "
+            f"{stats['aot_cache_misses']} misses{bypass}, inductor cache {stats['inductor_cache_hits']} / "
+            f"{stats['inductor_cache_misses']})")
