@@ -20,8 +20,8 @@ import torch
 import torch.nn as nn
 
 from fan_mm.utils.environment import collect_environment
-from .precision import autocast, check_precision, prepare_device
 from .compile_stats import CompileStats
+from .precision import autocast, check_precision, prepare_device
 from .timing import synchronize, time_fn
 
 FLAGS = ('cl', 'cp', 'compile', 'compile_full', 'cudagraph')

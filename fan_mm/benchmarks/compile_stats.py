@@ -46,8 +46,8 @@ class CompileStats:
 
 
 def describe(stats: Dict[str, float]) -> str:
-    """One line: '8 graphs compiled in 12.3 s (tracing 6.1 s, guards 0.9 s; AOTAutograd cache 8 hits / 0 misses,
-    inductor cache 14 / 0)'; 'nothing compiled' when no graph was."""
+    """One line, e.g. '6 graphs compiled in 9.5 s (dynamo tracing 5.5 s, guards 1.0 s, AOTAutograd + inductor
+    2.8 s; AOTAutograd cache 6 hits / 0 misses, inductor cache 12 / 0)'; 'nothing compiled' when no graph was."""
     if not stats or not stats.get('graphs'):
         return 'nothing compiled'
     bypass = f" / {stats['aot_cache_bypasses']} bypassed" if stats.get('aot_cache_bypasses') else ''
