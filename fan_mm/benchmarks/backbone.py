@@ -19,8 +19,8 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
+from fan_mm.utils.compile_stats import CompileStats
 from fan_mm.utils.environment import collect_environment
-from .compile_stats import CompileStats
 from .precision import autocast, check_precision, prepare_device
 from .timing import synchronize, time_fn
 

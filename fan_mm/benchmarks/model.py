@@ -10,8 +10,8 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
+from fan_mm.utils.compile_stats import CompileStats
 from fan_mm.utils.environment import collect_environment
-from .compile_stats import CompileStats
 from .precision import autocast, check_precision, prepare_device
 from .timing import time_fn
 
@@ -97,7 +97,7 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
     say), so that peers can be compared like for like: ``'default'`` (``torch.compile`` of every block,
     static shapes) or ``'cudagraph'`` (the same with ``mode='reduce-overhead'``: CUDA graphs). The row's
     ``backbone_compile`` says what ran; the warm-up times include compiling, and ``train_compile`` /
-    ``infer_compile`` say what was compiled in them (``fan_mm.benchmarks.compile_stats``)."""
+    ``infer_compile`` say what was compiled in them (``fan_mm.utils.compile_stats``)."""
     if compile_backbone not in COMPILE_BACKBONE:
         raise ValueError(f'compile_backbone={compile_backbone!r}: use one of {list(COMPILE_BACKBONE)}')
     torch.manual_seed(0)

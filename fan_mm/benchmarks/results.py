@@ -9,8 +9,8 @@ import json
 import math
 from typing import Dict, Optional
 
+from fan_mm.utils.compile_stats import describe
 from fan_mm.utils.files import atomic_write
-from .compile_stats import describe
 
 
 def write_json(path: str, obj) -> None:

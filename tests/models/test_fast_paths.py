@@ -9,6 +9,7 @@ errors).
 """
 import math
 import os
+import re
 import os.path as osp
 
 import pytest
@@ -410,6 +411,22 @@ def test_compile_blocks_stay_eager_on_cpu(monkeypatch):
     with torch.no_grad():
         model(x=torch.randn(1, 3, 64, 64))
     assert len(calls) == 3 and model._told_eager
+
+
+def test_first_compiled_forward_logs_what_it_compiled(monkeypatch):
+    # the log line says how long the first compiled forward took and what it compiled (with inductor, the
+    # cache hits say whether an earlier run's kernel cache served)
+    import fan_mm.models.backbones.base as base
+    lines = []
+    monkeypatch.setattr(base, 'print_log', lambda msg, **kwargs: lines.append(msg))
+    model = FANHybrid(arch=SMALL_HYBRID, compile_blocks=dict(backend='eager', on_cpu=True))
+    torch._dynamo.reset()
+    model(torch.randn(1, 3, 64, 64))
+    model(torch.randn(1, 3, 64, 64))
+    first = [line for line in lines if 'first compiled forward' in line]
+    assert len(first) == 1, lines
+    assert re.search(r'FANHybrid: first compiled forward [\d.]+ s, 4 graphs compiled in [\d.]+ s \(dynamo tracing',
+                     first[0]), first[0]
 
 
 def test_compile_blocks_misspelt_option_named_at_build():

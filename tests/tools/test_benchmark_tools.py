@@ -170,7 +170,7 @@ def test_model_benchmark_cpu(tmp_path):
 
 def test_compile_stats_count_what_compiles_inside_the_block():
     import torch
-    from fan_mm.benchmarks.compile_stats import CompileStats, describe
+    from fan_mm.utils.compile_stats import CompileStats, describe
     torch._dynamo.reset()
     fn = torch.compile(lambda x: x.sin() + 1, backend='eager')
     with CompileStats() as first:

@@ -36,6 +36,7 @@ from mmengine.model import BaseModule
 
 from ...layers.compile import (clone_tensors, begin_inference_step, compile_trunk_blocks, end_inference_step,
                                persistent_compile_cache, uses_cuda_graphs, without_cuda_graphs)
+from ...utils.compile_stats import CompileStats, describe
 from ..checkpoint_utils import CheckpointError, check_state_dict, load_state_dict_file
 
 WRAPPER_PREFIX = 'backbone.'  # mm detectors / segmentors keep the backbone here
@@ -118,6 +119,7 @@ class DenseBackbone(BaseModule):
         self._blocks_graphed = False  # compiled with CUDA graphs
         self._inference_step: Optional[int] = None
         self._compile_started: Optional[float] = None
+        self._compile_stats: Optional[CompileStats] = None
         if compile_blocks is not False:
             # Deferred to the first forward: subclasses prune their trunk after this __init__, and
             # only then is the input's device known (mmengine moves the model after building it). The hooks
@@ -133,7 +135,8 @@ class DenseBackbone(BaseModule):
 
     def __getstate__(self):
         state = super().__getstate__()  # drops every block's compiled call (nn.Module.__getstate__)
-        state.update(_blocks_compiled=False, _blocks_graphed=False, _inference_step=None, _compile_started=None)
+        state.update(_blocks_compiled=False, _blocks_graphed=False, _inference_step=None, _compile_started=None,
+                     _compile_stats=None)
         return state
 
     @staticmethod
@@ -168,8 +171,9 @@ class DenseBackbone(BaseModule):
                   + (f'kernel cache {cache}; ' if cache else '') + 'off: --no-compile)',
                   logger='current', level=logging.INFO)
         # the blocks compile at their first call (inductor caches the kernels on disk for later runs):
-        # say how long that first forward took
+        # say how long that first forward took and what it compiled (cache hits show whether the cache served)
         module._compile_started = time.perf_counter()
+        module._compile_stats = CompileStats().start()
 
     @staticmethod
     def _begin_inference_step(module: 'DenseBackbone', args) -> None:
@@ -194,9 +198,9 @@ class DenseBackbone(BaseModule):
     def _report_first_compiled_forward(module: 'DenseBackbone', args, outputs) -> None:
         if module._compile_started is None:
             return
-        print_log(f'{type(module).__name__}: first compiled forward '
-                  f'{time.perf_counter() - module._compile_started:.1f} s', logger='current', level=logging.INFO)
-        module._compile_started = None
+        print_log(f'{type(module).__name__}: first compiled forward {time.perf_counter() - module._compile_started:.1f} '
+                  f's, {describe(module._compile_stats.stop())}', logger='current', level=logging.INFO)
+        module._compile_started = module._compile_stats = None
 
     # ---- trunk pruning ---------------------------------------------------------------------
     _pruned_keys: Tuple[str, ...] = ()

@@ -1,7 +1,8 @@
-"""What ``torch.compile`` did during part of a benchmark: graphs compiled, seconds spent, cache hits.
+"""What ``torch.compile`` did during part of a run: graphs compiled, seconds spent, cache hits.
 
 Warm-up is the cost of the compiled default path, and where it goes decides what can shrink it: dynamo's
-tracing runs in every process, inductor's code generation only when its on-disk caches miss. Read from
+tracing runs in every process, inductor's code generation only when its on-disk caches miss. The benchmarks
+record it per row; the backbones log it with their first compiled forward. Read from
 dynamo's own accounting (``torch._dynamo.utils.compile_times`` and ``counters``), which are process-wide
 running totals; ``CompileStats`` takes the difference over a ``with`` block.
 """
@@ -32,17 +33,25 @@ def _totals() -> Dict[str, float]:
 
 class CompileStats:
     """``with CompileStats() as stats: ...``; then ``stats.result`` holds what was compiled inside the block
-    (``graphs``, the ``*_s`` seconds of ``TIMES``, the cache counts of ``COUNTS``)."""
+    (``graphs``, the ``*_s`` seconds of ``TIMES``, the cache counts of ``COUNTS``). Or ``start()`` and, later,
+    ``stop()``, which returns that result."""
 
-    def __enter__(self) -> 'CompileStats':
+    def start(self) -> 'CompileStats':
         self._before = _totals()
         self.result: Dict[str, float] = {}
         return self
 
-    def __exit__(self, *exc) -> None:
+    def stop(self) -> Dict[str, float]:
         after = _totals()
         self.result = {k: (round(after[k] - self._before[k], 3) if k in TIMES else after[k] - self._before[k])
                        for k in after}
+        return self.result
+
+    def __enter__(self) -> 'CompileStats':
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
 
 def describe(stats: Dict[str, float]) -> str:
@@ -50,10 +59,13 @@ def describe(stats: Dict[str, float]) -> str:
     2.8 s; AOTAutograd cache 6 hits / 0 misses, inductor cache 12 / 0)'; 'nothing compiled' when no graph was."""
     if not stats or not stats.get('graphs'):
         return 'nothing compiled'
-    bypass = f" / {stats['aot_cache_bypasses']} bypassed" if stats.get('aot_cache_bypasses') else ''
     plural = 's' if stats['graphs'] != 1 else ''
-    return (f"{stats['graphs']} graph{plural} compiled in {stats['compile_s']:.1f} s (dynamo tracing "
+    text = (f"{stats['graphs']} graph{plural} compiled in {stats['compile_s']:.1f} s (dynamo tracing "
             f"{stats['trace_s']:.1f} s, guards {stats['guards_s']:.1f} s, AOTAutograd + inductor "
-            f"{stats['backend_s']:.1f} s; AOTAutograd cache {stats['aot_cache_hits']} hits / "
-            f"{stats['aot_cache_misses']} misses{bypass}, inductor cache {stats['inductor_cache_hits']} / "
-            f"{stats['inductor_cache_misses']})")
+            f"{stats['backend_s']:.1f} s")
+    if any(stats.get(k) for k in COUNTS if k != 'graphs'):  # none with a backend other than inductor
+        bypass = f" / {stats['aot_cache_bypasses']} bypassed" if stats.get('aot_cache_bypasses') else ''
+        text += (f"; AOTAutograd cache {stats['aot_cache_hits']} hits / {stats['aot_cache_misses']} "
+                 f"misses{bypass}, inductor cache {stats['inductor_cache_hits']} / {stats['inductor_cache_misses']}")
+    return text + ')'
+
