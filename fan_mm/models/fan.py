@@ -157,8 +157,9 @@ class ConvNeXtBlock(nn.Module):
     """ConvNeXt block of the hybrid stem: dw7x7 -> LayerNorm2d (unbiased) -> 1x1 (4C) -> GELU -> 1x1 -> *gamma,
     plus the residual. No drop path (the official stem has none).
 
-    For the backward it keeps the 4C-wide fc1 output but not the GELU output (recomputed, ``gelu_linear``),
-    and under autocast the norm works in the autocast dtype (``feeds_low_precision``).
+    Run eagerly, it keeps the 4C-wide fc1 output for the backward but not the GELU output (recomputed,
+    ``gelu_linear``; compiled, inductor's partitioner decides), and under autocast the norm works in the
+    autocast dtype (``feeds_low_precision``).
 
     Args:
         dim: channels.

@@ -137,6 +137,26 @@ def test_convnext_block_keeps_one_wide_tensor_for_backward():
         assert len([shape for _, shape in kept if math.prod(shape) == 2 * 64 * 9 * 7]) == 1
 
 
+def test_compiled_convnext_block_keeps_what_the_custom_function_kept(monkeypatch):
+    # Compiled, gelu_linear runs plain ops instead of GeluLinear (whose graphs AOTAutograd's cache refuses).
+    # That costs no memory: inside torch.compile AOTAutograd traces a custom function's forward and backward
+    # and its min-cut partitioner chooses the saved tensors again, for either form the same ones
+    # ('aot_eager_decomp_partition' runs inductor's partitioner without inductor).
+    from fan_mm.layers import GeluLinear
+    blk = fan_module.ConvNeXtBlock(16).train()
+    x = torch.randn(2, 16, 9, 7).contiguous(memory_format=torch.channels_last)
+
+    def wide_tensors_kept():
+        torch._dynamo.reset()
+        run = torch.compile(blk, backend='aot_eager_decomp_partition', dynamic=True)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            _, kept = _saved_tensors(lambda: run(x))
+        return sorted((str(dtype), shape) for dtype, shape in kept if math.prod(shape) == 2 * 64 * 9 * 7)
+    plain = wide_tensors_kept()
+    monkeypatch.setattr(fan_module, 'gelu_linear', lambda h, w, b, a='none': GeluLinear.apply(h, w, b, a))
+    assert wide_tensors_kept() == plain and len(plain) >= 1
+
+
 def test_norm_output_cast_once_under_autocast():
     x = torch.randn(2, 3)
     assert layers.cast_for_linears(x) is x
