@@ -14,7 +14,9 @@ TIMES = {'frames_s': '_compile.compile_inner',           # a compiled frame: the
          'backend_s': 'OutputGraph.call_user_compiler',  # AOTAutograd + inductor of the forward graphs
          'guards_s': 'build_guards',
          # AOTAutograd compiles a graph's backward only when the first backward reaches it, outside the
-         # frame's compile: with an empty cache about as long as the forward's
+         # frame's compile: with an empty cache about as long as the forward's. Where the backward keeps
+         # symbolic sizes (dynamic=True, the detection configs) it compiles it inside the frame instead
+         # (in backend_s), and this stays 0
          'backward_s': 'backward._backward_impl'}
 # counts: (counter group, key) -> field names
 COUNTS = {'graphs': ('stats', 'unique_graphs'),
