@@ -259,9 +259,29 @@ def profile_train_step(spec: str, batch: int, size: int, precision: str, device:
         # how many a step launches is what bounds a step on the CPU side, their sum is the GPU's busy time.
         kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA
                    and not e.name.startswith('## ')]
+        busy_us, span_us = busy_and_span([(e.time_range.start, e.time_range.end) for e in kernels])
+        # busy < span: the GPU waits for the CPU (launches, Python, autograd) between kernels
         out.update(kernels_per_step=len(kernels) / 3,
-                   kernel_ms_per_step=sum(e.time_range.elapsed_us() for e in kernels) / 1e3 / 3)
+                   kernel_ms_per_step=sum(e.time_range.elapsed_us() for e in kernels) / 1e3 / 3,
+                   busy_ms_per_step=busy_us / 1e3 / 3, span_ms_per_step=span_us / 1e3 / 3)
     return out
+
+
+def busy_and_span(intervals: Sequence[Tuple[float, float]]) -> Tuple[float, float]:
+    """(time covered by at least one of the ``(start, end)`` intervals, first start to last end): the GPU's
+    busy time and the wall time of a profile; kernels of several streams may overlap, so busy is not their sum."""
+    busy, span, current = 0., 0., None
+    for start, end in sorted(intervals):
+        if current is None or start > current[1]:
+            if current is not None:
+                busy += current[1] - current[0]
+            current = [start, end]
+        else:
+            current[1] = max(current[1], end)
+    if current is not None:
+        busy += current[1] - current[0]
+        span = max(end for _, end in intervals) - min(start for start, _ in intervals)
+    return busy, span
 
 
 def autocast_census(spec: str, batch: int, size: int, precision: str, device: torch.device,

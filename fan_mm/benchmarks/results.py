@@ -72,6 +72,9 @@ def markdown_table(result: Dict) -> str:
     for p in result.get('profiles', []):
         kernels = (f"; {p['kernels_per_step']:.0f} GPU kernels per step, {p['kernel_ms_per_step']:.1f} ms of "
                    'kernel time' if 'kernels_per_step' in p else '')
+        if 'busy_ms_per_step' in p:
+            kernels += (f", GPU busy {p['busy_ms_per_step']:.1f} of {p['span_ms_per_step']:.1f} ms per step, "
+                        'idle while it waits for the CPU')
         lines += ['', f"Top ops of one train step of {p['spec']} (self device time, {p['ms_per_step_total']:.1f} "
                   f'ms per step in all{kernels}):', '',
                   '| op | ms / step | share | calls / step |', '|---|---|---|---|']

@@ -8,5 +8,4 @@ from .drop import DropPath
 from .gelu_linear import GeluLinear, gelu_linear
 
 __all__ = ['autocast_dtype', 'cast_for_linears', 'MIN_RECOMPILE_LIMIT', 'compile_trunk_blocks',
-           'depthwise_conv', 'DropPath', 'GeluLinear',
-           'gelu_linear']
+           'depthwise_conv', 'DropPath', 'GeluLinear', 'gelu_linear']

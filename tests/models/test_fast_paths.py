@@ -447,6 +447,14 @@ def test_first_compiled_forward_logs_what_it_compiled(monkeypatch):
     assert len(first) == 1, lines
     assert re.search(r'FANHybrid: first compiled forward [\d.]+ s, 4 graphs compiled in [\d.]+ s \(dynamo tracing',
                      first[0]), first[0]
+    # in training the line says that static-shape backward graphs are compiled later, outside its count
+    assert first[0].endswith('static-shape backward graphs compile at the first backward, after this'), first[0]
+    lines.clear()
+    model = FANHybrid(arch=SMALL_HYBRID, compile_blocks=dict(backend='eager', on_cpu=True)).eval()
+    with torch.no_grad():
+        model(torch.randn(1, 3, 64, 64))
+    (first,) = [line for line in lines if 'first compiled forward' in line]
+    assert 'backward' not in first, first
 
 
 def test_compile_blocks_misspelt_option_named_at_build():

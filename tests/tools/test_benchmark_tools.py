@@ -294,3 +294,21 @@ def test_every_listed_backbone_builds_in_a_fresh_process():
                           env=dict(__import__('os').environ, PYTHONPATH=str(ROOT)))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert 'built' in proc.stdout
+
+
+def test_gpu_busy_time_merges_overlapping_kernels():
+    # busy = time covered by some kernel (overlaps counted once), span = first start to last end:
+    # [0, 4] and [2, 5] overlap -> 5; [7, 8] -> 1; idle 5..7 and 8..10
+    from fan_mm.benchmarks.backbone import busy_and_span
+    assert busy_and_span([(7., 8.), (0., 4.), (2., 5.), (9.5, 10.), (3., 3.5)]) == (6.5, 10.)
+    assert busy_and_span([]) == (0., 0.)
+
+
+def test_profile_table_says_how_busy_the_gpu_was():
+    from fan_mm.benchmarks.results import markdown_table
+    profile = dict(spec='fan', ms_per_step_total=22.0, kernels_per_step=2000, kernel_ms_per_step=22.0,
+                   busy_ms_per_step=21.9, span_ms_per_step=31.7,
+                   ops=[dict(op='aten::mm', ms_per_step=2.5, share=0.11, calls_per_step=168)])
+    table = markdown_table(dict(kind='backbone', env=dict(device='cuda', gpu='GPU', torch='2.11'), precision='bf16',
+                                batch=2, size=896, rows=[], profiles=[profile]))
+    assert 'GPU busy 21.9 of 31.7 ms per step, idle while it waits for the CPU' in table

@@ -198,8 +198,12 @@ class DenseBackbone(BaseModule):
     def _report_first_compiled_forward(module: 'DenseBackbone', args, outputs) -> None:
         if module._compile_started is None:
             return
+        # AOTAutograd compiles a backward with static shapes only when the first backward reaches it (about as
+        # long as the forward with an empty cache), after this line; with dynamic shapes it is counted here
+        later = ('; static-shape backward graphs compile at the first backward, after this'
+                 if module.training and torch.is_grad_enabled() else '')
         print_log(f'{type(module).__name__}: first compiled forward {time.perf_counter() - module._compile_started:.1f} '
-                  f's, {describe(module._compile_stats.stop())}', logger='current', level=logging.INFO)
+                  f's, {describe(module._compile_stats.stop())}{later}', logger='current', level=logging.INFO)
         module._compile_started = module._compile_stats = None
 
     # ---- trunk pruning ---------------------------------------------------------------------
