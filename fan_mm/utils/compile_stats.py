@@ -3,10 +3,12 @@
 Warm-up is the cost of the compiled default path, and where it goes decides what can shrink it: dynamo's
 tracing runs in every process, inductor's code generation only when its on-disk caches miss. The benchmarks
 record it per row; the backbones log it with their first compiled forward. Read from
-dynamo's own accounting (``torch._dynamo.utils.compile_times`` and ``counters``), which are process-wide
-running totals; ``CompileStats`` takes the difference over a ``with`` block.
+dynamo's own accounting (``torch._dynamo.utils.compilation_time_metrics``, a list of timings per timer, and
+``counters``), which are process-wide running records; ``CompileStats`` takes what was added over a ``with``
+block. ``torch._dynamo.reset()`` empties the timers (not the counters): across a reset inside a block, the
+seconds count from the reset on.
 """
-from typing import Dict
+from typing import Any, Dict, Tuple
 
 # seconds: dynamo's timer names (torch 2.11 - 2.15) -> field names
 TIMES = {'frames_s': '_compile.compile_inner',           # a compiled frame: the next three and more
@@ -27,30 +29,43 @@ COUNTS = {'graphs': ('stats', 'unique_graphs'),
           'inductor_cache_misses': ('inductor', 'fxgraph_cache_miss')}
 
 
-def _totals() -> Dict[str, float]:
-    from torch._dynamo.utils import compile_times, counters
-    headers, values = compile_times(repr='csv', aggregate=True)
-    times = dict(zip(headers, (float(v) for v in values)))
-    out = {name: times.get(key, 0.) for name, key in TIMES.items()}
-    out['compile_s'] = out['frames_s'] + out['backward_s']  # everything compiling took
-    out.update({name: counters[group].get(key, 0) for name, (group, key) in COUNTS.items()})
+def _timers() -> Dict[str, Tuple[Any, int]]:
+    """Where each timer's record stands: (its list, its length). A reset replaces the lists."""
+    from torch._dynamo.utils import compilation_time_metrics
+    return {key: (compilation_time_metrics.get(key), len(compilation_time_metrics.get(key) or ()))
+            for key in TIMES.values()}
+
+
+def _seconds_since(mark: Dict[str, Tuple[Any, int]]) -> Dict[str, float]:
+    from torch._dynamo.utils import compilation_time_metrics
+    out = {}
+    for name, key in TIMES.items():
+        timings = compilation_time_metrics.get(key) or []
+        listed, length = mark[key]
+        # the same list: what was appended since; another (dynamo was reset meanwhile): all of it
+        out[name] = round(sum(timings[length:] if timings is listed else timings), 3)
+    out['compile_s'] = round(out['frames_s'] + out['backward_s'], 3)  # everything compiling took
     return out
+
+
+def _counts() -> Dict[str, int]:
+    from torch._dynamo.utils import counters
+    return {name: counters[group].get(key, 0) for name, (group, key) in COUNTS.items()}
 
 
 class CompileStats:
     """``with CompileStats() as stats: ...``; then ``stats.result`` holds what was compiled inside the block
-    (``graphs``, the ``*_s`` seconds of ``TIMES``, the cache counts of ``COUNTS``). Or ``start()`` and, later,
-    ``stop()``, which returns that result."""
+    (``graphs``, the ``*_s`` seconds of ``TIMES`` and ``compile_s``, the cache counts of ``COUNTS``). Or
+    ``start()`` and, later, ``stop()``, which returns that result."""
 
     def start(self) -> 'CompileStats':
-        self._before = _totals()
+        self._timers, self._counts = _timers(), _counts()
         self.result: Dict[str, float] = {}
         return self
 
     def stop(self) -> Dict[str, float]:
-        after = _totals()
-        self.result = {k: (round(after[k] - self._before[k], 3) if k.endswith('_s') else after[k] - self._before[k])
-                       for k in after}
+        self.result = _seconds_since(self._timers)
+        self.result.update({k: v - self._counts[k] for k, v in _counts().items()})
         return self.result
 
     def __enter__(self) -> 'CompileStats':
