@@ -200,8 +200,9 @@ class DenseBackbone(BaseModule):
             return
         # AOTAutograd compiles a backward with static shapes only when the first backward reaches it (about as
         # long as the forward with an empty cache), after this line; with dynamic shapes it is counted here
+        symbolic = isinstance(module.compile_blocks, dict) and module.compile_blocks.get('dynamic') is True
         later = ('; static-shape backward graphs compile at the first backward, after this'
-                 if module.training and torch.is_grad_enabled() else '')
+                 if module.training and torch.is_grad_enabled() and not symbolic else '')
         print_log(f'{type(module).__name__}: first compiled forward {time.perf_counter() - module._compile_started:.1f} '
                   f's, {describe(module._compile_stats.stop())}{later}', logger='current', level=logging.INFO)
         module._compile_started = module._compile_stats = None
