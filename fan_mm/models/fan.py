@@ -575,7 +575,18 @@ class ClassAttentionBlock(nn.Module):
         self.gamma2 = nn.Parameter(eta * torch.ones(dim))
         self.tokens_norm = tokens_norm
 
+    def prune_class_token(self) -> None:
+        """Keep only what the patch tokens go through (``FAN.prune_class_token``): the norms and ``gamma1``;
+        ``forward`` then takes the patch tokens alone."""
+        self.attn = self.mlp = None
+        self.gamma2 = None
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.attn is None:  # class token pruned: x holds the patch tokens, and they get what they got with it
+            x = x + self.drop_path(self.gamma1 * self.norm1(x))
+            if self.tokens_norm:
+                x = self.norm2(x)
+            return x + self.drop_path(x)
         x_norm1 = self.norm1(x)
         x_attn = torch.cat([self.attn(x_norm1), x_norm1[:, 1:]], dim=1)
         x = x + self.drop_path(self.gamma1 * x_attn)
@@ -748,6 +759,10 @@ class FAN(nn.Module):
         return blk(*args)
 
     def _prepend_cls(self, x: torch.Tensor) -> torch.Tensor:
+        if self.cls_token is None:  # pruned (prune_class_token, or no class-attention block is needed)
+            # a fresh copy, as the concatenation gives: the last FAN block's output can carry an odd batch
+            # stride when the batch is 1, which compiled class-attention blocks would each recompile for
+            return x.clone(memory_format=torch.contiguous_format)
         return torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -848,6 +863,21 @@ class FAN(nn.Module):
         if prune_head:
             self.reset_classifier(0, '')
         return take_indices
+
+    def prune_class_token(self) -> None:
+        """Drop the class token and all that only it reads, for dense use of the patch tokens.
+
+        Class attention updates the class token alone (its query is the class token, its MLP and ``gamma2``
+        act on that token only), and the norms work token by token, so the patch tokens leaving the
+        class-attention blocks never depend on the class token. The official dense backbones compute its
+        path all the same and drop it; its parameters then get zero gradients. What is left (the blocks'
+        norms and ``gamma1``) gives the patch tokens exactly what they got; the classifier no longer works
+        (``forward_features`` returns the patch tokens, without a class token).
+        """
+        self.cls_token = None
+        self.num_prefix_tokens = 0
+        for blk in self.cls_attn_blocks:
+            blk.prune_class_token()
 
 
 def _init_weights(module: nn.Module, name: str = '') -> None:

@@ -51,10 +51,15 @@ def test_hybrid_conversion_loads_with_mmengine(official, tmp_path, codebase):
     load_checkpoint(model, str(dst), strict=False)
     ref = official_state_dict(GOLDEN / 'fan_tiny_8_p4_hybrid.keys.txt')
     own = model.backbone.state_dict()
+    # all but the classifier, the final norm and the class token's path (FAN.prune_class_token)
+    class_token_path = [k for k in ref if k == 'cls_token' or k.startswith('cls_attn_blocks.') and
+                        k.split('.')[2] in ('attn', 'mlp', 'gamma2')]
+    assert len(class_token_path) == 1 + 13 * 2
+    assert 'trunk.cls_token (1 tensor)' in meta['note']
     for k, v in ref.items():
-        if not k.startswith(('head.', 'norm.')):
+        if not k.startswith(('head.', 'norm.')) and k not in class_token_path:
             assert torch.equal(own['trunk.' + k], v), k
-    assert len(raw['state_dict']) == len(ref) - 4
+    assert len(raw['state_dict']) == len(ref) - 4 - len(class_token_path)
 
 
 def test_vit_conversion_identified_and_pyramid_left_new(official, tmp_path):
@@ -64,7 +69,10 @@ def test_vit_conversion_identified_and_pyramid_left_new(official, tmp_path):
     assert 'pyramid' in meta['note'] and 'trained from scratch' in meta['note']
     model = FANViT(arch='tiny', init_cfg=dict(type='Pretrained', checkpoint=str(dst)))
     model.init_weights()  # the converted file also works as init_cfg (mm-style keys)
-    assert torch.equal(model.trunk.cls_token, torch.load(dst)['state_dict']['backbone.trunk.cls_token'])
+    converted = torch.load(dst)['state_dict']
+    assert torch.equal(model.trunk.cls_attn_blocks[1].norm2.weight,
+                       converted['backbone.trunk.cls_attn_blocks.1.norm2.weight'])
+    assert 'backbone.trunk.cls_token' not in converted  # the maps never read it (FAN.prune_class_token)
 
 
 def test_conversion_errors(official, tmp_path):

@@ -1,4 +1,6 @@
 """FANHybrid / FANViT dense backbones: layouts, training switches, pretrained loading, registration."""
+import re
+
 import pytest
 import torch
 import torch.nn as nn
@@ -28,8 +30,13 @@ def _forward_backward(model):
     outs = model(torch.randn(2, 3, H, W))
     _check_layout(model, outs)
     sum(o.square().mean() for o in outs).backward()
-    # every kept parameter is used (no DDP find_unused_parameters needed)
+    # every kept parameter is used (no DDP find_unused_parameters needed) and matters: none is kept whose
+    # gradient is zero, as the class token's path would be (FAN.prune_class_token)
+    # (channel processing's q bias is inert by construction, softmax over tokens cancels a per-channel shift,
+    # and its gradient is zero up to rounding; it stays, as in the official model)
     assert all(p.grad is not None for p in model.parameters())
+    dead = [n for n, p in model.named_parameters() if not p.grad.any() and not n.endswith('.mlp.q.bias')]
+    assert not dead
 
 
 @pytest.mark.parametrize('kwargs, channels, strides', [
@@ -72,9 +79,15 @@ def test_vit_pruning_follows_taps():
     assert pruned.trunk.cls_token is None and len(pruned.trunk.blocks) == 1
 
 
+def _class_token_path(key):
+    """What only the class token reads (pruned, see FAN.prune_class_token): the official dense copies keep it."""
+    return key == 'cls_token' or re.match(r'cls_attn_blocks\.\d+\.(attn\.|mlp\.|gamma2$)', key) is not None
+
+
 @pytest.mark.parametrize('size', ['tiny', 'small', 'base', 'large'])
 def test_hybrid_keys_equal_official_dense_copies(size):
-    """Det layout = NVlabs detection backbone keys, seg layout = NVlabs segmentation keys (under trunk.)."""
+    """Det layout = NVlabs detection backbone keys, seg layout = NVlabs segmentation keys (under trunk.), less
+    the class token's path, which the backbone reports as unused when a checkpoint brings it."""
     det_name = {'tiny': 'tiny_8', 'small': 'small_12', 'base': 'base_12', 'large': 'large_12'}[size]
     seg_name = {'tiny': 'tiny_8', 'small': 'small_12', 'base': 'base_16', 'large': 'large_16'}[size]
     with torch.device('meta'):
@@ -83,14 +96,19 @@ def test_hybrid_keys_equal_official_dense_copies(size):
     for model, dump in ((det, f'fan_keys_det_fan_{det_name}_p4_hybrid.txt'),
                         (seg, f'fan_keys_seg_fan_{seg_name}_p4_hybrid.txt')):
         ours = {k.replace('trunk.', '', 1): tuple(v.shape) for k, v in model.state_dict().items()}
-        assert ours == {k: s for k, s, _ in read_keys(KEYS / dump)}, dump
+        official = {k: s for k, s, _ in read_keys(KEYS / dump)}
+        assert ours == {k: s for k, s in official.items() if not _class_token_path(k)}, dump
+        pruned = {k for k in official if _class_token_path(k)}
+        assert {k.replace('trunk.', '', 1) for k in model._pruned_keys} >= pruned
+        assert len(pruned) == 1 + 13 * 2  # cls token; q, k, v, proj, fc1, fc2 weights and biases, gamma2
 
 
 def test_vit_single_scale_keys_equal_official_segmentation_copy():
     with torch.device('meta'):
         model = FANViT(arch='small', mode='single_scale')
     ours = {k.replace('trunk.', '', 1): tuple(v.shape) for k, v in model.state_dict().items()}
-    assert ours == {k: s for k, s, _ in read_keys(KEYS / 'fan_keys_seg_fan_small_12_p16_224.txt')}
+    official = read_keys(KEYS / 'fan_keys_seg_fan_small_12_p16_224.txt')
+    assert ours == {k: s for k, s, _ in official if not _class_token_path(k)}
 
 
 def test_large_hybrid_default_block_and_custom_arch():

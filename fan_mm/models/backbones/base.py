@@ -62,6 +62,10 @@ def _strip(state_dict: Mapping[str, torch.Tensor], prefix: str) -> Dict[str, tor
     return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
 
 
+def _tensors(n: int) -> str:
+    return f'{n} tensor' + ('s' if n != 1 else '')
+
+
 def _group(keys: Iterable[str]) -> Dict[str, List[str]]:
     """Group keys by module for short log lines (``trunk.head``, ``learnable_downsample``, ...)."""
     groups: Dict[str, List[str]] = {}
@@ -293,11 +297,11 @@ class DenseBackbone(BaseModule):
         if unused:
             lines.append('Not used by this backbone (expected: the classifier and parts no requested '
                          'output needs): '
-                         + ', '.join(f'{p} ({len(ks)} tensors)' for p, ks in _group(unused).items()) + '.')
+                         + ', '.join(f'{p} ({_tensors(len(ks))})' for p, ks in _group(unused).items()) + '.')
         if new:
             lines.append('Not in the checkpoint, trained from scratch (expected: layers only the dense '
                          'model has): '
-                         + ', '.join(f'{p} ({len(ks)} tensors)' for p, ks in _group(new).items()) + '.')
+                         + ', '.join(f'{p} ({_tensors(len(ks))})' for p, ks in _group(new).items()) + '.')
         return ' '.join(lines)
 
     def load_pretrained(self, path: str, prefix: Optional[str] = None) -> Dict[str, List[str]]:

@@ -113,7 +113,11 @@ class _FANDense(DenseBackbone):
         if not self.token_indices:  # ConvNeXt stage maps only: no FAN block is needed either
             self.trunk.blocks = nn.ModuleList()
             self.trunk.pos_embed = None
-            self._pruned_keys = tuple(sorted(before - {TRUNK + k for k in self.trunk.state_dict()}))
+        elif len(self.trunk.cls_attn_blocks):
+            # the maps are patch tokens, which never read the class token: its path (class attention's
+            # q / k / v / proj, the MLP, gamma2) would cost two token-wide linears per block for nothing
+            self.trunk.prune_class_token()
+        self._pruned_keys = tuple(sorted(before - {TRUNK + k for k in self.trunk.state_dict()}))
         self._freeze_stages()
 
     def _features(self, x: torch.Tensor, stem_indices: Sequence[int] = ()) -> Dict:
