@@ -1,6 +1,6 @@
-"""Write a corrupted copy of a dataset (Cityscapes-C, COCO-C, ...); see docs/robustness.md.
+r"""Write a corrupted copy of a dataset (Cityscapes-C, COCO-C, ...); see docs/robustness.md.
 
-    python tools/make_corrupted_dataset.py data/cityscapes data/cityscapes-c --suite cityscapes-c \\
+    python tools/make_corrupted_dataset.py data/cityscapes data/cityscapes-c --suite cityscapes-c \
         --policy noise-1-3 --workers 16
     python tools/make_corrupted_dataset.py data/coco data/coco-c --suite coco-c --shard 3/8 --workers 32
     python tools/make_corrupted_dataset.py data/cityscapes-c --verify

@@ -1,6 +1,6 @@
-"""Tables (Markdown, CSV, LaTeX, JSON) and plots from robustness.json files, as in the FAN paper.
+r"""Tables (Markdown, CSV, LaTeX, JSON) and plots from robustness.json files, as in the FAN paper.
 
-    python tools/robustness_report.py work_dirs/fan_city_c/robustness.json work_dirs/segformer/robustness.json \\
+    python tools/robustness_report.py work_dirs/fan_city_c/robustness.json work_dirs/segformer/robustness.json \
         --names FAN-S-Hybrid SegFormer-B2 --out reports/city_c
 """
 import argparse

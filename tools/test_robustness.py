@@ -1,9 +1,9 @@
-"""Evaluate a checkpoint on the clean test set and every (corruption, severity) of a suite.
+r"""Evaluate a checkpoint on the clean test set and every (corruption, severity) of a suite.
 
-    python tools/test_robustness.py CONFIG CHECKPOINT --suite cityscapes-c --policy noise-1-3 \\
+    python tools/test_robustness.py CONFIG CHECKPOINT --suite cityscapes-c --policy noise-1-3 \
         --corrupted-root data/cityscapes-c --work-dir work_dirs/fan_city_c
     python tools/test_robustness.py CONFIG CHECKPOINT --suite coco-c --on-the-fly --work-dir work_dirs/coco_c
-    python tools/test_robustness.py CONFIG CHECKPOINT --suite cityscapes-c --on-the-fly \\
+    python tools/test_robustness.py CONFIG CHECKPOINT --suite cityscapes-c --on-the-fly \
         --shifts acdc=data/acdc foggy_cityscapes=data/cityscapes dark_zurich=data/dark_zurich --work-dir ...
     bash tools/dist_test_robustness.sh CONFIG CHECKPOINT 8 --suite coco-c --corrupted-root data/coco-c ...
 

@@ -13,6 +13,7 @@ Backbone specs are a name from ``BACKBONES`` optionally followed by ``+flag`` mo
 timm models), ``+compile_full`` (one ``torch.compile`` of the whole backbone), ``+cudagraph`` (block
 compilation with ``mode='reduce-overhead'``: CUDA graphs), e.g. ``fan_s_hybrid+cl+compile``.
 """
+import math
 import os.path as osp
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
@@ -284,14 +285,37 @@ def busy_and_span(intervals: Sequence[Tuple[float, float]]) -> Tuple[float, floa
     return busy, span
 
 
+def _conv_backward_flop(grad_out_shape, x_shape, w_shape, bias, stride, padding, dilation, transposed,
+                        output_padding, groups, output_mask, out_shape=None, **kwargs) -> int:
+    # Each of the input and weight gradients takes the multiply-adds of the forward convolution:
+    # batch x (positions of the strided side) x weight elements, the weight holding C_in / groups (or
+    # C_out / groups, transposed) per filter. torch's own formula (2.11 - 2.15) leaves the groups out of the
+    # weight gradient, which counts a depthwise conv's C times over.
+    positions = math.prod((x_shape if transposed else grad_out_shape)[2:])
+    forward = 2 * grad_out_shape[0] * positions * math.prod(w_shape)
+    return forward * (bool(output_mask[0]) + bool(output_mask[1]))
+
+
+def flop_counter():
+    """``torch.utils.flop_counter.FlopCounterMode`` (no printout) with grouped convolutions' backward
+    counted right (see ``_conv_backward_flop``)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    return FlopCounterMode(display=False, custom_mapping={torch.ops.aten.convolution_backward: _conv_backward_flop})
+
+
 def autocast_census(spec: str, batch: int, size: int, precision: str, device: torch.device,
                     top: int = 15) -> Dict:
-    """Where the dtype casts of one forward come from, and what the backward keeps.
+    """Where the dtype casts of one forward come from, what the backward keeps, and how many operations
+    and FLOPs a train step has.
 
     Counts every ``aten._to_copy`` of one training-mode forward under autocast (``precision``), split
     into casts of parameters (autocast casts float32 weights and biases on every call) and of
     activations, and grouped by the innermost module that ran it (block indices folded to ``N``);
     and sums the bytes of the distinct storages autograd saves for the backward, parameters excluded.
+    Then runs the backward of the benchmark's loss and counts the operations of forward and backward
+    (aten operators that compute, views and ``detach`` left out: in eager mode each launches one or a
+    few kernels on a GPU, so the counts show what a launch-bound step costs) and the FLOPs of the step
+    (``flop_counter``: matrix products, attention and convolutions; elementwise work not counted).
     Device-independent counts (the autocast rules of ``device`` apply), so it also runs on CPU.
     """
     import re
@@ -311,10 +335,15 @@ def autocast_census(spec: str, batch: int, size: int, precision: str, device: to
         hooks.append(module.register_forward_hook(leave))
 
     casts: Dict[Tuple[str, str], int] = {}
+    ops = {'forward': 0, 'backward': 0}
+    phase = ['forward']
+    uncounted = {torch.ops.aten.detach.default, torch.ops.aten.lift_fresh.default}
 
     class CastCounter(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            if func is torch.ops.aten._to_copy.default and isinstance(args[0], torch.Tensor):
+            if not func.is_view and func not in uncounted:
+                ops[phase[0]] += 1
+            if phase[0] == 'forward' and func is torch.ops.aten._to_copy.default and isinstance(args[0], torch.Tensor):
                 kind = 'param' if args[0].untyped_storage().data_ptr() in param_ptrs else 'activation'
                 where = re.sub(r'\.\d+(?=\.|$)', '.N', stack[-1]) if stack and stack[-1] else '(top)'
                 casts[(where, kind)] = casts.get((where, kind), 0) + 1
@@ -328,10 +357,13 @@ def autocast_census(spec: str, batch: int, size: int, precision: str, device: to
             saved[ptr] = t.untyped_storage().nbytes()
         return t
 
+    flops = flop_counter()
     try:
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), CastCounter(), \
-                autocast(device, precision):
-            model(x)
+        with flops, CastCounter():
+            with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), autocast(device, precision):
+                loss = _loss(model(x))
+            phase[0] = 'backward'
+            loss.backward()
     finally:
         for h in hooks:
             h.remove()
@@ -339,7 +371,8 @@ def autocast_census(spec: str, batch: int, size: int, precision: str, device: to
     rows = sorted(casts.items(), key=lambda kv: -kv[1])[:top]
     return dict(spec=spec, batch=batch, size=size, precision=precision, casts=sum(casts.values()),
                 param_casts=by_kind['param'], activation_casts=by_kind['activation'],
-                saved_mib=sum(saved.values()) / 2 ** 20,
+                saved_mib=sum(saved.values()) / 2 ** 20, forward_ops=ops['forward'], backward_ops=ops['backward'],
+                train_gflop=flops.get_total_flops() / 1e9,
                 by_module=[dict(module=w, kind=k, casts=n) for (w, k), n in rows])
 
 

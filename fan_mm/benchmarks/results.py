@@ -81,9 +81,11 @@ def markdown_table(result: Dict) -> str:
         lines += [f"| `{o['op'][:70]}` | {o['ms_per_step']:.2f} | {100 * o['share']:.1f}% | "
                   f"{o['calls_per_step']:.0f} |" for o in p['ops']]
     for c in result.get('census', []):
+        step = (f"; operations of a train step: {c['forward_ops']} forward + {c['backward_ops']} backward, "
+                f"{c['train_gflop']:.1f} GFLOP" if 'forward_ops' in c else '')
         lines += ['', f"Casts in one forward of {c['spec']}: {c['casts']} ({c['param_casts']} of parameters, "
                   f"{c['activation_casts']} of activations); tensors saved for the backward: "
-                  f"{c['saved_mib']:.1f} MiB (parameters excluded). Most casts:", '',
+                  f"{c['saved_mib']:.1f} MiB (parameters excluded){step}. Most casts:", '',
                   '| module | kind | casts |', '|---|---|---|']
         lines += [f"| `{m['module']}` | {m['kind']} | {m['casts']} |" for m in c['by_module']]
     return '\n'.join(lines)

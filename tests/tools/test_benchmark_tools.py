@@ -277,6 +277,33 @@ def test_autocast_census_counts_casts_and_saved_tensors():
     assert fp32['casts'] == 0  # no autocast, no casts
     # under autocast the backward keeps float32 norm inputs *and* low-precision copies for the linears
     assert bf16['saved_mib'] > fp32['saved_mib'] > 0
+    # the step's operations: more in the backward than in the forward; the casts are operations too
+    assert bf16['backward_ops'] > bf16['forward_ops'] > fp32['forward_ops'] > 0
+    assert bf16['forward_ops'] - fp32['forward_ops'] >= bf16['casts']
+    # FLOPs of forward + backward: about three forwards (the first conv has no input gradient)
+    from fan_mm.benchmarks.backbone import flop_counter
+    with flop_counter() as forward:
+        model(torch.randn(1, 3, 64, 64))
+    assert 2.5 < fp32['train_gflop'] * 1e9 / forward.get_total_flops() <= 3
+
+
+@pytest.mark.parametrize('groups, transposed', [(1, False), (8, False), (4, True)])
+def test_flop_counter_counts_grouped_convolution_backward(groups, transposed):
+    # by hand: a 3x3 conv, 8 -> 16 channels (groups 1 or 8) on 2 x 8 x 10 x 12, stride 1, padding 1:
+    # forward 2 * (2 * 10 * 12 positions) * 16 filters * (8 / groups) * 9 taps; each gradient the same again
+    import torch
+    from fan_mm.benchmarks.backbone import flop_counter
+    if transposed:  # 16 -> 8 channels the other way: the same multiply-adds
+        conv = torch.nn.ConvTranspose2d(16, 8, 3, padding=1, groups=groups)
+        x = torch.randn(2, 16, 10, 12, requires_grad=True)
+        expected = 2 * (2 * 10 * 12) * 16 * (8 // groups) * 9
+    else:
+        conv = torch.nn.Conv2d(8, 16, 3, padding=1, groups=groups)
+        x = torch.randn(2, 8, 10, 12, requires_grad=True)
+        expected = 2 * (2 * 10 * 12) * 16 * (8 // groups) * 9
+    with flop_counter() as counted:
+        conv(x).sum().backward()
+    assert counted.get_total_flops() == 3 * expected
 
 
 def test_every_listed_backbone_builds_in_a_fresh_process():

@@ -1,4 +1,4 @@
-"""Time fan_mm dense backbones against timm's Swin and ConvNeXt in one run (see fan_mm.benchmarks.backbone).
+r"""Time fan_mm dense backbones against timm's Swin and ConvNeXt in one run (see fan_mm.benchmarks.backbone).
 
     python tools/analysis/benchmark_backbone.py                       # GPU, 2x3x896x896, bf16, all models
     python tools/analysis/benchmark_backbone.py --models fan_s_hybrid fan_s_hybrid+cl swin_t --precision fp32
@@ -33,7 +33,8 @@ def parse_args(argv=None):
     p.add_argument('--repeats', type=int, default=30)
     p.add_argument('--profile', nargs='*', default=[], help='specs to profile (top ops of a train step)')
     p.add_argument('--census', nargs='*', default=[],
-                   help='specs whose forward casts and saved-for-backward bytes are counted (any device)')
+                   help='specs whose forward casts, saved-for-backward bytes, train-step operations and FLOPs '
+                        'are counted (any device)')
     p.add_argument('--official-checkout', help='a clone of NVlabs/FAN, for the official_* models')
     p.add_argument('--official-timm', help='a folder holding the timm the official code was written for (0.5.4), '
                    'put first on the path of the official models\' process')

@@ -1,7 +1,7 @@
-"""Time fan_mm's corruptions against imagecorruptions 1.1.2 (patched in memory), side by side.
+r"""Time fan_mm's corruptions against imagecorruptions 1.1.2 (patched in memory), side by side.
 
-    taskset -c 0 env OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \\
-        python tools/analysis/benchmark_corruptions.py --size 2048x1024 --suite cityscapes-c \\
+    taskset -c 0 env OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \
+        python tools/analysis/benchmark_corruptions.py --size 2048x1024 --suite cityscapes-c \
         --severities 1,2,3,4,5 --repeats 3 --json bench.json
 
 Both implementations run single-threaded (OpenCV is limited with --threads); pin the process

@@ -1,4 +1,4 @@
-"""Time whole mmdet / mmseg models from configs (random weights, synthetic batch) in one run.
+r"""Time whole mmdet / mmseg models from configs (random weights, synthetic batch) in one run.
 
     python tools/analysis/benchmark_model.py                  # Mask R-CNN FAN-S-Hybrid vs mmdet Swin-T, fp16
     python tools/analysis/benchmark_model.py --configs fan=configs/fan/maskrcnn_fan_s_hybrid_3x_coco.py \

@@ -1,7 +1,7 @@
-"""CPU time and disk space of a corrupted dataset, per (corruption, severity), measured on one
+r"""CPU time and disk space of a corrupted dataset, per (corruption, severity), measured on one
 image and scaled to a dataset (see docs/benchmarks.md and docs/robustness.md, "Costs").
 
-    python tools/analysis/benchmark_synthesis.py --kind photos --size 2048x1024 \\
+    python tools/analysis/benchmark_synthesis.py --kind photos --size 2048x1024 \
         --suite cityscapes-c --num-images 500 --json city.json
     python tools/analysis/benchmark_synthesis.py --kind photos --size 640x480 --suite coco-c --num-images 5000
     python tools/analysis/benchmark_synthesis.py --image my.png --suite cityscapes-c --num-images 500

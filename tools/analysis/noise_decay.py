@@ -1,4 +1,4 @@
-"""Significant eigenvalues of the token affinity and feature perturbation under Gaussian noise, per block
+r"""Significant eigenvalues of the token affinity and feature perturbation under Gaussian noise, per block
 (FAN paper Figure 3 (a)-(c)); numbers as CSV.
 
 Example (random-init models, no download)::

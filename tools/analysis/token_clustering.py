@@ -1,4 +1,4 @@
-"""Spectral clustering of block tokens drawn over images (FAN paper Figures 4, 8, 9).
+r"""Spectral clustering of block tokens drawn over images (FAN paper Figures 4, 8, 9).
 
 Example (random-init models, no download)::
 
