@@ -11,7 +11,8 @@ Backbone specs are a name from ``BACKBONES`` optionally followed by ``+flag`` mo
 ``+cl`` (channels_last input and weights), ``+cp`` (activation checkpointing), ``+compile``
 (``torch.compile`` of every trunk block, as the backbones' ``compile_blocks=True`` does; the same for
 timm models), ``+compile_full`` (one ``torch.compile`` of the whole backbone), ``+cudagraph`` (block
-compilation with ``mode='reduce-overhead'``: CUDA graphs), e.g. ``fan_s_hybrid+cl+compile``.
+compilation with ``mode='reduce-overhead'``: CUDA graphs; with ``+compile_full``, the whole backbone as
+one CUDA graph per pass), e.g. ``fan_s_hybrid+cl+compile``.
 """
 import math
 import os.path as osp
@@ -137,6 +138,9 @@ def parse_spec(spec: str) -> Tuple[str, Tuple[str, ...]]:
     bad = [f for f in flags if f not in FLAGS]
     if bad:
         raise ValueError(f'unknown flag(s) {bad} in {spec!r}; known: {list(FLAGS)}')
+    if 'compile_full' in flags and 'compile' in flags:
+        raise ValueError(f'{spec!r}: +compile_full compiles the whole backbone, +compile its blocks; pick one '
+                         '(+compile_full+cudagraph: the whole backbone with CUDA graphs)')
     if 'cp' in flags and 'cudagraph' in flags:
         raise ValueError(f'{spec!r}: CUDA-graph trees fail under activation checkpointing '
                          '(pytorch/pytorch#154306); use +cp+compile')
@@ -148,8 +152,9 @@ def build_backbone(spec: str, img_size: int, device: torch.device) -> nn.Module:
     name, flags = parse_spec(spec)
     builder = BACKBONES[name][1]
     # static shapes: every benchmark input has one size (blocks of different stages get their own graphs)
-    compile_options = (dict(dynamic=False, mode='reduce-overhead' if 'cudagraph' in flags else 'default')
-                       if 'compile' in flags or 'cudagraph' in flags else None)
+    mode = 'reduce-overhead' if 'cudagraph' in flags else 'default'
+    compile_options = (dict(dynamic=False, mode=mode)
+                       if ('compile' in flags or 'cudagraph' in flags) and 'compile_full' not in flags else None)
     if getattr(builder, 'dense', False):
         # fan_mm's backbones compile their blocks themselves (compile_blocks), with what only the backbone
         # does: one CUDA-graph generation per inference forward, its maps cloned once
@@ -177,7 +182,9 @@ def build_backbone(spec: str, img_size: int, device: torch.device) -> nn.Module:
         if not n:
             raise ValueError(f'{spec}: no blocks to compile in {type(model).__name__}')
     if 'compile_full' in flags:
-        model.compile()  # in place (nn.Module.compile): parameter names unchanged
+        # one graph of the whole backbone (fan_mm's, timm's and torchvision's trace without graph breaks),
+        # in place (nn.Module.compile): parameter names unchanged
+        model.compile(mode=mode, dynamic=False)
     return model
 
 

@@ -245,7 +245,9 @@ class ConvNeXtStem(nn.Module):
         # The stem's norm returns a permuted view of its channels-last result. Compiled with dynamic shapes, a
         # block whose input is a view is traced with the view's base, so the first block of stage 0 would
         # compile graphs of its own (training and inference); one copy of the stride-4 map spares them.
-        x = x.clone(memory_format=torch.channels_last) if x._is_view() else x
+        # (compiled as part of a larger graph there is no such block boundary, and _is_view would break it)
+        if not torch.compiler.is_compiling() and x._is_view():
+            x = x.clone(memory_format=torch.channels_last)
         outs = []
         for stage in self.stages:
             x = stage(x)

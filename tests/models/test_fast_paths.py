@@ -695,3 +695,18 @@ def test_fan_swin_blocks_compile_one_graph_per_configuration():
     counters.clear()
     model(torch.randn(1, 3, 224, 224))
     assert counters['stats']['unique_graphs'] == len(configurations)
+
+
+@pytest.mark.parametrize('build', [
+    lambda: FANHybrid(arch=SMALL_HYBRID),
+    lambda: FANViT(arch=dict(embed_dim=48, depth=3, num_heads=2), block_indices=(0, 1, 2, -1)),
+    lambda: FANSwin(arch=dict(embed_dim=16, depths=(1, 1, 2, 1), num_heads=(1, 2, 2, 4))),
+    lambda: LVViT(arch=dict(embed_dim=48, depth=4, num_heads=2, stem_chs=16), out_indices=(1, 3), side_layers=False),
+], ids=['fan_hybrid', 'fan_vit', 'fan_swin', 'lvvit'])
+def test_whole_backbone_traces_as_one_graph(build):
+    """A whole-backbone compile (the benchmark's +compile_full) is one graph, forward and backward: the glue
+    between blocks has no graph break (the hybrid stem's view check once broke it)."""
+    model = build().train()
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(model)(torch.randn(2, 3, 64, 64))
+    assert explained.graph_count == 1 and explained.graph_break_count == 0, explained.break_reasons

@@ -149,6 +149,9 @@ def test_backbone_benchmark_rejects_unknown_names():
     assert parse_spec('fan_s_hybrid+cl+compile') == ('fan_s_hybrid', ('cl', 'compile'))
     assert parse_spec('swin_t+cudagraph') == ('swin_t', ('cudagraph',))
     assert parse_spec('fan_s_vit+compile_full') == ('fan_s_vit', ('compile_full',))
+    assert parse_spec('fan_s_vit+compile_full+cudagraph') == ('fan_s_vit', ('compile_full', 'cudagraph'))
+    with pytest.raises(ValueError, match='pick one'):
+        parse_spec('fan_s_vit+compile_full+compile')
     with pytest.raises(ValueError, match='154306'):
         parse_spec('fan_s_hybrid+cp+cudagraph')
 
