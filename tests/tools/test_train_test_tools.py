@@ -180,3 +180,42 @@ def test_test_tool_says_plainly_when_the_detector_predicts_nothing(det_run, toy_
                          '--cfg-options', 'model.test_cfg.rcnn.score_thr=1.01', cwd=toy_root)
     assert code == 0, out[-3000:]
     assert 'the model returned no detection on any of the 4 images' in out
+
+
+@pytest.mark.slow  # four tool runs, each compiling the block graphs (~2 min on 2 cores)
+def test_compiled_blocks_train_validate_resume_and_test_like_eager(det_run, toy_root, tmp_path):
+    """The configs' fast path through the real tools: blocks compiled with dynamic shapes (what the detection
+    bases set; torch.compile's aot_eager backend here, as inductor on a CPU takes minutes) in training, in
+    validation during training (gradients off), across a --resume, and in tools/test.py, whose metrics
+    equal the eager run's on the same checkpoint."""
+    config = tmp_path / 'compiled_toy.py'
+    config.write_text(f'_base_ = [{DET_CONFIG!r}]\n'
+                      'model = dict(backbone=dict(compile_blocks=dict(_delete_=True, backend="aot_eager", '
+                      'dynamic=True, on_cpu=True)))\n')
+    work = tmp_path / 'work'
+    common = ['--work-dir', str(work), '--cfg-options', 'default_hooks.checkpoint.interval=2',
+              'default_hooks.logger.interval=1', 'randomness.seed=0', 'train_cfg.val_interval=2']
+    first = run_tool('train.py', str(config), *common, 'train_cfg.max_iters=2', cwd=toy_root)
+    assert 'torch.compile on' in first and 'first compiled forward' in first
+    assert 'coco/bbox_mAP' in first  # validation at iteration 2, with the compiled blocks
+    resumed = run_tool('train.py', str(config), '--resume', str(work / 'iter_2.pth'), *common,
+                       'train_cfg.max_iters=4', cwd=toy_root)
+    assert 'resumed epoch: 0, iter: 2' in resumed and 'first compiled forward' in resumed
+    assert 'coco/bbox_mAP' in resumed
+    ckpt = torch.load(work / 'iter_4.pth', map_location='cpu', weights_only=False)
+    eager_keys = torch.load(det_run[0] / 'iter_9.pth', map_location='cpu', weights_only=False)['state_dict']
+    assert set(ckpt['state_dict']) == set(eager_keys)  # compiling changes no parameter name
+    # the same detections (boxes and scores of every image) from the compiled and the eager backbone
+    import pickle
+    results = {}
+    for name, cfg in (('compiled', str(config)), ('eager', DET_CONFIG)):
+        out = run_tool('test.py', cfg, str(work / 'iter_4.pth'), '--work-dir', str(tmp_path / name), '--out',
+                       str(tmp_path / f'{name}.pkl'), cwd=toy_root)
+        assert ('first compiled forward' in out) == (name == 'compiled')
+        with open(tmp_path / f'{name}.pkl', 'rb') as f:
+            results[name] = sorted(pickle.load(f), key=lambda r: r['img_id'])
+    assert sum(len(r['pred_instances']['scores']) for r in results['eager']) > 0
+    for compiled, eager in zip(results['compiled'], results['eager']):
+        for key in ('bboxes', 'scores', 'labels'):
+            torch.testing.assert_close(compiled['pred_instances'][key], eager['pred_instances'][key],
+                                       rtol=1e-3, atol=1e-2)
