@@ -185,13 +185,16 @@ def test_test_tool_says_plainly_when_the_detector_predicts_nothing(det_run, toy_
 @pytest.mark.slow  # four tool runs, each compiling the block graphs (~2 min on 2 cores)
 def test_compiled_blocks_train_validate_resume_and_test_like_eager(det_run, toy_root, tmp_path):
     """The configs' fast path through the real tools: blocks compiled with dynamic shapes (what the detection
-    bases set; torch.compile's aot_eager backend here, as inductor on a CPU takes minutes) in training, in
-    validation during training (gradients off), across a --resume, and in tools/test.py, whose metrics
-    equal the eager run's on the same checkpoint."""
+    bases set; torch.compile's aot_eager backend here, as inductor on a CPU takes minutes) in training with an
+    EMA of the weights, in validation during training (gradients off), across a --resume, and in
+    tools/test.py, whose detections equal the eager run's on the same checkpoint."""
     config = tmp_path / 'compiled_toy.py'
+    # with an EMA of the weights (mmengine's EMAHook deep-copies the model: the copy drops the compiled calls;
+    # validation swaps the averaged weights into the compiled model in place)
     config.write_text(f'_base_ = [{DET_CONFIG!r}]\n'
                       'model = dict(backbone=dict(compile_blocks=dict(_delete_=True, backend="aot_eager", '
-                      'dynamic=True, on_cpu=True)))\n')
+                      'dynamic=True, on_cpu=True)))\n'
+                      'custom_hooks = [dict(type="EMAHook", momentum=0.5)]\n')
     work = tmp_path / 'work'
     common = ['--work-dir', str(work), '--cfg-options', 'default_hooks.checkpoint.interval=2',
               'default_hooks.logger.interval=1', 'randomness.seed=0', 'train_cfg.val_interval=2']
@@ -203,6 +206,7 @@ def test_compiled_blocks_train_validate_resume_and_test_like_eager(det_run, toy_
     assert 'resumed epoch: 0, iter: 2' in resumed and 'first compiled forward' in resumed
     assert 'coco/bbox_mAP' in resumed
     ckpt = torch.load(work / 'iter_4.pth', map_location='cpu', weights_only=False)
+    assert any(k.startswith('module.backbone.trunk.blocks.') for k in ckpt['ema_state_dict'])
     eager_keys = torch.load(det_run[0] / 'iter_9.pth', map_location='cpu', weights_only=False)['state_dict']
     assert set(ckpt['state_dict']) == set(eager_keys)  # compiling changes no parameter name
     # the same detections (boxes and scores of every image) from the compiled and the eager backbone
