@@ -22,3 +22,23 @@ def cast_for_linears(x: torch.Tensor) -> torch.Tensor:
     """
     dtype = autocast_dtype(x.device.type)
     return x if dtype is None else x.to(dtype)
+
+
+def float32_stream(x: torch.Tensor) -> torch.Tensor:
+    """The first tensor of a residual stream, in float32 under autocast (as every later one is). Outside
+    autocast, or already float32: ``x``.
+
+    Blocks of the form ``x + gamma * f(x)`` return float32 under autocast whatever their input (the float32
+    LayerScale promotes the sum), so only the first block of a stage would see the autocast dtype, from the
+    conv before it. Compiled, that block needs graphs of its own (dynamo guards on the input dtype): one more
+    graph per stage and grad mode to compile at every warm-up. On a GPU the forward values do not change: a
+    bfloat16 or float16 tensor converts to float32 exactly, the block's convs and linears cast it back to the
+    autocast dtype (the same numbers), CUDA autocast runs LayerNorm in float32 for any input, and the
+    residual sum was float32 already. (CPU autocast runs LayerNorm in the input's dtype, so there the first
+    block's norm now works in float32 like every later block's.) In the backward, the gradient of the
+    stream's first tensor is summed in float32 over its consumers and rounded once, not summed in the
+    autocast dtype.
+    """
+    if x.dtype in (torch.bfloat16, torch.float16) and autocast_dtype(x.device.type) is not None:
+        return x.float()
+    return x

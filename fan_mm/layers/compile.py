@@ -8,9 +8,10 @@ from torch import nn
 
 # Dynamo keeps at most ``recompile_limit`` (default 8) compiled versions of one function and runs it eagerly
 # after that, with only a warning. One ``forward`` serves every block of a class, and its versions multiply:
-# FAN-Hybrid's ConvNeXt blocks alone see three (channels, input dtype) pairs under autocast, each with
-# gradients on and off (training, validation) and, with several input sizes (multi-scale detection), static
-# and dynamic shapes, which is more than 8. The limit is raised to this (never lowered), unless the
+# FAN-Hybrid's ConvNeXt blocks alone see two widths, each with gradients on and off (training, validation)
+# and, with several input sizes (multi-scale detection), static and dynamic shapes; models whose first block
+# of a stage gets another input dtype than the rest (``fan_mm.layers.float32_stream`` spares fan_mm's
+# FAN-Hybrid that) double it. More than 8 is easily reached. The limit is raised to this (never lowered), unless the
 # environment sets DYNAMO_CACHE_SIZE_LIMIT (mmdet's switch for it).
 MIN_RECOMPILE_LIMIT = 64
 

@@ -53,7 +53,7 @@ from timm.models import generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import named_apply
 
-from ..layers import DropPath, autocast_dtype, cast_for_linears, depthwise_conv, gelu_linear
+from ..layers import DropPath, autocast_dtype, cast_for_linears, depthwise_conv, float32_stream, gelu_linear
 
 from .checkpoint_utils import flat_state_dict, source_of
 from .pretrained import build_model
@@ -200,7 +200,7 @@ class ConvNeXtStage(nn.Module):
         self.grad_checkpointing = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.downsample(x)
+        x = float32_stream(self.downsample(x))  # one input dtype for every block (see float32_stream)
         for blk in self.blocks:
             if self.grad_checkpointing and torch.is_grad_enabled():
                 x = checkpoint(blk, x, use_reentrant=False)
@@ -753,7 +753,7 @@ class FAN(nn.Module):
             x, (Hp, Wp) = self.patch_embed(x)
         if self.pos_embed is not None:
             x = x + self.pos_embed(Hp, Wp).flatten(2).transpose(1, 2)
-        return self.pos_drop(x), (Hp, Wp), stages
+        return float32_stream(self.pos_drop(x)), (Hp, Wp), stages  # one input dtype for every FAN block
 
     def _run(self, blk: nn.Module, *args) -> torch.Tensor:
         if self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():

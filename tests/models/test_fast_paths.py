@@ -710,3 +710,29 @@ def test_whole_backbone_traces_as_one_graph(build):
     torch._dynamo.reset()
     explained = torch._dynamo.explain(model)(torch.randn(2, 3, 64, 64))
     assert explained.graph_count == 1 and explained.graph_break_count == 0, explained.break_reasons
+
+
+def test_blocks_see_one_input_dtype_under_autocast():
+    """Under autocast the first block of every stage gets its input in float32 as the others do
+    (fan_mm.layers.float32_stream): compiled, each block kind and width is one graph in training (4 for
+    FAN-Hybrid: two ConvNeXt widths, FAN block, class attention), where the autocast-dtype input of each
+    stage's first block once made it 7. A ConvNeXt block computes the same from either input."""
+    from torch._dynamo.utils import counters
+    torch.manual_seed(0)
+    blk = _randomize(fan_module.ConvNeXtBlock(16)).train()
+    x = torch.randn(2, 16, 9, 7).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        assert torch.equal(blk(x), blk(x.float()))
+        assert layers.float32_stream(x).dtype == torch.float32
+    assert layers.float32_stream(x) is x  # outside autocast: as it is
+    seen = []
+    model = FANHybrid(arch=SMALL_HYBRID, compile_blocks=dict(backend='eager', dynamic=True, on_cpu=True)).train()
+    for m in model.modules():
+        if isinstance(m, (fan_module.ConvNeXtBlock, fan_module.FANBlock, fan_module.ClassAttentionBlock)):
+            m.register_forward_pre_hook(lambda mod, args: seen.append(args[0].dtype))
+    torch._dynamo.reset()
+    counters.clear()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        model(torch.randn(2, 3, 64, 64))
+    assert set(seen) == {torch.float32}
+    assert counters['stats']['unique_graphs'] == 4
