@@ -174,3 +174,38 @@ def test_no_grad_forward_inside_a_training_step_keeps_the_backward_right():
         _close(*sides)
     for (name, p), q in zip(eager.named_parameters(), compiled.parameters()):
         torch.testing.assert_close(q.grad, p.grad, rtol=2e-3, atol=2e-4, msg=name)
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_float32_streams_leave_the_forward_values_as_they_were(dtype):
+    # fan_mm.layers.float32_stream hands each stage's first block a float32 copy of its autocast-dtype input;
+    # on a GPU the blocks compute the same numbers from it (CUDA autocast runs LayerNorm in float32 for any
+    # input), so the compiled graphs got fewer without the values changing
+    from fan_mm.models import fan as fan_module
+    torch.manual_seed(0)
+    convnext = fan_module.ConvNeXtBlock(32).cuda().train()
+    fan_block = fan_module.FANBlock(64, num_heads=2).cuda().train()
+    with torch.no_grad():
+        convnext.gamma.fill_(0.5), fan_block.gamma1.fill_(0.7), fan_block.gamma2.fill_(0.3)
+    maps = torch.randn(2, 32, 12, 10, device='cuda').to(dtype).contiguous(memory_format=torch.channels_last)
+    tokens = torch.randn(2, 8 * 6, 64, device='cuda').to(dtype)
+    with torch.autocast('cuda', dtype=dtype):
+        assert torch.equal(convnext(maps), convnext(maps.float()))
+        assert torch.equal(fan_block(tokens, 8, 6), fan_block(tokens.float(), 8, 6))
+
+
+def test_default_path_compiles_one_graph_per_block_kind_under_autocast():
+    # the detection default (CUDA graphs, dynamic shapes) under fp16 autocast: two ConvNeXt widths, the FAN
+    # block and class attention, each once per grad mode
+    from torch._dynamo.utils import counters
+    _, compiled = _pair()
+    torch._dynamo.reset()
+    counters.clear()
+    x = torch.randn(2, 3, 96, 96, device='cuda')
+    with torch.autocast('cuda', dtype=torch.float16):
+        sum(f.float().square().mean() for f in compiled(x)).backward()
+        assert counters['stats']['unique_graphs'] == 4
+        compiled.eval()
+        with torch.no_grad():
+            compiled(x)
+    assert counters['stats']['unique_graphs'] == 8
