@@ -11,8 +11,8 @@ from torch import nn
 # FAN-Hybrid's ConvNeXt blocks alone see two widths, each with gradients on and off (training, validation)
 # and, with several input sizes (multi-scale detection), static and dynamic shapes; models whose first block
 # of a stage gets another input dtype than the rest (``fan_mm.layers.float32_stream`` spares fan_mm's
-# FAN-Hybrid that) double it. More than 8 is easily reached. The limit is raised to this (never lowered), unless the
-# environment sets DYNAMO_CACHE_SIZE_LIMIT (mmdet's switch for it).
+# FAN-Hybrid that) double it. More than 8 is easily reached. The limit is raised to this (never lowered),
+# unless the environment sets DYNAMO_CACHE_SIZE_LIMIT (mmdet's switch for it).
 MIN_RECOMPILE_LIMIT = 64
 
 
