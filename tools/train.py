@@ -9,8 +9,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
-from fan_mm.engine.runner import (common_cli_arguments, release_process_group, set_local_rank,  # noqa: E402
-                                train)
+from fan_mm.engine.runner import (CheckpointMismatchError, common_cli_arguments,  # noqa: E402
+                                release_process_group, set_local_rank, train)
 
 
 def parse_args(argv=None):
@@ -41,6 +41,9 @@ def main(argv=None):
     except NonFiniteLossError as err:
         print(f'train: error: {err}', file=sys.stderr)
         sys.exit(3)
+    except CheckpointMismatchError as err:  # --resume from a checkpoint this model cannot continue
+        print(f'train: error: {err}', file=sys.stderr)
+        sys.exit(2)
     release_process_group()
 
 

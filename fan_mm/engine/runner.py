@@ -8,7 +8,7 @@ The arguments and their semantics are mmdet 3.3's (``--work-dir``, ``--amp``,
 import os
 import os.path as osp
 from copy import deepcopy
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 from mmengine.config import Config, ConfigDict
 
@@ -126,6 +126,33 @@ class CheckpointMismatchError(RuntimeError):
     """A checkpoint given for testing does not fit the model built from the config."""
 
 
+def unused_by_backbone(model, keys: Sequence[str]) -> List[str]:
+    """The ``keys`` (a checkpoint's, mm naming) that ``model``'s backbone declares it does not use: a
+    classifier, parts pruned because no output needs them (FAN's class-token path, which fan_mm checkpoints
+    written before 2026-12-05 still hold; see ``DenseBackbone.unused_prefixes``)."""
+    backbone = getattr(getattr(model, 'module', model), 'backbone', None)
+    if not hasattr(backbone, 'unused_prefixes'):
+        return []
+    prefixes = tuple('backbone.' + p for p in backbone.unused_prefixes())
+    return [k for k in keys if k.startswith(prefixes)] if prefixes else []
+
+
+def check_resume_checkpoint(model, checkpoint: str) -> None:
+    """Refuse, in plain words, to resume from a checkpoint holding weights the backbone no longer has.
+
+    Its optimizer state counts those parameters, so mmengine's resume would stop with torch's "loaded state
+    dict contains a parameter group that doesn't match the size of optimizer's group"."""
+    from ..models.checkpoint_utils import load_state_dict_file
+    model = getattr(model, 'module', model)
+    stale = unused_by_backbone(model, [k for k in load_state_dict_file(checkpoint) if k not in model.state_dict()])
+    if stale:
+        raise CheckpointMismatchError(
+            f'--resume: checkpoint {checkpoint} holds {len(stale)} weights this backbone does not have any more '
+            f'(e.g. {stale[0]}: parts no output reads, pruned since it was written), and its optimizer state '
+            f'counts them, so the run cannot continue from it. Start a new run from its weights instead: '
+            f'--cfg-options load_from={checkpoint}')
+
+
 def check_checkpoint(model, checkpoint: str, allow_partial: bool = False) -> dict:
     """Compare the weights in ``checkpoint`` with ``model``'s; raise unless they fit or ``allow_partial``.
 
@@ -143,10 +170,17 @@ def check_checkpoint(model, checkpoint: str, allow_partial: bool = False) -> dic
     found = load_state_dict_file(checkpoint)
     expected = model.state_dict()
     missing, unexpected, mismatched = compare_state_dicts(expected, found)
+    # weights the backbone declares it does not use are not a misfit: mmengine drops them, and the model
+    # computes what it would with them
+    ignored = unused_by_backbone(model, unexpected)
+    unexpected = [k for k in unexpected if k not in set(ignored)]
     report = dict(file=osp.abspath(checkpoint), weights_in_file=len(found), weights_in_model=len(expected),
                   missing=len(missing), unexpected=len(unexpected), wrong_shape=len(mismatched),
-                  fits=not (missing or unexpected or mismatched), allow_partial=allow_partial,
-                  summary=describe_mismatch(missing, unexpected, mismatched))
+                  unused_by_backbone=len(ignored), fits=not (missing or unexpected or mismatched),
+                  allow_partial=allow_partial, summary=describe_mismatch(missing, unexpected, mismatched))
+    if ignored:
+        print_log(f'checkpoint {checkpoint}: {len(ignored)} weights the backbone does not use by design are '
+                  f'ignored ({ignored[0]}{", ..." if len(ignored) > 1 else ""})', logger='current', level=20)
     if report['fits']:
         return report
     message = f'checkpoint {checkpoint} does not fit the model of this config: {report["summary"]}.'
@@ -213,6 +247,11 @@ def train(config: str, work_dir: Optional[str] = None, amp: bool = False,
     if codebase_of(cfg) == 'mmdet':
         _limit_dynamo_recompiles()
     runner = build_runner(cfg)
+    if cfg.get('resume'):
+        from mmengine.runner import find_latest_checkpoint
+        path = cfg.get('load_from') or find_latest_checkpoint(runner.work_dir)  # --resume PATH, or auto
+        if path:
+            check_resume_checkpoint(runner.model, path)
     return runner.train()
 
 

@@ -70,6 +70,27 @@ def test_resume_continues_from_the_checkpoint(det_run):
     assert ckpt['meta']['iter'] == 9
 
 
+def test_checkpoint_from_before_the_class_token_pruning(det_run, toy_root, tmp_path):
+    """A fan_mm checkpoint written while the dense FAN backbones still held the class token's path: tools/test.py
+    evaluates it (those weights are ones the backbone declares unused); --resume refuses it in plain words,
+    since its optimizer state counts them, and names the way out (load_from)."""
+    from fan_mm.models.backbones import FANHybrid
+    work, _, _ = det_run
+    with torch.device('meta'):
+        stale = [k for k in FANHybrid(arch='tiny')._pruned_keys if k.startswith('trunk.cls_')]
+    ckpt = torch.load(work / 'iter_3.pth', map_location='cpu', weights_only=False)
+    ckpt['state_dict'].update({'backbone.' + k: torch.zeros(1) for k in stale})
+    old = tmp_path / 'before_pruning.pth'
+    torch.save(ckpt, old)
+    out = run_tool('test.py', DET_CONFIG, str(old), '--work-dir', str(tmp_path / 'test'), cwd=toy_root)
+    assert 'does not use by design are ignored' in out and 'coco/bbox_mAP' in out
+    code, out = _run_raw('train.py', DET_CONFIG, '--resume', str(old), '--work-dir', str(tmp_path / 'resume'),
+                         cwd=toy_root)
+    assert code == 2, out[-3000:]
+    assert 'cannot continue from it' in out and f'load_from={old}' in out
+    assert 'Traceback' not in out
+
+
 def test_test_tool_reports_bbox_and_segm_map(det_run, toy_root):
     work, _, _ = det_run
     out_pkl = toy_root / 'det_results.pkl'
