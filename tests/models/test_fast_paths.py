@@ -716,7 +716,8 @@ def test_blocks_see_one_input_dtype_under_autocast():
     """Under autocast the first block of every stage gets its input in float32 as the others do
     (fan_mm.layers.float32_stream): compiled, each block kind and width is one graph in training (4 for
     FAN-Hybrid: two ConvNeXt widths, FAN block, class attention), where the autocast-dtype input of each
-    stage's first block once made it 7. A ConvNeXt block computes the same from either input."""
+    stage's first block made it 7 (on a CPU, whose autocast keeps the stem's LayerNorm output in bfloat16,
+    stage 0 too). A ConvNeXt block computes the same from either input."""
     from torch._dynamo.utils import counters
     torch.manual_seed(0)
     blk = _randomize(fan_module.ConvNeXtBlock(16)).train()
@@ -726,7 +727,9 @@ def test_blocks_see_one_input_dtype_under_autocast():
         assert layers.float32_stream(x).dtype == torch.float32
     assert layers.float32_stream(x) is x  # outside autocast: as it is
     seen = []
-    model = FANHybrid(arch=SMALL_HYBRID, compile_blocks=dict(backend='eager', dynamic=True, on_cpu=True)).train()
+    # two ConvNeXt blocks per stage, so that each stage has a first block and a later one
+    model = FANHybrid(arch=dict(SMALL_HYBRID, hybrid_depths=(2, 2)),
+                      compile_blocks=dict(backend='eager', dynamic=True, on_cpu=True)).train()
     for m in model.modules():
         if isinstance(m, (fan_module.ConvNeXtBlock, fan_module.FANBlock, fan_module.ClassAttentionBlock)):
             m.register_forward_pre_hook(lambda mod, args: seen.append(args[0].dtype))

@@ -296,14 +296,13 @@ def test_flop_counter_counts_grouped_convolution_backward(groups, transposed):
     # forward 2 * (2 * 10 * 12 positions) * 16 filters * (8 / groups) * 9 taps; each gradient the same again
     import torch
     from fan_mm.benchmarks.backbone import flop_counter
+    expected = 2 * (2 * 10 * 12) * 16 * (8 // groups) * 9
     if transposed:  # 16 -> 8 channels the other way: the same multiply-adds
         conv = torch.nn.ConvTranspose2d(16, 8, 3, padding=1, groups=groups)
         x = torch.randn(2, 16, 10, 12, requires_grad=True)
-        expected = 2 * (2 * 10 * 12) * 16 * (8 // groups) * 9
     else:
         conv = torch.nn.Conv2d(8, 16, 3, padding=1, groups=groups)
         x = torch.randn(2, 8, 10, 12, requires_grad=True)
-        expected = 2 * (2 * 10 * 12) * 16 * (8 // groups) * 9
     with flop_counter() as counted:
         conv(x).sum().backward()
     assert counted.get_total_flops() == 3 * expected
