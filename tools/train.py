@@ -9,6 +9,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
+from fan_mm.models.checkpoint_utils import CheckpointError  # noqa: E402
 from fan_mm.engine.runner import (CheckpointMismatchError, common_cli_arguments,  # noqa: E402
                                 release_process_group, set_local_rank, train)
 
@@ -41,7 +42,7 @@ def main(argv=None):
     except NonFiniteLossError as err:
         print(f'train: error: {err}', file=sys.stderr)
         sys.exit(3)
-    except CheckpointMismatchError as err:  # --resume from a checkpoint this model cannot continue
+    except (CheckpointMismatchError, CheckpointError) as err:  # --resume: a file this model cannot continue
         print(f'train: error: {err}', file=sys.stderr)
         sys.exit(2)
     release_process_group()

@@ -173,7 +173,8 @@ def check_checkpoint(model, checkpoint: str, allow_partial: bool = False) -> dic
     # weights the backbone declares it does not use are not a misfit: mmengine drops them, and the model
     # computes what it would with them
     ignored = unused_by_backbone(model, unexpected)
-    unexpected = [k for k in unexpected if k not in set(ignored)]
+    ignored_set = set(ignored)
+    unexpected = [k for k in unexpected if k not in ignored_set]
     report = dict(file=osp.abspath(checkpoint), weights_in_file=len(found), weights_in_model=len(expected),
                   missing=len(missing), unexpected=len(unexpected), wrong_shape=len(mismatched),
                   unused_by_backbone=len(ignored), fits=not (missing or unexpected or mismatched),
