@@ -232,7 +232,8 @@ def prepare_train_config(cfg: Config, amp: bool = False, auto_scale_lr: bool = F
         cfg.load_from = None
     elif resume is not None:
         if not osp.isfile(resume):
-            raise FileNotFoundError(f'--resume checkpoint not found: {resume}')
+            from ..models.checkpoint_utils import CheckpointError
+            raise CheckpointError(f'--resume checkpoint file not found: {resume}')
         cfg.resume = True
         cfg.load_from = resume
     return cfg

@@ -91,6 +91,19 @@ def test_checkpoint_from_before_the_class_token_pruning(det_run, toy_root, tmp_p
     assert 'Traceback' not in out
 
 
+@pytest.mark.parametrize('content', [None, b'not a checkpoint'], ids=['missing', 'unreadable'])
+def test_resume_from_a_missing_or_unreadable_file_exits_naming_it(toy_root, tmp_path, content):
+    path = tmp_path / 'iter_3.pth'
+    if content is not None:
+        path.write_bytes(content)
+    code, out = _run_raw('train.py', DET_CONFIG, '--resume', str(path), '--work-dir', str(tmp_path / 'work'),
+                         cwd=toy_root)
+    assert code == 2, out[-3000:]
+    assert 'train: error: ' in out and str(path) in out
+    assert 'Traceback' not in out
+    assert not (tmp_path / 'work').exists() or not list((tmp_path / 'work').rglob('*.pth'))
+
+
 def test_test_tool_reports_bbox_and_segm_map(det_run, toy_root):
     work, _, _ = det_run
     out_pkl = toy_root / 'det_results.pkl'
