@@ -461,6 +461,7 @@ def _with_official_process(specs, official, batch, size, precision, device, warm
     if timm_dir and not osp.isdir(osp.join(timm_dir, 'timm')):
         raise FileNotFoundError(f'--official-timm {timm_dir}: no timm package in it '
                                 '(pip install --target DIR --no-deps timm==0.5.4)')
+    timm_dir = osp.abspath(timm_dir) if timm_dir else None  # the child runs elsewhere (cwd=tmp, below)
     own = [s for s in specs if s not in official]
     if reference not in own:
         own.append(reference)
