@@ -94,6 +94,23 @@ def test_backbone_benchmark_times_the_official_code_in_its_own_process(tmp_path)
                                               '--reference', 'tv_swin_t', '--official-checkout', str(tmp_path)])
 
 
+def test_official_process_imports_timm_from_a_relative_official_timm_folder(tmp_path, monkeypatch):
+    """``--official-timm`` given relative to the caller's directory still leads the child's path (the child runs
+    in a temporary directory of its own)."""
+    checkout = _fake_checkout(tmp_path / 'FAN')
+    (tmp_path / 'old_timm' / 'timm').mkdir(parents=True)
+    (tmp_path / 'old_timm' / 'timm' / '__init__.py').write_text("__version__ = '0.5.4+stand-in'\n")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / 'b.json'
+    load_tool('benchmark_backbone').main([
+        '--device', 'cpu', '--size', '64', '--batch', '1', '--warmup', '0', '--repeats', '1', '--precision', 'fp32',
+        '--models', 'official_fan_s_hybrid', '--reference', 'tv_resnet50', '--official-checkout', 'FAN',
+        '--official-timm', 'old_timm', '--json', str(out)])
+    res = json.loads(out.read_text())
+    assert res['official_env']['timm'] == '0.5.4+stand-in'
+    assert res['env']['timm'] != '0.5.4+stand-in'
+
+
 def test_official_code_imported_with_stand_ins_that_leave_mmdet_alone(tmp_path, monkeypatch):
     import sys
 
