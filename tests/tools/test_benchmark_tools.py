@@ -359,3 +359,31 @@ def test_profile_table_says_how_busy_the_gpu_was():
     table = markdown_table(dict(kind='backbone', env=dict(device='cuda', gpu='GPU', torch='2.11'), precision='bf16',
                                 batch=2, size=896, rows=[], profiles=[profile]))
     assert 'GPU busy 21.9 of 31.7 ms per step, idle while it waits for the CPU' in table
+
+
+def test_noise_decay_benchmark_runs_on_cpu_and_records_its_environment(tmp_path):
+    """``--device cpu`` runs the whole benchmark (both sides on the CPU, so they must agree exactly) and writes
+    the CSV and the JSON with the settings and the environment."""
+    import numpy as np
+    from PIL import Image
+    from skimage import data
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    Image.fromarray(data.astronaut()).save(photos / 'astronaut.png')
+    Image.fromarray(data.coffee()).save(photos / 'coffee.png')
+    out = tmp_path / 'out'
+    load_tool('benchmark_noise_decay').main([str(photos), '--out', str(out), '--models', 'fan_small_12_p16_224',
+                                             '--cpu-images', '1', '--gpu-images', '3', '--device', 'cpu'])
+    res = json.loads((out / 'benchmark.json').read_text())
+    assert res['kind'] == 'noise_decay' and res['device'] == 'cpu' and res['env']['device'] == 'cpu'
+    assert res['images'] == ['astronaut', 'coffee'] and res['gpu_images'] == 3
+    (row,) = res['rows']
+    assert row['model'] == 'fan_small_12_p16_224' and row['num_blocks'] == 12
+    assert row['max_rel_diff_perturbation'] == 0 and row['share_equal_counts'] == 1
+    assert row['cpu_s_per_image'] > 0 and row['gpu_s_per_image'] > 0
+    assert np.isclose(row['speedup'], row['cpu_s_per_image'] / row['gpu_s_per_image'])
+    assert (out / 'benchmark.csv').read_text().splitlines()[0].startswith('model,num_blocks,')
+    import torch
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match='needs a CUDA device'):
+            load_tool('benchmark_noise_decay').main([str(photos), '--out', str(out)])
