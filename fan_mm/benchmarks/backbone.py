@@ -269,10 +269,49 @@ def profile_train_step(spec: str, batch: int, size: int, precision: str, device:
                    and not e.name.startswith('## ')]
         busy_us, span_us = busy_and_span([(e.time_range.start, e.time_range.end) for e in kernels])
         # busy < span: the GPU waits for the CPU (launches, Python, autograd) between kernels
+        by_name: Dict[str, List[float]] = {}
+        for e in kernels:
+            by_name.setdefault(e.name, []).append(e.time_range.elapsed_us())
+        by_class: Dict[str, float] = {}
+        for name, times in by_name.items():
+            cls = kernel_class(name)
+            by_class[cls] = by_class.get(cls, 0.) + sum(times) / 1e3 / 3
+        top_kernels = sorted(by_name.items(), key=lambda kv: -sum(kv[1]))[:top]
         out.update(kernels_per_step=len(kernels) / 3,
                    kernel_ms_per_step=sum(e.time_range.elapsed_us() for e in kernels) / 1e3 / 3,
-                   busy_ms_per_step=busy_us / 1e3 / 3, span_ms_per_step=span_us / 1e3 / 3)
+                   busy_ms_per_step=busy_us / 1e3 / 3, span_ms_per_step=span_us / 1e3 / 3,
+                   kernel_ms_by_class=dict(sorted(by_class.items(), key=lambda kv: -kv[1])),
+                   kernels=[dict(kernel=n, kind=kernel_class(n), ms_per_step=sum(t) / 1e3 / 3,
+                                 calls_per_step=len(t) / 3) for n, t in top_kernels])
     return out
+
+
+# GPU kernel names -> what they compute. Inductor's kernels come first: their names list the aten ops fused
+# in them ("convert_element_type" is no convolution); its templates ("triton_tem_") are matrix products or
+# convolutions. Then, in this order (cuDNN's implicit-GEMM convolutions say "gemm" too), the names cuBLAS(Lt),
+# cuDNN, the attention kernels and aten give their kernels on Hopper.
+KERNEL_CLASSES = (
+    ('convolution', ('conv2d', 'convolution', 'conv_', 'fprop', 'dgrad', 'wgrad', 'depthwise', 'nchwtonhwc',
+                     'nhwctonchw')),
+    ('attention', ('flash', 'fmha', 'attention', 'sdpa')),
+    ('matrix product', ('gemm', 'gemv', 'nvjet', 'cutlass', 'splitkreduce', 'cublas')),
+    ('copy / fill', ('memcpy', 'memset', 'copy', 'fill')),
+)
+INDUCTOR_FUSED = 'inductor fused (elementwise, reductions)'
+
+
+def kernel_class(name: str) -> str:
+    """The kind of work a GPU kernel of this name does (``KERNEL_CLASSES``; 'other' for the rest, mostly aten's
+    elementwise and reduction kernels)."""
+    low = name.lower()
+    if low.startswith('triton_tem_'):
+        return 'convolution' if 'convolution' in low else 'matrix product'
+    if low.startswith('triton_'):
+        return INDUCTOR_FUSED
+    for cls, keys in KERNEL_CLASSES:
+        if any(k in low for k in keys):
+            return cls
+    return 'other'
 
 
 def busy_and_span(intervals: Sequence[Tuple[float, float]]) -> Tuple[float, float]:
@@ -380,6 +419,8 @@ def autocast_census(spec: str, batch: int, size: int, precision: str, device: to
                 param_casts=by_kind['param'], activation_casts=by_kind['activation'],
                 saved_mib=sum(saved.values()) / 2 ** 20, forward_ops=ops['forward'], backward_ops=ops['backward'],
                 train_gflop=flops.get_total_flops() / 1e9,
+                gflop_by_op={str(op): n / 1e9 for op, n in  # e.g. 'aten.mm', 'aten.convolution_backward'
+                             sorted(flops.get_flop_counts().get('Global', {}).items(), key=lambda kv: -kv[1])},
                 by_module=[dict(module=w, kind=k, casts=n) for (w, k), n in rows])
 
 

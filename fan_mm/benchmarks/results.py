@@ -80,6 +80,14 @@ def markdown_table(result: Dict) -> str:
                   '| op | ms / step | share | calls / step |', '|---|---|---|---|']
         lines += [f"| `{o['op'][:70]}` | {o['ms_per_step']:.2f} | {100 * o['share']:.1f}% | "
                   f"{o['calls_per_step']:.0f} |" for o in p['ops']]
+        if p.get('kernel_ms_by_class'):
+            total = sum(p['kernel_ms_by_class'].values()) or 1.
+            lines += ['', f"GPU kernel time of one train step of {p['spec']} by kind of kernel:", '',
+                      '| kind | ms / step | share |', '|---|---|---|']
+            lines += [f'| {k} | {ms:.2f} | {100 * ms / total:.1f}% |' for k, ms in p['kernel_ms_by_class'].items()]
+            lines += ['', '| kernel | kind | ms / step | calls / step |', '|---|---|---|---|']
+            lines += [f"| `{k['kernel'][:80]}` | {k['kind']} | {k['ms_per_step']:.2f} | {k['calls_per_step']:.0f} |"
+                      for k in p['kernels']]
     for c in result.get('census', []):
         step = (f"; operations of a train step: {c['forward_ops']} forward + {c['backward_ops']} backward, "
                 f"{c['train_gflop']:.1f} GFLOP" if 'forward_ops' in c else '')
@@ -88,6 +96,9 @@ def markdown_table(result: Dict) -> str:
                   f"{c['saved_mib']:.1f} MiB (parameters excluded){step}. Most casts:", '',
                   '| module | kind | casts |', '|---|---|---|']
         lines += [f"| `{m['module']}` | {m['kind']} | {m['casts']} |" for m in c['by_module']]
+        if c.get('gflop_by_op'):
+            lines += ['', f"FLOPs of one train step of {c['spec']} by operator:", '', '| operator | GFLOP |', '|---|---|']
+            lines += [f'| `{op}` | {g:.1f} |' for op, g in c['gflop_by_op'].items()]
     return '\n'.join(lines)
 
 

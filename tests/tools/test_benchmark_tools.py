@@ -359,6 +359,39 @@ def test_profile_table_says_how_busy_the_gpu_was():
     table = markdown_table(dict(kind='backbone', env=dict(device='cuda', gpu='GPU', torch='2.11'), precision='bf16',
                                 batch=2, size=896, rows=[], profiles=[profile]))
     assert 'GPU busy 21.9 of 31.7 ms per step, idle while it waits for the CPU' in table
+    profile.update(kernel_ms_by_class={'matrix product': 3.0, 'inductor fused (elementwise, reductions)': 1.0},
+                   kernels=[dict(kernel='nvjet_hsh_256x128', kind='matrix product', ms_per_step=3.0, calls_per_step=9)])
+    table = markdown_table(dict(kind='backbone', env=dict(device='cuda', gpu='GPU', torch='2.11'), precision='bf16',
+                                batch=2, size=896, rows=[], profiles=[profile]))
+    assert '| matrix product | 3.00 | 75.0% |' in table
+    assert '| `nvjet_hsh_256x128` | matrix product | 3.00 | 9 |' in table
+
+
+@pytest.mark.parametrize('name, kind', [
+    ('sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64_warpgroupsize1x1x1', 'matrix product'),
+    ('nvjet_hsh_128x256_64x4_2x1_v_bz_coopA_TNN', 'matrix product'),
+    ('triton_tem_fused_addmm_0', 'matrix product'),
+    ('sm90_xmma_fprop_implicit_gemm_bf16bf16_bf16f32_f32_nhwckrsc_nhwc', 'convolution'),
+    ('void cudnn::cnn::conv2d_grouped_direct_kernel<false, true, false, false, false, 0>', 'convolution'),
+    ('sm90_xmma_wgrad_implicit_gemm_indexed', 'convolution'),
+    ('void pytorch_flash::flash_fwd_kernel<Flash_fwd_kernel_traits>', 'attention'),
+    ('triton_per_fused__native_batch_norm_legit_functional_add_gelu_12', 'inductor fused (elementwise, reductions)'),
+    ('triton_poi_fused__to_copy_convert_element_type_3', 'inductor fused (elementwise, reductions)'),
+    ('triton_tem_fused_convolution_5', 'convolution'),
+    ('Memcpy DtoD (Device -> Device)', 'copy / fill'),
+    ('void at::native::vectorized_elementwise_kernel<4, at::native::CUDAFunctor_add<float>>', 'other'),
+])
+def test_gpu_kernels_are_told_apart_by_kind(name, kind):
+    from fan_mm.benchmarks.backbone import kernel_class
+    assert kernel_class(name) == kind
+
+
+def test_census_splits_the_flops_by_operator():
+    import torch
+    from fan_mm.benchmarks.backbone import autocast_census
+    c = autocast_census('fan_t_hybrid', 1, 64, 'fp32', torch.device('cpu'))
+    assert set(c['gflop_by_op']) >= {'aten.mm', 'aten.addmm', 'aten.convolution', 'aten.convolution_backward'}
+    assert sum(c['gflop_by_op'].values()) == pytest.approx(c['train_gflop'])
 
 
 def test_noise_decay_benchmark_runs_on_cpu_and_records_its_environment(tmp_path):
