@@ -288,12 +288,12 @@ def profile_train_step(spec: str, batch: int, size: int, precision: str, device:
 
 # GPU kernel names -> what they compute. Inductor's kernels come first: their names list the aten ops fused
 # in them ("convert_element_type" is no convolution); its templates ("triton_tem_") are matrix products or
-# convolutions. Then, in this order (cuDNN's implicit-GEMM convolutions say "gemm" too), the names cuBLAS(Lt),
-# cuDNN, the attention kernels and aten give their kernels on Hopper.
+# convolutions. Then, in this order (cuDNN's attention kernels say "fprop" and its implicit-GEMM convolutions
+# "gemm" too), the names cuDNN, cuBLAS(Lt) and aten give their kernels on Hopper.
 KERNEL_CLASSES = (
+    ('attention', ('sdpa', 'flash', 'fmha', 'attention')),  # cuDNN's are "..._sdpa_..._flash_fprop_..."
     ('convolution', ('conv2d', 'convolution', 'conv_', 'fprop', 'dgrad', 'wgrad', 'depthwise', 'nchwtonhwc',
                      'nhwctonchw')),
-    ('attention', ('flash', 'fmha', 'attention', 'sdpa')),
     ('matrix product', ('gemm', 'gemv', 'nvjet', 'cutlass', 'splitkreduce', 'cublas')),
     ('copy / fill', ('memcpy', 'memset', 'copy', 'fill')),
 )

@@ -375,6 +375,8 @@ def test_profile_table_says_how_busy_the_gpu_was():
     ('void cudnn::cnn::conv2d_grouped_direct_kernel<false, true, false, false, false, 0>', 'convolution'),
     ('sm90_xmma_wgrad_implicit_gemm_indexed', 'convolution'),
     ('void pytorch_flash::flash_fwd_kernel<Flash_fwd_kernel_traits>', 'attention'),
+    ('cudnn_generated_fort_native_sdpa_sm90_flash_fprop_wgmma_f16_knob_7_64x128x64_4x1', 'attention'),
+    ('dgrad2d_c1_k1_nhwc_specialized', 'convolution'),
     ('triton_per_fused__native_batch_norm_legit_functional_add_gelu_12', 'inductor fused (elementwise, reductions)'),
     ('triton_poi_fused__to_copy_convert_element_type_3', 'inductor fused (elementwise, reductions)'),
     ('triton_tem_fused_convolution_5', 'convolution'),
