@@ -422,3 +422,64 @@ def test_noise_decay_benchmark_runs_on_cpu_and_records_its_environment(tmp_path)
     if not torch.cuda.is_available():
         with pytest.raises(SystemExit, match='needs a CUDA device'):
             load_tool('benchmark_noise_decay').main([str(photos), '--out', str(out)])
+
+
+@pytest.mark.parametrize('k', [3, 7])
+@pytest.mark.parametrize('with_bias', [True, False])
+def test_depthwise_taps_equal_the_convolution_with_gradients(k, with_bias):
+    import torch
+    import torch.nn.functional as F
+    from fan_mm.benchmarks.depthwise import depthwise_conv2d_taps
+    gen = torch.Generator().manual_seed(k)
+    x = torch.randn(2, 5, 9, 11, dtype=torch.float64, generator=gen, requires_grad=True)
+    w = torch.randn(5, 1, k, k, dtype=torch.float64, generator=gen, requires_grad=True)
+    b = torch.randn(5, dtype=torch.float64, generator=gen, requires_grad=True) if with_bias else None
+    ref = F.conv2d(x, w, b, padding=k // 2, groups=5)
+    out = depthwise_conv2d_taps(x, w, b)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+    g = torch.randn_like(ref)
+    inputs = [x, w] + ([b] if with_bias else [])
+    for a, r in zip(torch.autograd.grad(out, inputs, g), torch.autograd.grad(ref, inputs, g)):
+        torch.testing.assert_close(a, r, rtol=0, atol=1e-11)
+    with pytest.raises(ValueError, match='odd kernel sizes'):
+        depthwise_conv2d_taps(x, torch.zeros(5, 1, 2, 2, dtype=torch.float64), None)
+
+
+def test_depthwise_shapes_of_fan_hybrid_are_its_stem_and_channel_mlps():
+    import torch
+    from fan_mm.benchmarks.backbone import build_backbone
+    from fan_mm.benchmarks.depthwise import collect_depthwise_shapes
+    net = build_backbone('fan_s_hybrid', 64, torch.device('cpu'))
+    shapes = collect_depthwise_shapes(net, torch.zeros(1, 3, 64, 64))
+    # ConvNeXt stem: 3 blocks at stride 4 (128 ch), 3 at stride 8 (256); 10 FAN blocks x 2 convs of 4 x 384 ch
+    assert dict(shapes) == {(128, 7, 16, 16): 3, (256, 7, 8, 8): 3, (1536, 3, 4, 4): 20}
+
+
+def test_depthwise_benchmark_cpu(tmp_path, capsys):
+    out = tmp_path / 'd.json'
+    load_tool('benchmark_depthwise').main([
+        '--device', 'cpu', '--model', 'fan_t_hybrid', '--size', '32', '--batch', '1', '--warmup', '0',
+        '--repeats', '1', '--precision', 'fp32', '--routes', 'channels_last', 'contiguous', '--json', str(out)])
+    res = json.loads(out.read_text())
+    assert res['kind'] == 'depthwise' and res['model'] == 'fan_t_hybrid' and res['env']['torch']
+    shapes = {(s['channels'], s['kernel'], s['height'], s['width']): s['calls_per_step'] for s in res['shapes']}
+    assert len(res['rows']) == 2 * len(shapes)
+    for r in res['rows']:
+        assert r['route'] in ('channels_last', 'contiguous') and r['forward_ms'] > 0 and r['train_ms'] > 0
+        # float32 on the CPU: within float32 rounding of the float64 computation
+        assert max(r['error_out'], r['error_grad_input'], r['error_grad_weight']) < 1e-5
+    for route, t in res['totals'].items():
+        rows = [r for r in res['rows'] if r['route'] == route]
+        assert t['train_ms_per_step'] == pytest.approx(sum(r['train_ms'] * r['calls_per_step'] for r in rows))
+    table = capsys.readouterr().out
+    assert '| channels_last |' in table and 'fan_t_hybrid at 1 x 3 x 32 x 32' in table
+
+
+def test_depthwise_benchmark_bad_input():
+    from fan_mm.benchmarks.depthwise import run_depthwise_benchmark
+    with pytest.raises(ValueError, match="unknown route.*'winograd'"):
+        run_depthwise_benchmark('fan_t_hybrid', routes=['winograd'], device='cpu')
+    with pytest.raises(ValueError, match="unknown model 'fan_xl'"):
+        run_depthwise_benchmark('fan_xl', device='cpu')
+    with pytest.raises(ValueError, match='tv_resnet50 has no depthwise convolutions'):
+        run_depthwise_benchmark('tv_resnet50', size=32, batch=1, device='cpu', routes=['channels_last'])

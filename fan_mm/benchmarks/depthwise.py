@@ -1,0 +1,221 @@
+"""The depthwise convolutions of a backbone, timed by the route a kernel can take, with their error.
+
+FAN-Hybrid's train step spends a fifth of its GPU time in depthwise convolutions (the 7 x 7 ones of the
+ConvNeXt stem, the 3 x 3 pairs of every FAN block's channel MLP) although they do a few percent of its
+arithmetic: their kernels are memory- and latency-bound. This benchmark collects every depthwise
+``Conv2d`` a backbone runs at a given input size (shape and number of calls, by forward hooks on one
+inference pass) and times forward and forward + backward of each shape on each route:
+
+- ``channels_last``: a channels_last input, cuDNN's NHWC depthwise kernels. What fan_mm's layers run.
+- ``contiguous``: an NCHW input. On CUDA PyTorch takes its own depthwise kernel for it, not cuDNN.
+- ``channels_last_no_cudnn``: a channels_last input with cuDNN switched off (PyTorch's own kernel after a
+  layout copy).
+- ``inductor_taps``: the convolution written as k x k shifted multiply-adds (``depthwise_conv2d_taps``)
+  and compiled by ``torch.compile``: the form in which inductor could fuse it with the GELU, BatchNorm
+  and LayerScale around it instead of calling a library kernel.
+
+Each row also gives every route's largest relative error against a float64 computation (output, input
+gradient, weight gradient), so that speed is never read apart from exactness. The per-step total weights
+each shape by its number of calls. Inputs are in the autocast dtype of ``precision`` (what the blocks
+receive under autocast), weights float32 as parameters are.
+"""
+import math
+from collections import Counter
+from contextlib import contextmanager
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fan_mm.benchmarks.precision import PRECISIONS, autocast, check_precision, prepare_device
+from fan_mm.benchmarks.timing import time_fn
+
+ROUTES = ('channels_last', 'contiguous', 'channels_last_no_cudnn', 'inductor_taps')
+
+# (channels, kernel, height, width, stride): what one depthwise conv of a model sees
+ConvShape = Tuple[int, int, int, int]
+
+
+def depthwise_conv2d_taps(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    """``F.conv2d(x, weight, bias, padding=k // 2, groups=C)`` for an odd k x k ``weight`` (C, 1, k, k), as a
+    sum of k * k shifted products, accumulated in at least float32.
+
+    Under autocast, ``x``, ``weight`` and ``bias`` are rounded to the autocast dtype first and the result
+    is returned in it, as autocast does for ``conv2d``."""
+    channels, _, kh, kw = weight.shape
+    if kh % 2 == 0 or kw % 2 == 0:
+        raise ValueError(f'depthwise_conv2d_taps: odd kernel sizes only (same padding), got {kh} x {kw}')
+    height, width = x.shape[-2:]
+    if torch.is_autocast_enabled(x.device.type):
+        dtype = torch.get_autocast_dtype(x.device.type)
+    else:
+        dtype = torch.result_type(x, weight)
+    acc = torch.promote_types(dtype, torch.float32)
+    xp = F.pad(x.to(dtype), (kw // 2, kw // 2, kh // 2, kh // 2)).to(acc)
+    w = weight.to(dtype).to(acc)
+    out = None
+    for i in range(kh):
+        for j in range(kw):
+            tap = xp[:, :, i:i + height, j:j + width] * w[:, 0, i, j].view(1, channels, 1, 1)
+            out = tap if out is None else out + tap
+    if bias is not None:
+        out = out + bias.to(dtype).to(acc).view(1, channels, 1, 1)
+    return out.to(dtype)
+
+
+def is_depthwise(module: nn.Module) -> bool:
+    return (isinstance(module, nn.Conv2d) and module.groups > 1 and module.groups == module.in_channels
+            == module.out_channels)
+
+
+def collect_depthwise_shapes(model: nn.Module, images: torch.Tensor) -> Counter:
+    """``Counter`` of (channels, kernel, height, width) of the depthwise convs one forward of ``model`` on
+    ``images`` runs (batch left out); only stride-1, same-padding, odd-kernel convs are supported."""
+    shapes: Counter = Counter()
+
+    def hook(module, args, _out):
+        k = module.kernel_size[0]
+        if (module.kernel_size != (k, k) or k % 2 == 0 or module.stride != (1, 1)
+                or module.padding != (k // 2, k // 2) or module.dilation != (1, 1)):
+            raise ValueError(f'{type(module).__name__}: only stride-1 same-padding square odd kernels are '
+                             f'benchmarked, got kernel {module.kernel_size}, stride {module.stride}, '
+                             f'padding {module.padding}')
+        _, c, h, w = args[0].shape
+        shapes[(c, k, h, w)] += 1
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if is_depthwise(m)]
+    try:
+        with torch.no_grad():
+            model.eval()(images)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return shapes
+
+
+@contextmanager
+def _cudnn(enabled: bool):
+    before = torch.backends.cudnn.enabled
+    torch.backends.cudnn.enabled = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.enabled = before
+
+
+def _conv_fn(route: str) -> Callable:
+    if route == 'inductor_taps':
+        torch.compiler.reset()  # one fresh compilation per shape, within dynamo's recompile limit
+        return torch.compile(depthwise_conv2d_taps, dynamic=False)
+    return lambda x, w, b: F.conv2d(x, w, b, padding=w.shape[-1] // 2, groups=w.shape[0])
+
+
+def _relative_error(a: torch.Tensor, ref: torch.Tensor) -> float:
+    return ((a.double() - ref).abs().max() / ref.abs().max().clamp_min(1e-300)).item()
+
+
+def bench_shape(shape: ConvShape, route: str, batch: int, precision: str, device: torch.device,
+                warmup: int, repeats: int, seed: int = 0) -> Dict:
+    """Forward and forward + backward milliseconds of one conv shape on one route, and its errors."""
+    if route not in ROUTES:
+        raise ValueError(f'unknown route {route!r}; known: {list(ROUTES)}')
+    channels, k, height, width = shape
+    gen = torch.Generator().manual_seed(seed)
+    in_dtype = PRECISIONS[precision] or torch.float32
+    x64 = torch.randn(batch, channels, height, width, generator=gen, dtype=torch.float64)
+    w64 = torch.randn(channels, 1, k, k, generator=gen, dtype=torch.float64) / k
+    b64 = torch.randn(channels, generator=gen, dtype=torch.float64)
+    g64 = torch.randn(batch, channels, height, width, generator=gen, dtype=torch.float64)
+    fmt = torch.contiguous_format if route == 'contiguous' else torch.channels_last
+    # the inputs the route sees, rounded to its dtype; the float64 reference works on the rounded values
+    x = x64.to(device, in_dtype).contiguous(memory_format=fmt)
+    g = g64.to(device, in_dtype).contiguous(memory_format=fmt)
+    w = nn.Parameter(w64.to(device, torch.float32))
+    b = nn.Parameter(b64.to(device, torch.float32))
+    xr = x.double().requires_grad_()
+    wr = w.detach().double().requires_grad_()
+    ref = F.conv2d(xr, wr, b.detach().double(), padding=k // 2, groups=channels)
+    ref_gx, ref_gw = torch.autograd.grad(ref, [xr, wr], g.double())
+
+    conv = _conv_fn(route)
+    xg = x.detach().requires_grad_()
+
+    def forward():
+        with autocast(device, precision), torch.no_grad():
+            return conv(x, w, b)
+
+    def train():
+        with autocast(device, precision):
+            y = conv(xg, w, b)
+        y.backward(g)
+        return y
+
+    with _cudnn(route != 'channels_last_no_cudnn'):
+        fwd = time_fn(forward, device, warmup, repeats)
+        step = time_fn(train, device, warmup, repeats)
+        xg.grad = w.grad = b.grad = None
+        y = train()
+    return dict(channels=channels, kernel=k, height=height, width=width, route=route,
+                forward_ms=fwd['ms'], train_ms=step['ms'], train_ms_min=step['ms_min'],
+                error_out=_relative_error(y.detach(), ref.detach()), error_grad_input=_relative_error(xg.grad, ref_gx),
+                error_grad_weight=_relative_error(w.grad, ref_gw))
+
+
+def run_depthwise_benchmark(model: str = 'fan_s_hybrid', batch: int = 2, size: int = 896, precision: str = 'bf16',
+                            device: str = 'cuda', routes: Sequence[str] = ROUTES, warmup: int = 5,
+                            repeats: int = 20, log: Optional[Callable[[Dict], None]] = None) -> Dict:
+    """Every depthwise conv shape of ``model`` (a ``fan_mm.benchmarks.backbone.BACKBONES`` name) at
+    ``batch`` x 3 x ``size`` x ``size``, timed on each of ``routes``. Returns the result (``kind``
+    'depthwise', settings, ``env``, ``shapes``, ``rows``, ``totals``: milliseconds per train step and per
+    inference of all of them on each route, calls weighted)."""
+    from fan_mm.benchmarks.backbone import BACKBONES, build_backbone
+    from fan_mm.utils.environment import collect_environment
+
+    check_precision(precision)
+    if model not in BACKBONES:
+        raise ValueError(f'unknown model {model!r}; known: {sorted(BACKBONES)}')
+    bad = [r for r in routes if r not in ROUTES]
+    if bad:
+        raise ValueError(f'unknown route(s) {bad}; known: {list(ROUTES)}')
+    dev = prepare_device(device)
+    net = build_backbone(model, size, dev)
+    with autocast(dev, precision):
+        shapes = collect_depthwise_shapes(net, torch.zeros(1, 3, size, size, device=dev))
+    del net
+    if not shapes:
+        raise ValueError(f'{model} has no depthwise convolutions')
+    rows: List[Dict] = []
+    for shape, calls in sorted(shapes.items(), key=lambda kv: -kv[0][0] * kv[0][2] * kv[0][3]):
+        for route in routes:
+            row = dict(bench_shape(shape, route, batch, precision, dev, warmup, repeats), calls_per_step=calls)
+            rows.append(row)
+            if log:
+                log(row)
+    totals = {route: dict(train_ms_per_step=math.fsum(r['train_ms'] * r['calls_per_step'] for r in rows
+                                                      if r['route'] == route),
+                          forward_ms_per_step=math.fsum(r['forward_ms'] * r['calls_per_step'] for r in rows
+                                                        if r['route'] == route))
+              for route in routes}
+    return dict(kind='depthwise', model=model, batch=batch, size=size, precision=precision, warmup=warmup,
+                repeats=repeats, env=collect_environment(device=str(dev)),
+                shapes=[dict(channels=c, kernel=k, height=h, width=w, calls_per_step=n)
+                        for (c, k, h, w), n in shapes.items()],
+                rows=rows, totals=totals)
+
+
+def depthwise_table(result: Dict) -> str:
+    """The result as Markdown: one line per shape and route, then the per-step totals."""
+    e = result['env']
+    lines = [f"depthwise convs of {result['model']} at {result['batch']} x 3 x {result['size']} x {result['size']}, "
+             f"{result['precision']}, {e.get('gpu', e.get('cpu', ''))}, torch {e.get('torch')}", '',
+             '| C x k x H x W | calls / step | route | forward (ms) | fwd + bwd (ms) | error: out / grad in / '
+             'grad w |', '|---|---|---|---|---|---|']
+    for r in result['rows']:
+        lines.append(f"| {r['channels']} x {r['kernel']}x{r['kernel']} x {r['height']} x {r['width']} | "
+                     f"{r['calls_per_step']} | {r['route']} | {r['forward_ms']:.3f} | {r['train_ms']:.3f} | "
+                     f"{r['error_out']:.1e} / {r['error_grad_input']:.1e} / {r['error_grad_weight']:.1e} |")
+    lines += ['', '| route | all depthwise convs of a train step (ms) | of an inference (ms) |', '|---|---|---|']
+    for route, t in result['totals'].items():
+        lines.append(f"| {route} | {t['train_ms_per_step']:.2f} | {t['forward_ms_per_step']:.2f} |")
+    return '\n'.join(lines)

@@ -1,0 +1,50 @@
+"""Time a backbone's depthwise convolutions on each kernel route, with their errors against float64
+(see fan_mm.benchmarks.depthwise).
+
+    python tools/analysis/benchmark_depthwise.py                      # FAN-S-Hybrid, GPU, 2x3x896x896, bf16
+    python tools/analysis/benchmark_depthwise.py --model fan_t_hybrid --routes channels_last inductor_taps
+    python tools/analysis/benchmark_depthwise.py --device cpu --size 64 --batch 1 --warmup 1 --repeats 2 \
+        --routes channels_last contiguous
+
+Prints a Markdown table; ``--json`` also writes the result as JSON (settings and environment included).
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # run from a checkout
+
+from fan_mm.benchmarks.depthwise import ROUTES, depthwise_table, run_depthwise_benchmark
+from fan_mm.benchmarks.precision import PRECISIONS
+from fan_mm.benchmarks.results import write_json
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--model', default='fan_s_hybrid', help='a backbone name of benchmark_backbone.py')
+    p.add_argument('--routes', nargs='+', default=list(ROUTES), choices=list(ROUTES))
+    p.add_argument('--batch', type=int, default=2)
+    p.add_argument('--size', type=int, default=896, help='square input side')
+    p.add_argument('--precision', default='bf16', choices=list(PRECISIONS), help='autocast dtype (fp32: none)')
+    p.add_argument('--device', default='cuda')
+    p.add_argument('--warmup', type=int, default=5)
+    p.add_argument('--repeats', type=int, default=20)
+    p.add_argument('--json', help='JSON file for the result')
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        result = run_depthwise_benchmark(args.model, args.batch, args.size, args.precision, args.device,
+                                         args.routes, args.warmup, args.repeats,
+                                         log=lambda r: print(r, flush=True))
+    except (ValueError, RuntimeError) as e:
+        raise SystemExit(f'benchmark_depthwise: {e}')
+    if args.json:
+        write_json(args.json, result)
+    print(depthwise_table(result))
+
+
+if __name__ == '__main__':
+    main()
