@@ -23,7 +23,7 @@ import torch.nn as nn
 
 from fan_mm.utils.compile_stats import CompileStats
 from fan_mm.utils.environment import collect_environment
-from .precision import autocast, check_precision, prepare_device
+from .precision import PRECISIONS, autocast, check_precision, prepare_device
 from .timing import synchronize, time_fn
 
 FLAGS = ('cl', 'cp', 'compile', 'compile_full', 'cudagraph')
@@ -128,6 +128,18 @@ BACKBONES: Dict[str, Tuple[str, Callable]] = {
 }
 DEFAULT_BACKBONES = ('fan_t_hybrid', 'fan_s_hybrid', 'fan_b_hybrid', 'fan_s_vit', 'fan_swin_t', 'lvvit_s',
                      'swin_t', 'swin_s', 'convnext_t', 'convnext_s')
+
+
+def add_input_arguments(parser, warmup: int, repeats: int) -> None:
+    """The options the backbone-level benchmarks share: ``--batch``, ``--size`` (square side), ``--precision``,
+    ``--device``, ``--warmup`` and ``--repeats`` (with these defaults)."""
+    parser.add_argument('--batch', type=int, default=2)
+    parser.add_argument('--size', type=int, default=896, help='square input side')
+    parser.add_argument('--precision', default='bf16', choices=list(PRECISIONS),
+                        help='autocast dtype (fp32: none)')
+    parser.add_argument('--device', default='cuda')
+    parser.add_argument('--warmup', type=int, default=warmup)
+    parser.add_argument('--repeats', type=int, default=repeats)
 
 
 def parse_spec(spec: str) -> Tuple[str, Tuple[str, ...]]:

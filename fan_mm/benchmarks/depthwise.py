@@ -33,7 +33,7 @@ from fan_mm.benchmarks.timing import time_fn
 
 ROUTES = ('channels_last', 'contiguous', 'channels_last_no_cudnn', 'inductor_taps')
 
-# (channels, kernel, height, width, stride): what one depthwise conv of a model sees
+# (channels, kernel, height, width): what one depthwise conv of a model sees (stride 1, same padding)
 ConvShape = Tuple[int, int, int, int]
 
 
@@ -74,17 +74,22 @@ def collect_depthwise_shapes(model: nn.Module, images: torch.Tensor) -> Counter:
     ``images`` runs (batch left out); only stride-1, same-padding, odd-kernel convs are supported."""
     shapes: Counter = Counter()
 
-    def hook(module, args, _out):
+    def check(name: str, module: nn.Conv2d) -> None:
         k = module.kernel_size[0]
         if (module.kernel_size != (k, k) or k % 2 == 0 or module.stride != (1, 1)
                 or module.padding != (k // 2, k // 2) or module.dilation != (1, 1)):
-            raise ValueError(f'{type(module).__name__}: only stride-1 same-padding square odd kernels are '
+            raise ValueError(f'depthwise conv {name}: only stride-1 same-padding square odd kernels are '
                              f'benchmarked, got kernel {module.kernel_size}, stride {module.stride}, '
-                             f'padding {module.padding}')
-        _, c, h, w = args[0].shape
-        shapes[(c, k, h, w)] += 1
+                             f'padding {module.padding}, dilation {module.dilation}')
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if is_depthwise(m)]
+    def hook(module, args, _out):
+        _, c, h, w = args[0].shape
+        shapes[(c, module.kernel_size[0], h, w)] += 1
+
+    convs = [(name, m) for name, m in model.named_modules() if is_depthwise(m)]
+    for name, m in convs:
+        check(name, m)
+    handles = [m.register_forward_hook(hook) for _, m in convs]
     try:
         with torch.no_grad():
             model.eval()(images)
@@ -146,6 +151,7 @@ def bench_shape(shape: ConvShape, route: str, batch: int, precision: str, device
             return conv(x, w, b)
 
     def train():
+        xg.grad = w.grad = b.grad = None  # as a train step after zero_grad(set_to_none=True)
         with autocast(device, precision):
             y = conv(xg, w, b)
         y.backward(g)
@@ -154,7 +160,6 @@ def bench_shape(shape: ConvShape, route: str, batch: int, precision: str, device
     with _cudnn(route != 'channels_last_no_cudnn'):
         fwd = time_fn(forward, device, warmup, repeats)
         step = time_fn(train, device, warmup, repeats)
-        xg.grad = w.grad = b.grad = None
         y = train()
     return dict(channels=channels, kernel=k, height=height, width=width, route=route,
                 forward_ms=fwd['ms'], train_ms=step['ms'], train_ms_min=step['ms_min'],

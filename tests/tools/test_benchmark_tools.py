@@ -483,3 +483,12 @@ def test_depthwise_benchmark_bad_input():
         run_depthwise_benchmark('fan_xl', device='cpu')
     with pytest.raises(ValueError, match='tv_resnet50 has no depthwise convolutions'):
         run_depthwise_benchmark('tv_resnet50', size=32, batch=1, device='cpu', routes=['channels_last'])
+
+
+def test_depthwise_shapes_refuse_a_strided_conv_by_name():
+    import torch
+    from torch import nn
+    from fan_mm.benchmarks.depthwise import collect_depthwise_shapes
+    net = nn.Sequential(nn.Conv2d(3, 8, 1), nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=8))
+    with pytest.raises(ValueError, match=r'depthwise conv 1: .*stride \(2, 2\)'):
+        collect_depthwise_shapes(net, torch.zeros(1, 3, 8, 8))

@@ -13,8 +13,8 @@ r"""Time fan_mm dense backbones against timm's Swin and ConvNeXt in one run (see
 import argparse
 import sys
 
-from fan_mm.benchmarks.backbone import BACKBONES, DEFAULT_BACKBONES, FLAGS, run_backbone_benchmark
-from fan_mm.benchmarks.precision import PRECISIONS
+from fan_mm.benchmarks.backbone import (BACKBONES, DEFAULT_BACKBONES, FLAGS, add_input_arguments,
+                                       run_backbone_benchmark)
 from fan_mm.benchmarks.results import write_result
 
 
@@ -25,12 +25,7 @@ def parse_args(argv=None):
                         '(channels_last, activation checkpointing, torch.compile of each block, of the whole '
                         'backbone, block compilation with CUDA graphs)')
     p.add_argument('--reference', default='swin_t', help='spec the ratios are taken against ("" for none)')
-    p.add_argument('--batch', type=int, default=2)
-    p.add_argument('--size', type=int, default=896, help='square input side')
-    p.add_argument('--precision', default='bf16', choices=list(PRECISIONS), help='autocast dtype (fp32: none)')
-    p.add_argument('--device', default='cuda')
-    p.add_argument('--warmup', type=int, default=10)
-    p.add_argument('--repeats', type=int, default=30)
+    add_input_arguments(p, warmup=10, repeats=30)
     p.add_argument('--profile', nargs='*', default=[], help='specs to profile (top ops of a train step)')
     p.add_argument('--census', nargs='*', default=[],
                    help='specs whose forward casts, saved-for-backward bytes, train-step operations and FLOPs '

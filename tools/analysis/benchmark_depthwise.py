@@ -1,4 +1,4 @@
-"""Time a backbone's depthwise convolutions on each kernel route, with their errors against float64
+r"""Time a backbone's depthwise convolutions on each kernel route, with their errors against float64
 (see fan_mm.benchmarks.depthwise).
 
     python tools/analysis/benchmark_depthwise.py                      # FAN-S-Hybrid, GPU, 2x3x896x896, bf16
@@ -14,8 +14,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))  # run from a checkout
 
+from fan_mm.benchmarks.backbone import add_input_arguments
 from fan_mm.benchmarks.depthwise import ROUTES, depthwise_table, run_depthwise_benchmark
-from fan_mm.benchmarks.precision import PRECISIONS
 from fan_mm.benchmarks.results import write_json
 
 
@@ -23,12 +23,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--model', default='fan_s_hybrid', help='a backbone name of benchmark_backbone.py')
     p.add_argument('--routes', nargs='+', default=list(ROUTES), choices=list(ROUTES))
-    p.add_argument('--batch', type=int, default=2)
-    p.add_argument('--size', type=int, default=896, help='square input side')
-    p.add_argument('--precision', default='bf16', choices=list(PRECISIONS), help='autocast dtype (fp32: none)')
-    p.add_argument('--device', default='cuda')
-    p.add_argument('--warmup', type=int, default=5)
-    p.add_argument('--repeats', type=int, default=20)
+    add_input_arguments(p, warmup=5, repeats=20)
     p.add_argument('--json', help='JSON file for the result')
     return p.parse_args(argv)
 
