@@ -16,7 +16,7 @@ one CUDA graph per pass), e.g. ``fan_s_hybrid+cl+compile``.
 """
 import math
 import os.path as osp
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -24,7 +24,8 @@ import torch.nn as nn
 from fan_mm.utils.compile_stats import CompileStats
 from fan_mm.utils.environment import collect_environment
 from .precision import PRECISIONS, autocast, check_precision, prepare_device
-from .timing import synchronize, time_fn
+from .profiling import profile_steps
+from .timing import time_fn
 
 FLAGS = ('cl', 'cp', 'compile', 'compile_full', 'cudagraph')
 
@@ -248,8 +249,7 @@ def bench_backbone(spec: str, batch: int, size: int, precision: str, device: tor
 
 def profile_train_step(spec: str, batch: int, size: int, precision: str, device: torch.device,
                        top: int = 25) -> Dict:
-    """torch.profiler over 3 train steps (after 3 warm-ups): the ``top`` ops by self device time."""
-    from torch.profiler import ProfilerActivity, profile
+    """``fan_mm.benchmarks.profiling.profile_steps`` over 3 train steps of ``spec`` (after 3 warm-ups)."""
     model = build_backbone(spec, size, device).train()
     x = torch.randn(batch, 3, size, size, device=device)
 
@@ -258,89 +258,7 @@ def profile_train_step(spec: str, batch: int, size: int, precision: str, device:
         with autocast(device, precision):
             loss = _loss(model(x))
         loss.backward()
-    for _ in range(3):
-        step()
-    synchronize(device)
-    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == 'cuda' else [])
-    with profile(activities=acts) as prof:
-        for _ in range(3):
-            step()
-        synchronize(device)
-    key = 'self_device_time_total' if device.type == 'cuda' else 'self_cpu_time_total'
-    # operators only: their self device time is that of the kernels they launch (kernels are listed too)
-    events = [e for e in prof.key_averages() if str(getattr(e, 'device_type', '')).endswith('CPU')]
-    total = sum(getattr(e, key) for e in events) or 1.
-    rows = sorted(events, key=lambda e: getattr(e, key), reverse=True)[:top]
-    ops = [dict(op=e.key, ms_per_step=getattr(e, key) / 1e3 / 3, share=getattr(e, key) / total,
-                calls_per_step=e.count / 3) for e in rows]
-    out = dict(spec=spec, ms_per_step_total=total / 1e3 / 3, ops=ops)
-    if device.type == 'cuda':
-        # Every GPU kernel (inductor's "## Call CompiledFxGraph" ranges are annotations, not kernels):
-        # how many a step launches is what bounds a step on the CPU side, their sum is the GPU's busy time.
-        kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA
-                   and not e.name.startswith('## ')]
-        busy_us, span_us = busy_and_span([(e.time_range.start, e.time_range.end) for e in kernels])
-        # busy < span: the GPU waits for the CPU (launches, Python, autograd) between kernels
-        by_name: Dict[str, List[float]] = {}
-        for e in kernels:
-            by_name.setdefault(e.name, []).append(e.time_range.elapsed_us())
-        by_class: Dict[str, float] = {}
-        for name, times in by_name.items():
-            cls = kernel_class(name)
-            by_class[cls] = by_class.get(cls, 0.) + sum(times) / 1e3 / 3
-        top_kernels = sorted(by_name.items(), key=lambda kv: -sum(kv[1]))[:top]
-        out.update(kernels_per_step=len(kernels) / 3,
-                   kernel_ms_per_step=sum(e.time_range.elapsed_us() for e in kernels) / 1e3 / 3,
-                   busy_ms_per_step=busy_us / 1e3 / 3, span_ms_per_step=span_us / 1e3 / 3,
-                   kernel_ms_by_class=dict(sorted(by_class.items(), key=lambda kv: -kv[1])),
-                   kernels=[dict(kernel=n, kind=kernel_class(n), ms_per_step=sum(t) / 1e3 / 3,
-                                 calls_per_step=len(t) / 3) for n, t in top_kernels])
-    return out
-
-
-# GPU kernel names -> what they compute. Inductor's kernels come first: their names list the aten ops fused
-# in them ("convert_element_type" is no convolution); its templates ("triton_tem_") are matrix products or
-# convolutions. Then, in this order (cuDNN's attention kernels say "fprop" and its implicit-GEMM convolutions
-# "gemm" too), the names cuDNN, cuBLAS(Lt) and aten give their kernels on Hopper.
-KERNEL_CLASSES = (
-    ('attention', ('sdpa', 'flash', 'fmha', 'attention')),  # cuDNN's are "..._sdpa_..._flash_fprop_..."
-    ('convolution', ('conv2d', 'convolution', 'conv_', 'fprop', 'dgrad', 'wgrad', 'depthwise', 'nchwtonhwc',
-                     'nhwctonchw')),
-    ('matrix product', ('gemm', 'gemv', 'nvjet', 'cutlass', 'splitkreduce', 'cublas')),
-    ('copy / fill', ('memcpy', 'memset', 'copy', 'fill')),
-)
-INDUCTOR_FUSED = 'inductor fused (elementwise, reductions)'
-
-
-def kernel_class(name: str) -> str:
-    """The kind of work a GPU kernel of this name does (``KERNEL_CLASSES``; 'other' for the rest, mostly aten's
-    elementwise and reduction kernels)."""
-    low = name.lower()
-    if low.startswith('triton_tem_'):
-        return 'convolution' if 'convolution' in low else 'matrix product'
-    if low.startswith('triton_'):
-        return INDUCTOR_FUSED
-    for cls, keys in KERNEL_CLASSES:
-        if any(k in low for k in keys):
-            return cls
-    return 'other'
-
-
-def busy_and_span(intervals: Sequence[Tuple[float, float]]) -> Tuple[float, float]:
-    """(time covered by at least one of the ``(start, end)`` intervals, first start to last end): the GPU's
-    busy time and the wall time of a profile; kernels of several streams may overlap, so busy is not their sum."""
-    busy, span, current = 0., 0., None
-    for start, end in sorted(intervals):
-        if current is None or start > current[1]:
-            if current is not None:
-                busy += current[1] - current[0]
-            current = [start, end]
-        else:
-            current[1] = max(current[1], end)
-    if current is not None:
-        busy += current[1] - current[0]
-        span = max(end for _, end in intervals) - min(start for start, _ in intervals)
-    return busy, span
+    return profile_steps(step, device, spec, top=top)
 
 
 def _conv_backward_flop(grad_out_shape, x_shape, w_shape, bias, stride, padding, dilation, transposed,

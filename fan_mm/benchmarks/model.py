@@ -13,6 +13,7 @@ import torch.nn as nn
 from fan_mm.utils.compile_stats import CompileStats
 from fan_mm.utils.environment import collect_environment
 from .precision import autocast, check_precision, prepare_device
+from .profiling import profile_steps
 from .timing import time_fn
 
 # --compile-backbone of benchmark_model.py: torch.compile options for every block of a model's backbone
@@ -88,7 +89,7 @@ def _num_classes(model, scope: str) -> int:
 def bench_model(config: str, batch: int, height: int, width: int, boxes: int, precision: str,
                 device: torch.device, warmup: int, repeats: int, name: Optional[str] = None,
                 cfg_options: Optional[dict] = None, compile_backbone: Optional[str] = None,
-                eager: bool = False) -> Dict:
+                eager: bool = False, profile: bool = False) -> Dict:
     """One row: training iteration (loss forward + backward + AdamW step, AMP with a grad scaler for fp16,
     as mmengine's AmpOptimWrapper) and inference (``mode='predict'``) of the model of ``config``.
 
@@ -97,7 +98,8 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
     say), so that peers can be compared like for like: ``'default'`` (``torch.compile`` of every block,
     static shapes) or ``'cudagraph'`` (the same with ``mode='reduce-overhead'``: CUDA graphs). The row's
     ``backbone_compile`` says what ran; the warm-up times include compiling, and ``train_compile`` /
-    ``infer_compile`` say what was compiled in them (``fan_mm.utils.compile_stats``)."""
+    ``infer_compile`` say what was compiled in them (``fan_mm.utils.compile_stats``). ``profile``: the row's
+    ``profile`` holds ``fan_mm.benchmarks.profiling.profile_steps`` of three more training iterations."""
     if compile_backbone not in COMPILE_BACKBONE:
         raise ValueError(f'compile_backbone={compile_backbone!r}: use one of {list(COMPILE_BACKBONE)}')
     torch.manual_seed(0)
@@ -134,6 +136,8 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
         r = time_fn(train_iter, device, warmup, repeats)
     row.update(train_s_iter=r['ms'] / 1e3, train_ms=r['ms'], train_peak_gib=r['peak_gib'],
                train_reserved_gib=r['reserved_gib'], train_warmup_s=r['warmup_s'], train_compile=compiled.result)
+    if profile:
+        row['profile'] = profile_steps(train_iter, device, row['name'], warmup=1)
     opt.zero_grad(set_to_none=True)
     model.eval()
 
@@ -153,18 +157,23 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
 def run_model_benchmark(configs: Sequence[Tuple[str, str]], batch: int, height: int, width: int, boxes: int,
                         precision: str, device: str, warmup: int, repeats: int,
                         reference: Optional[str] = None, cfg_options: Optional[dict] = None,
-                        compile_backbone: Optional[str] = None, eager: bool = False) -> Dict:
+                        compile_backbone: Optional[str] = None, eager: bool = False,
+                        profile: Sequence[str] = ()) -> Dict:
     """``configs``: (name, config) pairs, all measured in this process; ratios against ``reference`` (a name).
     A name ending in ``+eager`` runs that config without its backbone's ``compile_blocks`` (so that one run
-    can hold a config both ways); ``eager`` does so for all."""
+    can hold a config both ways); ``eager`` does so for all. The training iterations of the names in
+    ``profile`` are profiled after they are timed (the result's ``profiles``)."""
     check_precision(precision)
+    unknown = sorted(set(profile) - {name for name, _ in configs})
+    if unknown:
+        raise ValueError(f'--profile {unknown}: not among the --configs names {[name for name, _ in configs]}')
     dev = prepare_device(device)
     rows = []
     for name, config in configs:
         try:
             rows.append(bench_model(config, batch, height, width, boxes, precision, dev, warmup, repeats,
                                     name=name, cfg_options=cfg_options, compile_backbone=compile_backbone,
-                                    eager=eager or name.endswith('+eager')))
+                                    eager=eager or name.endswith('+eager'), profile=name in profile))
         except torch.cuda.OutOfMemoryError as e:
             rows.append(dict(name=name, config=config, error=f'OOM: {e}'.split('\n')[0]))
             torch.cuda.empty_cache()
@@ -175,7 +184,11 @@ def run_model_benchmark(configs: Sequence[Tuple[str, str]], batch: int, height: 
                 r['train_ratio'] = r['train_ms'] / ref['train_ms']
                 r['infer_ratio'] = r['infer_ms'] / ref['infer_ms']
                 r['mem_ratio'] = r['train_peak_gib'] / ref['train_peak_gib'] if ref['train_peak_gib'] else None
-    return dict(kind='model', env=collect_environment(device=str(dev)), compile_backbone=compile_backbone, eager=eager,
-                batch=batch, height=height, width=width, boxes=boxes,
-                precision=precision, warmup=warmup, repeats=repeats, reference=reference if ref else None,
-                rows=rows)
+    out = dict(kind='model', env=collect_environment(device=str(dev)), compile_backbone=compile_backbone,
+               eager=eager, batch=batch, height=height, width=width, boxes=boxes,
+               precision=precision, warmup=warmup, repeats=repeats, reference=reference if ref else None,
+               rows=rows)
+    profiles = [r.pop('profile') for r in rows if 'profile' in r]
+    if profiles:
+        out['profiles'] = profiles
+    return out

@@ -188,6 +188,22 @@ def test_model_benchmark_cpu(tmp_path):
     assert row['train_compile']['graphs'] == row['infer_compile']['graphs'] == 0  # eager on a CPU
 
 
+def test_model_benchmark_profiles_the_training_iteration(tmp_path, capsys):
+    out = tmp_path / 'm.json'
+    cfg = str(ROOT / 'configs' / 'toy' / 'maskrcnn_fan_t_hybrid_toy_coco.py')
+    args = ['--configs', f'toy={cfg}', '--device', 'cpu', '--height', '64', '--width', '64', '--batch', '1',
+            '--boxes', '2', '--precision', 'fp32', '--warmup', '0', '--repeats', '1', '--reference', '']
+    load_tool('benchmark_model').main(args + ['--profile', 'toy', '--json', str(out)])
+    res = json.loads(out.read_text())
+    (p,) = res['profiles']
+    assert p['spec'] == 'toy' and p['steps'] == 3 and 'profile' not in res['rows'][0]
+    ops = {o['op'] for o in p['ops']}
+    assert 'aten::convolution_backward' in ops or 'ConvolutionBackward0' in ops, ops  # the backward ran
+    assert 'Top ops of one train step of toy' in capsys.readouterr().out
+    with pytest.raises(SystemExit, match=r"--profile \['swin'\]: not among the --configs names \['toy'\]"):
+        load_tool('benchmark_model').main(args + ['--profile', 'swin'])
+
+
 def test_compile_stats_count_what_compiles_inside_the_block():
     import torch
     from fan_mm.utils.compile_stats import CompileStats, describe
@@ -346,7 +362,7 @@ def test_every_listed_backbone_builds_in_a_fresh_process():
 def test_gpu_busy_time_merges_overlapping_kernels():
     # busy = time covered by some kernel (overlaps counted once), span = first start to last end:
     # [0, 4] and [2, 5] overlap -> 5; [7, 8] -> 1; idle 5..7 and 8..10
-    from fan_mm.benchmarks.backbone import busy_and_span
+    from fan_mm.benchmarks.profiling import busy_and_span
     assert busy_and_span([(7., 8.), (0., 4.), (2., 5.), (9.5, 10.), (3., 3.5)]) == (6.5, 10.)
     assert busy_and_span([]) == (0., 0.)
 
@@ -384,7 +400,7 @@ def test_profile_table_says_how_busy_the_gpu_was():
     ('void at::native::vectorized_elementwise_kernel<4, at::native::CUDAFunctor_add<float>>', 'other'),
 ])
 def test_gpu_kernels_are_told_apart_by_kind(name, kind):
-    from fan_mm.benchmarks.backbone import kernel_class
+    from fan_mm.benchmarks.profiling import kernel_class
     assert kernel_class(name) == kind
 
 

@@ -4,6 +4,7 @@ r"""Time whole mmdet / mmseg models from configs (random weights, synthetic batc
     python tools/analysis/benchmark_model.py --configs fan=configs/fan/maskrcnn_fan_s_hybrid_3x_coco.py \
         swin=mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py --reference swin --precision fp32
     python tools/analysis/benchmark_model.py --compile-backbone cudagraph   # Swin-T with CUDA graphs too
+    python tools/analysis/benchmark_model.py --profile fan_s_hybrid swin_t   # where the iterations' time goes
     python tools/analysis/benchmark_model.py --configs fan_s_hybrid=configs/fan/maskrcnn_fan_s_hybrid_3x_coco.py \
         fan_s_hybrid+eager=configs/fan/maskrcnn_fan_s_hybrid_3x_coco.py swin_t=mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py
     python tools/analysis/benchmark_model.py --configs toy=configs/toy/maskrcnn_fan_t_hybrid_toy_coco.py \
@@ -45,6 +46,9 @@ def parse_args(argv=None):
     p.add_argument('--no-compile', action='store_true',
                    help="every config without its backbone's compile_blocks (a NAME ending in +eager does "
                         'this for one config)')
+    p.add_argument('--profile', nargs='+', default=[], metavar='NAME',
+                   help='profile the training iteration of these configs after timing them: operators, GPU '
+                        'kernels by kind, GPU busy time against the iteration (torch.profiler)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override settings of every config')
     p.add_argument('--json', help='write the result here')
     return p.parse_args(argv)
@@ -64,7 +68,7 @@ def main(argv=None):
         result = run_model_benchmark(pairs, a.batch, a.height, a.width, a.boxes, a.precision, a.device,
                                      a.warmup, a.repeats, reference=a.reference or None,
                                      cfg_options=a.cfg_options, compile_backbone=a.compile_backbone,
-                                     eager=a.no_compile)
+                                     eager=a.no_compile, profile=a.profile)
     except (ValueError, RuntimeError, FileNotFoundError) as e:
         sys.exit(f'benchmark_model: {e}')
     print(write_result(result, a.json))
