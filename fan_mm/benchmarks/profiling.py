@@ -56,6 +56,14 @@ def busy_and_span(intervals: Sequence[Tuple[float, float]]) -> Tuple[float, floa
     return busy, span
 
 
+def is_gpu_kernel(event) -> bool:
+    """Whether a profiler event is a kernel (or a copy) on the GPU, not a range drawn on the GPU's timeline:
+    inductor's "## Call CompiledFxGraph ..." and the ranges of ``record_function`` (an optimizer's
+    "Optimizer.step#AdamW.step") span the kernels they launch, and counting them would count those twice."""
+    return (event.device_type == torch.autograd.DeviceType.CUDA and not event.name.startswith('## ')
+            and not getattr(event, 'is_user_annotation', False))
+
+
 def profile_steps(step: Callable[[], object], device: torch.device, spec: str, warmup: int = 3, steps: int = 3,
                   top: int = 25) -> Dict:
     """``torch.profiler`` over ``steps`` calls of ``step`` (after ``warmup`` untimed ones; compilation and
@@ -81,10 +89,9 @@ def profile_steps(step: Callable[[], object], device: torch.device, spec: str, w
                 calls_per_step=e.count / steps) for e in rows]
     out = dict(spec=spec, steps=steps, ms_per_step_total=total / 1e3 / steps, ops=ops)
     if device.type == 'cuda':
-        # Every GPU kernel (inductor's "## Call CompiledFxGraph" ranges are annotations, not kernels):
-        # how many a step launches is what bounds a step on the CPU side, their sum is the GPU's busy time.
-        kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA
-                   and not e.name.startswith('## ')]
+        # Every GPU kernel: how many a step launches is what bounds a step on the CPU side, their sum is the
+        # GPU's busy time.
+        kernels = [e for e in prof.events() if is_gpu_kernel(e)]
         busy_us, span_us = busy_and_span([(e.time_range.start, e.time_range.end) for e in kernels])
         # busy < span: the GPU waits for the CPU (launches, Python, autograd, synchronisations) between kernels
         by_name: Dict[str, List[float]] = {}

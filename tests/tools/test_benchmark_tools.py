@@ -404,6 +404,22 @@ def test_gpu_kernels_are_told_apart_by_kind(name, kind):
     assert kernel_class(name) == kind
 
 
+def test_gpu_ranges_of_annotations_are_not_counted_as_kernels():
+    from types import SimpleNamespace
+
+    import torch
+    from fan_mm.benchmarks.profiling import is_gpu_kernel
+    cuda, cpu = torch.autograd.DeviceType.CUDA, torch.autograd.DeviceType.CPU
+
+    def event(name, device=cuda, annotation=False):
+        return SimpleNamespace(name=name, device_type=device, is_user_annotation=annotation)
+    assert is_gpu_kernel(event('void roi_align_backward_cuda_kernel<c10::Half>'))
+    assert is_gpu_kernel(event('Memcpy HtoD (Pageable -> Device)'))
+    assert not is_gpu_kernel(event('Optimizer.step#AdamW.step', annotation=True))  # spans the AdamW kernels
+    assert not is_gpu_kernel(event('## Call CompiledFxGraph fuovmhoc ##'))
+    assert not is_gpu_kernel(event('aten::mm', device=cpu))
+
+
 def test_census_splits_the_flops_by_operator():
     import torch
     from fan_mm.benchmarks.backbone import autocast_census
@@ -488,7 +504,8 @@ def test_depthwise_benchmark_cpu(tmp_path, capsys):
         rows = [r for r in res['rows'] if r['route'] == route]
         assert t['train_ms_per_step'] == pytest.approx(sum(r['train_ms'] * r['calls_per_step'] for r in rows))
     table = capsys.readouterr().out
-    assert '| channels_last |' in table and 'fan_t_hybrid at 1 x 3 x 32 x 32' in table
+    assert '| channels_last |' in table and 'fan_t_hybrid at 1 x 3 x 32 x 32' in table and 'eager calls' in table
+    assert res['cuda_graph'] is False
 
 
 def test_depthwise_benchmark_bad_input():
@@ -499,6 +516,8 @@ def test_depthwise_benchmark_bad_input():
         run_depthwise_benchmark('fan_xl', device='cpu')
     with pytest.raises(ValueError, match='tv_resnet50 has no depthwise convolutions'):
         run_depthwise_benchmark('tv_resnet50', size=32, batch=1, device='cpu', routes=['channels_last'])
+    with pytest.raises(SystemExit, match='cuda_graph: CUDA graphs need a CUDA device, got cpu'):
+        load_tool('benchmark_depthwise').main(['--device', 'cpu', '--cuda-graph'])
 
 
 def test_depthwise_shapes_refuse_a_strided_conv_by_name():
