@@ -17,7 +17,10 @@ inference pass) and times forward and forward + backward of each shape on each r
 Each row also gives every route's largest relative error against a float64 computation (output, input
 gradient, weight gradient), so that speed is never read apart from exactness. The per-step total weights
 each shape by its number of calls. Inputs are in the autocast dtype of ``precision`` (what the blocks
-receive under autocast), weights float32 as parameters are.
+receive under autocast), weights float32 as parameters are. With ``cuda_graph=True`` each timed call is
+the replay of a CUDA graph of the call, as inside fan_mm's compiled blocks, so that the figures are kernel
+time without the launch and autograd overhead of an eager call (which is tens of microseconds, as long as
+some of these kernels).
 """
 import math
 from collections import Counter
@@ -116,13 +119,29 @@ def _conv_fn(route: str) -> Callable:
     return lambda x, w, b: F.conv2d(x, w, b, padding=w.shape[-1] // 2, groups=w.shape[0])
 
 
+def _cuda_graphed(fn: Callable[[], object]) -> Callable[[], None]:
+    """A callable that replays a CUDA graph of one call of ``fn`` (warmed up on a side stream first, as
+    ``torch.cuda.graph`` needs: lazy initialisation, autotuning and compilation happen there)."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return graph.replay
+
+
 def _relative_error(a: torch.Tensor, ref: torch.Tensor) -> float:
     return ((a.double() - ref).abs().max() / ref.abs().max().clamp_min(1e-300)).item()
 
 
 def bench_shape(shape: ConvShape, route: str, batch: int, precision: str, device: torch.device,
-                warmup: int, repeats: int, seed: int = 0) -> Dict:
-    """Forward and forward + backward milliseconds of one conv shape on one route, and its errors."""
+                warmup: int, repeats: int, seed: int = 0, cuda_graph: bool = False) -> Dict:
+    """Forward and forward + backward milliseconds of one conv shape on one route (each call replayed from
+    a CUDA graph with ``cuda_graph``), and its errors."""
     if route not in ROUTES:
         raise ValueError(f'unknown route {route!r}; known: {list(ROUTES)}')
     channels, k, height, width = shape
@@ -158,22 +177,30 @@ def bench_shape(shape: ConvShape, route: str, batch: int, precision: str, device
         return y
 
     with _cudnn(route != 'channels_last_no_cudnn'):
+        y = train()
+        errors = dict(error_out=_relative_error(y.detach(), ref.detach()),
+                      error_grad_input=_relative_error(xg.grad, ref_gx),
+                      error_grad_weight=_relative_error(w.grad, ref_gw))
+        # y's autograd graph holds the weights' gradient accumulators, made on this stream; a capture on the
+        # graph's side stream must make its own (otherwise autograd synchronises the streams and the capture fails)
+        del y
+        if cuda_graph:
+            forward, train = _cuda_graphed(forward), _cuda_graphed(train)
         fwd = time_fn(forward, device, warmup, repeats)
         step = time_fn(train, device, warmup, repeats)
-        y = train()
     return dict(channels=channels, kernel=k, height=height, width=width, route=route,
-                forward_ms=fwd['ms'], train_ms=step['ms'], train_ms_min=step['ms_min'],
-                error_out=_relative_error(y.detach(), ref.detach()), error_grad_input=_relative_error(xg.grad, ref_gx),
-                error_grad_weight=_relative_error(w.grad, ref_gw))
+                forward_ms=fwd['ms'], train_ms=step['ms'], train_ms_min=step['ms_min'], **errors)
 
 
 def run_depthwise_benchmark(model: str = 'fan_s_hybrid', batch: int = 2, size: int = 896, precision: str = 'bf16',
                             device: str = 'cuda', routes: Sequence[str] = ROUTES, warmup: int = 5,
-                            repeats: int = 20, log: Optional[Callable[[Dict], None]] = None) -> Dict:
+                            repeats: int = 20, log: Optional[Callable[[Dict], None]] = None,
+                            cuda_graph: bool = False) -> Dict:
     """Every depthwise conv shape of ``model`` (a ``fan_mm.benchmarks.backbone.BACKBONES`` name) at
     ``batch`` x 3 x ``size`` x ``size``, timed on each of ``routes``. Returns the result (``kind``
     'depthwise', settings, ``env``, ``shapes``, ``rows``, ``totals``: milliseconds per train step and per
-    inference of all of them on each route, calls weighted)."""
+    inference of all of them on each route, calls weighted). ``cuda_graph``: time replays of CUDA graphs
+    (a CUDA device only)."""
     from fan_mm.benchmarks.backbone import BACKBONES, build_backbone
     from fan_mm.utils.environment import collect_environment
 
@@ -184,6 +211,8 @@ def run_depthwise_benchmark(model: str = 'fan_s_hybrid', batch: int = 2, size: i
     if bad:
         raise ValueError(f'unknown route(s) {bad}; known: {list(ROUTES)}')
     dev = prepare_device(device)
+    if cuda_graph and dev.type != 'cuda':
+        raise ValueError(f'cuda_graph: CUDA graphs need a CUDA device, got {dev}')
     net = build_backbone(model, size, dev)
     with autocast(dev, precision):
         shapes = collect_depthwise_shapes(net, torch.zeros(1, 3, size, size, device=dev))
@@ -193,7 +222,8 @@ def run_depthwise_benchmark(model: str = 'fan_s_hybrid', batch: int = 2, size: i
     rows: List[Dict] = []
     for shape, calls in sorted(shapes.items(), key=lambda kv: -kv[0][0] * kv[0][2] * kv[0][3]):
         for route in routes:
-            row = dict(bench_shape(shape, route, batch, precision, dev, warmup, repeats), calls_per_step=calls)
+            row = dict(bench_shape(shape, route, batch, precision, dev, warmup, repeats, cuda_graph=cuda_graph),
+                       calls_per_step=calls)
             rows.append(row)
             if log:
                 log(row)
@@ -203,7 +233,7 @@ def run_depthwise_benchmark(model: str = 'fan_s_hybrid', batch: int = 2, size: i
                                                         if r['route'] == route))
               for route in routes}
     return dict(kind='depthwise', model=model, batch=batch, size=size, precision=precision, warmup=warmup,
-                repeats=repeats, env=collect_environment(device=str(dev)),
+                repeats=repeats, cuda_graph=cuda_graph, env=collect_environment(device=str(dev)),
                 shapes=[dict(channels=c, kernel=k, height=h, width=w, calls_per_step=n)
                         for (c, k, h, w), n in shapes.items()],
                 rows=rows, totals=totals)
@@ -213,7 +243,8 @@ def depthwise_table(result: Dict) -> str:
     """The result as Markdown: one line per shape and route, then the per-step totals."""
     e = result['env']
     lines = [f"depthwise convs of {result['model']} at {result['batch']} x 3 x {result['size']} x {result['size']}, "
-             f"{result['precision']}, {e.get('gpu', e.get('cpu', ''))}, torch {e.get('torch')}", '',
+             f"{result['precision']}, {e.get('gpu', e.get('cpu', ''))}, torch {e.get('torch')}"
+             + (', CUDA-graph replays' if result.get('cuda_graph') else ', eager calls'), '',
              '| C x k x H x W | calls / step | route | forward (ms) | fwd + bwd (ms) | error: out / grad in / '
              'grad w |', '|---|---|---|---|---|---|']
     for r in result['rows']:

@@ -3,6 +3,7 @@ r"""Time a backbone's depthwise convolutions on each kernel route, with their er
 
     python tools/analysis/benchmark_depthwise.py                      # FAN-S-Hybrid, GPU, 2x3x896x896, bf16
     python tools/analysis/benchmark_depthwise.py --model fan_t_hybrid --routes channels_last inductor_taps
+    python tools/analysis/benchmark_depthwise.py --cuda-graph --routes channels_last contiguous   # kernel time only
     python tools/analysis/benchmark_depthwise.py --device cpu --size 64 --batch 1 --warmup 1 --repeats 2 \
         --routes channels_last contiguous
 
@@ -24,6 +25,9 @@ def parse_args(argv=None):
     p.add_argument('--model', default='fan_s_hybrid', help='a backbone name of benchmark_backbone.py')
     p.add_argument('--routes', nargs='+', default=list(ROUTES), choices=list(ROUTES))
     add_input_arguments(p, warmup=5, repeats=20)
+    p.add_argument('--cuda-graph', action='store_true',
+                   help='time replays of a CUDA graph of each call (as in compiled blocks): kernel time without '
+                        'the launch and autograd overhead of eager calls')
     p.add_argument('--json', help='JSON file for the result')
     return p.parse_args(argv)
 
@@ -33,7 +37,7 @@ def main(argv=None):
     try:
         result = run_depthwise_benchmark(args.model, args.batch, args.size, args.precision, args.device,
                                          args.routes, args.warmup, args.repeats,
-                                         log=lambda r: print(r, flush=True))
+                                         log=lambda r: print(r, flush=True), cuda_graph=args.cuda_graph)
     except (ValueError, RuntimeError) as e:
         raise SystemExit(f'benchmark_depthwise: {e}')
     if args.json:
