@@ -69,20 +69,21 @@ def markdown_table(result: Dict) -> str:
     if compiled:
         lines += ['', 'Compiled during the warm-up (included in its seconds):']
         lines += [f'- {name}, {part}: {describe(stats)}' for name, part, stats in compiled]
+    step = 'training iteration' if result['kind'] == 'model' else 'train step'  # with the optimizer / without
     for p in result.get('profiles', []):
         kernels = (f"; {p['kernels_per_step']:.0f} GPU kernels per step, {p['kernel_ms_per_step']:.1f} ms of "
                    'kernel time' if 'kernels_per_step' in p else '')
         if 'busy_ms_per_step' in p:
             kernels += (f", GPU busy {p['busy_ms_per_step']:.1f} of {p['span_ms_per_step']:.1f} ms per step, "
                         'idle while it waits for the CPU')
-        lines += ['', f"Top ops of one train step of {p['spec']} (self device time, {p['ms_per_step_total']:.1f} "
+        lines += ['', f"Top ops of one {step} of {p['spec']} (self device time, {p['ms_per_step_total']:.1f} "
                   f'ms per step in all{kernels}):', '',
                   '| op | ms / step | share | calls / step |', '|---|---|---|---|']
         lines += [f"| `{o['op'][:70]}` | {o['ms_per_step']:.2f} | {100 * o['share']:.1f}% | "
                   f"{o['calls_per_step']:.0f} |" for o in p['ops']]
         if p.get('kernel_ms_by_class'):
             total = sum(p['kernel_ms_by_class'].values()) or 1.
-            lines += ['', f"GPU kernel time of one train step of {p['spec']} by kind of kernel:", '',
+            lines += ['', f"GPU kernel time of one {step} of {p['spec']} by kind of kernel:", '',
                       '| kind | ms / step | share |', '|---|---|---|']
             lines += [f'| {k} | {ms:.2f} | {100 * ms / total:.1f}% |' for k, ms in p['kernel_ms_by_class'].items()]
             lines += ['', '| kernel | kind | ms / step | calls / step |', '|---|---|---|---|']

@@ -199,7 +199,7 @@ def test_model_benchmark_profiles_the_training_iteration(tmp_path, capsys):
     assert p['spec'] == 'toy' and p['steps'] == 3 and 'profile' not in res['rows'][0]
     ops = {o['op'] for o in p['ops']}
     assert 'aten::convolution_backward' in ops or 'ConvolutionBackward0' in ops, ops  # the backward ran
-    assert 'Top ops of one train step of toy' in capsys.readouterr().out
+    assert 'Top ops of one training iteration of toy' in capsys.readouterr().out
     with pytest.raises(SystemExit, match=r"--profile \['swin'\]: not among the --configs names \['toy'\]"):
         load_tool('benchmark_model').main(args + ['--profile', 'swin'])
 
