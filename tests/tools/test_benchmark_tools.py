@@ -520,6 +520,32 @@ def test_depthwise_benchmark_bad_input():
         load_tool('benchmark_depthwise').main(['--device', 'cpu', '--cuda-graph'])
 
 
+def test_depthwise_cuda_graph_replays_forward_and_backward():
+    # --cuda-graph times graph replays: they must redo the captured conv and its backward on the inputs'
+    # current data (a graph that captured nothing, or only the forward, would time nothing real)
+    import torch
+    import torch.nn.functional as F
+    if not torch.cuda.is_available():
+        pytest.skip('needs a CUDA device')
+    from fan_mm.benchmarks.depthwise import _cuda_graphed
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 6, 7, device='cuda').contiguous(memory_format=torch.channels_last).requires_grad_()
+    w = torch.nn.Parameter(torch.randn(8, 1, 3, 3, device='cuda'))
+
+    def step():
+        x.grad = w.grad = None
+        F.conv2d(x, w, padding=1, groups=8).square().sum().backward()
+    replay = _cuda_graphed(step)
+    with torch.no_grad():
+        x.mul_(-2.)  # new values in the captured memory
+    replay()
+    torch.cuda.synchronize()
+    xr, wr = x.detach().clone().requires_grad_(), w.detach().clone().requires_grad_()
+    F.conv2d(xr, wr, padding=1, groups=8).square().sum().backward()
+    torch.testing.assert_close(x.grad, xr.grad)
+    torch.testing.assert_close(w.grad, wr.grad)
+
+
 def test_depthwise_shapes_refuse_a_strided_conv_by_name():
     import torch
     from torch import nn
