@@ -10,7 +10,8 @@ memory pools of CUDA graphs, which the former misses.
 Backbone specs are a name from ``BACKBONES`` optionally followed by ``+flag`` modifiers:
 ``+cl`` (channels_last input and weights), ``+cp`` (activation checkpointing), ``+compile``
 (``torch.compile`` of every trunk block, as the backbones' ``compile_blocks=True`` does; the same for
-timm models), ``+compile_full`` (one ``torch.compile`` of the whole backbone), ``+cudagraph`` (block
+timm models), ``+compile_full`` (one ``torch.compile`` of the whole backbone; fan_mm's backbones through
+``compile_blocks=dict(scope='backbone')``, what a config can set), ``+cudagraph`` (block
 compilation with ``mode='reduce-overhead'``: CUDA graphs; with ``+compile_full``, the whole backbone as
 one CUDA graph per pass), e.g. ``fan_s_hybrid+cl+compile``.
 """
@@ -167,12 +168,16 @@ def build_backbone(spec: str, img_size: int, device: torch.device) -> nn.Module:
     # static shapes: every benchmark input has one size (blocks of different stages get their own graphs)
     mode = 'reduce-overhead' if 'cudagraph' in flags else 'default'
     compile_options = (dict(dynamic=False, mode=mode)
-                       if ('compile' in flags or 'cudagraph' in flags) and 'compile_full' not in flags else None)
+                       if {'compile', 'cudagraph', 'compile_full'} & set(flags) else None)
+    whole = 'compile_full' in flags
     if getattr(builder, 'dense', False):
-        # fan_mm's backbones compile their blocks themselves (compile_blocks), with what only the backbone
-        # does: one CUDA-graph generation per inference forward, its maps cloned once
-        if compile_options is not None and device.type != 'cuda':
-            compile_options['on_cpu'] = True  # the backbones compile for CUDA inputs only, unless told
+        # fan_mm's backbones compile themselves (compile_blocks; +compile_full: scope='backbone'), with what
+        # only the backbone does: one CUDA-graph generation per inference forward, its maps cloned once
+        if compile_options is not None:
+            if whole:
+                compile_options['scope'] = 'backbone'
+            if device.type != 'cuda':
+                compile_options['on_cpu'] = True  # the backbones compile for CUDA inputs only, unless told
         model = builder(compile_blocks=compile_options or False)
         compile_options = None
     else:
@@ -189,15 +194,15 @@ def build_backbone(spec: str, img_size: int, device: torch.device) -> nn.Module:
     model = model.to(device)
     if 'cl' in flags:
         model = model.to(memory_format=torch.channels_last)
-    if compile_options is not None:
+    if compile_options is not None and whole:
+        # one graph of the whole backbone (timm's and torchvision's trace without graph breaks), in place
+        # (nn.Module.compile): parameter names unchanged
+        model.compile(mode=mode, dynamic=False)
+    elif compile_options is not None:
         from fan_mm.layers import compile_trunk_blocks
         n = compile_trunk_blocks(model, **compile_options)
         if not n:
             raise ValueError(f'{spec}: no blocks to compile in {type(model).__name__}')
-    if 'compile_full' in flags:
-        # one graph of the whole backbone (fan_mm's, timm's and torchvision's trace without graph breaks),
-        # in place (nn.Module.compile): parameter names unchanged
-        model.compile(mode=mode, dynamic=False)
     return model
 
 

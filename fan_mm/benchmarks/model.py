@@ -21,16 +21,25 @@ COMPILE_BACKBONE = {None: None, 'default': dict(dynamic=False),
                     'cudagraph': dict(dynamic=False, mode='reduce-overhead')}
 
 
-def build_model_from_config(config: str, cfg_options: Optional[dict] = None, eager: bool = False):
+def build_model_from_config(config: str, cfg_options: Optional[dict] = None, eager: bool = False,
+                            whole_backbone: bool = False):
     """``(model, scope)``: the mmdet / mmseg model of ``config`` (a path or ``mmdet::...``) with random weights,
     built by :func:`fan_mm.models.build_from_config` and initialised as training starts. ``eager``: without
-    the backbone's ``compile_blocks`` (the fast path the fan_mm configs turn on for GPUs)."""
+    the backbone's ``compile_blocks`` (the fast path the fan_mm configs turn on for GPUs). ``whole_backbone``:
+    its ``compile_blocks`` with ``scope='backbone'`` (the whole backbone as one graph, not block by block)."""
     from mmengine.logging import MMLogger
 
     from fan_mm.models.builder import build_from_config, config_scope, disable_backbone_compile, load_config
     cfg = load_config(config, cfg_options)
     if eager:
         disable_backbone_compile(cfg)
+    elif whole_backbone:
+        backbone = cfg.model.backbone
+        compile_blocks = backbone.get('compile_blocks', False)
+        if compile_blocks is False:
+            raise ValueError(f'{config}: its backbone ({backbone.get("type")}) has no compile_blocks to compile '
+                             f'whole (+whole is for fan_mm backbones with the fast path on)')
+        backbone['compile_blocks'] = dict({} if compile_blocks is True else compile_blocks, scope='backbone')
     model = build_from_config(cfg, pretrained=False)
     logger = MMLogger.get_current_instance()
     level = logger.level
@@ -89,21 +98,22 @@ def _num_classes(model, scope: str) -> int:
 def bench_model(config: str, batch: int, height: int, width: int, boxes: int, precision: str,
                 device: torch.device, warmup: int, repeats: int, name: Optional[str] = None,
                 cfg_options: Optional[dict] = None, compile_backbone: Optional[str] = None,
-                eager: bool = False, profile: bool = False) -> Dict:
+                eager: bool = False, profile: bool = False, whole_backbone: bool = False) -> Dict:
     """One row: training iteration (loss forward + backward + AdamW step, AMP with a grad scaler for fp16,
     as mmengine's AmpOptimWrapper) and inference (``mode='predict'``) of the model of ``config``.
 
     The backbone runs as the config says (fan_mm's configs compile its blocks on a GPU), eagerly with
-    ``eager=True``. ``compile_backbone`` compiles the backbones that the config leaves eager (mmdet's Swin,
-    say), so that peers can be compared like for like: ``'default'`` (``torch.compile`` of every block,
-    static shapes) or ``'cudagraph'`` (the same with ``mode='reduce-overhead'``: CUDA graphs). The row's
+    ``eager=True``, compiled as one graph with ``whole_backbone=True``. ``compile_backbone`` compiles the
+    backbones that the config leaves eager (mmdet's Swin, say), so that peers can be compared like for like:
+    ``'default'`` (``torch.compile`` of every block, static shapes) or ``'cudagraph'`` (the same with
+    ``mode='reduce-overhead'``: CUDA graphs). The row's
     ``backbone_compile`` says what ran; the warm-up times include compiling, and ``train_compile`` /
     ``infer_compile`` say what was compiled in them (``fan_mm.utils.compile_stats``). ``profile``: the row's
     ``profile`` holds ``fan_mm.benchmarks.profiling.profile_steps`` of three more training iterations."""
     if compile_backbone not in COMPILE_BACKBONE:
         raise ValueError(f'compile_backbone={compile_backbone!r}: use one of {list(COMPILE_BACKBONE)}')
     torch.manual_seed(0)
-    model, scope = build_model_from_config(config, cfg_options, eager=eager)
+    model, scope = build_model_from_config(config, cfg_options, eager=eager, whole_backbone=whole_backbone)
     model = model.to(device)
     by_config = getattr(model.backbone, 'compile_blocks', False)
     if by_config is not False:  # {} and True compile too
@@ -161,7 +171,8 @@ def run_model_benchmark(configs: Sequence[Tuple[str, str]], batch: int, height: 
                         profile: Sequence[str] = ()) -> Dict:
     """``configs``: (name, config) pairs, all measured in this process; ratios against ``reference`` (a name).
     A name ending in ``+eager`` runs that config without its backbone's ``compile_blocks`` (so that one run
-    can hold a config both ways); ``eager`` does so for all. The training iterations of the names in
+    can hold a config both ways), one ending in ``+whole`` with ``compile_blocks`` of scope ``'backbone'`` (the
+    whole backbone as one graph); ``eager`` runs all eagerly. The training iterations of the names in
     ``profile`` are profiled after they are timed (the result's ``profiles``)."""
     check_precision(precision)
     unknown = sorted(set(profile) - {name for name, _ in configs})
@@ -173,7 +184,8 @@ def run_model_benchmark(configs: Sequence[Tuple[str, str]], batch: int, height: 
         try:
             rows.append(bench_model(config, batch, height, width, boxes, precision, dev, warmup, repeats,
                                     name=name, cfg_options=cfg_options, compile_backbone=compile_backbone,
-                                    eager=eager or name.endswith('+eager'), profile=name in profile))
+                                    eager=eager or name.endswith('+eager'), profile=name in profile,
+                                    whole_backbone=name.endswith('+whole')))
         except torch.cuda.OutOfMemoryError as e:
             rows.append(dict(name=name, config=config, error=f'OOM: {e}'.split('\n')[0]))
             torch.cuda.empty_cache()

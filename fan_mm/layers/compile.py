@@ -1,7 +1,8 @@
-"""Regional ``torch.compile`` of a backbone: every block on its own, CUDA graphs made safe for returned maps."""
+"""``torch.compile`` of a backbone, regional (every block on its own, the default) or whole (one graph of its
+forward), with CUDA graphs made safe for returned maps."""
 import os
 import warnings
-from typing import Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 import torch
 from torch import nn
@@ -27,7 +28,7 @@ def compile_trunk_blocks(model: nn.Module, cuda_only: bool = False, **compile_op
     Parameter names do not change, so checkpoints load as before.
 
     Each block's ``_compiled_call_impl`` (what ``nn.Module.compile`` sets and ``nn.Module.__call__`` runs)
-    becomes a ``CompiledBlockCall``; like ``nn.Module.compile``'s, it is left out when a block is pickled
+    becomes a ``CompiledCall``; like ``nn.Module.compile``'s, it is left out when a block is pickled
     or deep-copied, so copies (an EMA model, ``torch.save(model)``) run eagerly until compiled again.
     ``cuda_only=True``: calls whose input is not on a CUDA device run the eager forward (a model moved
     back to the CPU does not compile again for the CPU).
@@ -38,6 +39,40 @@ def compile_trunk_blocks(model: nn.Module, cuda_only: bool = False, **compile_op
     block and hand the previous one's output memory back, so an output kept past the next block (a
     feature map the backbone returns) would be overwritten ("accessing tensor output of CUDAGraphs that
     has been overwritten"). In training autograd keeps them alive until the backward.
+
+    Dynamo is set up as ``configure_dynamo`` says (recompile limit, float constants, no DDP graph split).
+    """
+    configure_dynamo()
+    n = 0
+    for name, module in model.named_modules():
+        if name.rsplit('.', 1)[-1].endswith('blocks') and isinstance(module, (nn.ModuleList, nn.Sequential)):
+            for block in module:
+                block._compiled_call_impl = CompiledCall(block._call_impl, compile_options, cuda_only)
+                n += 1
+    return n
+
+
+def compile_whole_forward(module: nn.Module, cuda_only: bool = False, **compile_options) -> 'CompiledCall':
+    """The whole ``forward`` of ``module`` through ``torch.compile``, as one graph (the backbones'
+    ``compile_blocks=dict(scope='backbone')``); its blocks are not compiled on their own. Returns the
+    ``CompiledCall`` for the module to call in place of its forward (module hooks stay outside the graph,
+    as for the blocks); holding it is the caller's job, and so is leaving it out of copies, which would
+    otherwise run the original's forward and weights (``DenseBackbone`` does both).
+
+    One graph lets inductor fuse across block boundaries (a residual add with the next block's norm) and,
+    with CUDA graphs, replays the whole forward and the whole backward each as one graph, so no host work
+    sits between blocks: worth it where the host cannot keep up with the block replays. The costs: a longer
+    compile (the graph is the sum of the blocks, not one per block kind), one graph per input size (fine
+    for the fixed crops of segmentation, multiplied by detection's changing sizes), and under DDP the
+    backbone's gradients reach the gradient buckets only when its whole backward is done.
+    Dynamo is set up as ``configure_dynamo`` says.
+    """
+    configure_dynamo()
+    return CompiledCall(type(module).forward.__get__(module), compile_options, cuda_only)
+
+
+def configure_dynamo() -> None:
+    """Dynamo settings the compiled backbones need (process-wide; each only ever set one way).
 
     The recompile limit is raised to ``MIN_RECOMPILE_LIMIT`` (see there).
 
@@ -57,13 +92,6 @@ def compile_trunk_blocks(model: nn.Module, cuda_only: bool = False, **compile_op
     _raise_recompile_limit(MIN_RECOMPILE_LIMIT)
     dynamo_config.optimize_ddp = False
     dynamo_config.specialize_float = True
-    n = 0
-    for name, module in model.named_modules():
-        if name.rsplit('.', 1)[-1].endswith('blocks') and isinstance(module, (nn.ModuleList, nn.Sequential)):
-            for block in module:
-                block._compiled_call_impl = CompiledBlockCall(block, compile_options, cuda_only)
-                n += 1
-    return n
 
 
 def _raise_recompile_limit(limit: int) -> None:
@@ -137,16 +165,17 @@ def _first_tensor(args, kwargs) -> Optional[torch.Tensor]:
     return next((v for v in kwargs.values() if isinstance(v, torch.Tensor)), None)
 
 
-class CompiledBlockCall:
-    """A block's call through ``torch.compile`` (see ``compile_trunk_blocks``): the compiled
-    ``nn.Module._call_impl`` (hooks included, as ``nn.Module.compile`` does), outputs cloned when CUDA
-    graphs are recorded and gradients are off, and with ``cuda_only`` the eager call for inputs off CUDA.
+class CompiledCall:
+    """``eager`` called through ``torch.compile``: a block's ``nn.Module._call_impl`` (hooks included, as
+    ``nn.Module.compile`` does; see ``compile_trunk_blocks``) or a whole module's forward
+    (``compile_whole_forward``). Outputs are cloned when CUDA graphs are recorded, gradients are off and no
+    inference step is open; with ``cuda_only`` inputs off CUDA take the eager call.
 
     The clone happens here, outside the compiled code: a clone inside it would land in the CUDA graph's
     own memory pool again."""
 
-    def __init__(self, block: nn.Module, compile_options: Mapping, cuda_only: bool = False):
-        self.eager = block._call_impl
+    def __init__(self, eager: Callable, compile_options: Mapping, cuda_only: bool = False):
+        self.eager = eager
         self.compiled = torch.compile(self.eager, **compile_options)
         self.clones_without_grad = uses_cuda_graphs(compile_options)
         self.cuda_only = cuda_only
@@ -176,7 +205,7 @@ def begin_inference_step(device: torch.device) -> Optional[int]:
 
     Without a step, CUDA-graph trees start a new generation at every compiled call made with no backward
     pending, i.e. at every block in inference, and hand the previous block's output memory back; so
-    ``CompiledBlockCall`` clones each block's output, and the next graph copies that clone into its own
+    ``CompiledCall`` clones each block's output, and the next graph copies that clone into its own
     input buffer: two copies of every map between blocks (8% of a FAN-S-Hybrid inference on an H200).
     Within one generation a block's output is the next block's input as it is, and only the maps the
     backbone returns need a clone, once, at the end (``DenseBackbone`` does both).

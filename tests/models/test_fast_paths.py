@@ -22,7 +22,7 @@ from fan_mm.models import fan as fan_module
 from fan_mm.models.backbones import FANHybrid, FANSwin, FANViT, LVViT
 from fan_mm import layers
 from fan_mm.layers import compile_trunk_blocks
-from fan_mm.layers.compile import CompiledBlockCall
+from fan_mm.layers.compile import CompiledCall
 
 SMALL_HYBRID = dict(embed_dim=64, depth=2, num_heads=2, hybrid_depths=(1, 1), hybrid_dims=(32, 48))
 
@@ -320,7 +320,7 @@ def test_compile_blocks_same_outputs_and_names(cls, kwargs, n_blocks, cuda_graph
     for a, b in zip(ref, out):
         torch.testing.assert_close(a, b)
     calls = [m._compiled_call_impl for m in compiled.modules()
-             if isinstance(getattr(m, '_compiled_call_impl', None), CompiledBlockCall)]
+             if isinstance(getattr(m, '_compiled_call_impl', None), CompiledCall)]
     assert len(calls) == n_blocks
     assert all(c.clones_without_grad is cuda_graphs and not c.cuda_only for c in calls)
     assert compile_trunk_blocks(nn.Sequential(nn.Linear(2, 2))) == 0
@@ -389,13 +389,13 @@ def test_copies_of_a_compiled_backbone_are_their_own_and_compile_again(copy_how,
         torch.save(model, tmp_path / 'model.pth')
         twin = torch.load(tmp_path / 'model.pth', weights_only=False)
     assert not twin._blocks_compiled
-    assert not any(isinstance(getattr(m, '_compiled_call_impl', None), CompiledBlockCall) for m in twin.modules())
+    assert not any(isinstance(getattr(m, '_compiled_call_impl', None), CompiledCall) for m in twin.modules())
     with torch.no_grad():
         for p in twin.parameters():
             p.mul_(0.5)
         out = twin(x)
     assert twin._blocks_compiled and sum(
-        isinstance(getattr(m, '_compiled_call_impl', None), CompiledBlockCall) for m in twin.modules()) == 6
+        isinstance(getattr(m, '_compiled_call_impl', None), CompiledCall) for m in twin.modules()) == 6
     assert not all(torch.allclose(a, b) for a, b in zip(ref, out))  # its own (halved) weights ran
     with torch.no_grad():
         for a, b in zip(ref, model(x)):  # the original is untouched
@@ -739,3 +739,91 @@ def test_blocks_see_one_input_dtype_under_autocast():
         model(torch.randn(2, 3, 64, 64))
     assert set(seen) == {torch.float32}
     assert counters['stats']['unique_graphs'] == 4
+
+
+@pytest.mark.parametrize('cls, kwargs', [
+    (FANHybrid, dict(arch=SMALL_HYBRID)),
+    (FANViT, dict(arch=dict(embed_dim=48, depth=3, num_heads=2), block_indices=(0, 1, 2, -1))),
+    (FANSwin, dict(arch=dict(embed_dim=16, depths=(1, 1, 2, 1), num_heads=(1, 2, 2, 4)))),
+    (LVViT, dict(arch=dict(embed_dim=48, depth=4, num_heads=2, stem_chs=16), out_indices=(1, 3), side_layers=False)),
+], ids=['fan_hybrid', 'fan_vit', 'fan_swin', 'lvvit'])
+def test_compile_scope_backbone_is_one_graph_with_the_eager_values_and_gradients(cls, kwargs):
+    """compile_blocks=dict(scope='backbone'): the backbone's forward is one compiled graph (no block compiled
+    on its own), with the eager model's outputs and gradients (AOTAutograd traces forward and backward, as
+    inductor gets them), parameter names unchanged; hooks stay outside the graph."""
+    from torch._dynamo.utils import counters
+    torch.manual_seed(0)
+    plain = _randomize(cls(**kwargs)).train()
+    whole = cls(**kwargs, compile_blocks=dict(backend='aot_eager', scope='backbone', on_cpu=True)).train()
+    assert list(whole.state_dict()) == list(plain.state_dict())
+    whole.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    torch._dynamo.reset()
+    counters.clear()
+    for model in (plain, whole):
+        model.zero_grad()
+        torch.manual_seed(1)  # the same stochastic-depth draws (FANSwin's default drop_path_rate is 0.1)
+        sum(f.square().mean() for f in model(x)).backward()
+    assert counters['stats']['unique_graphs'] == 1 and not counters['graph_break']
+    assert isinstance(whole._whole_forward, CompiledCall) and not whole._whole_forward.cuda_only
+    assert not any(isinstance(getattr(m, '_compiled_call_impl', None), CompiledCall) for m in whole.modules())
+    for (name, p), q in zip(plain.named_parameters(), whole.parameters()):
+        if p.grad is None:
+            assert q.grad is None, name
+        else:
+            # float32 sums in another order (AOTAutograd's backward): relative to the gradient's scale
+            torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-5 * float(p.grad.abs().max()), msg=name)
+    plain.eval(), whole.eval()
+    with torch.no_grad():
+        for a, b in zip(plain(x), whole(x)):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize('copy_how', ['deepcopy', 'torch.save'])
+def test_copies_of_a_whole_compiled_backbone_are_their_own(copy_how, tmp_path):
+    """scope='backbone' puts the compiled forward on the instance; a copy (EMA, torch.save) must not carry
+    the original's (bound to the original's weights) but compile its own at its first forward."""
+    import copy
+    torch.manual_seed(0)
+    model = FANHybrid(arch=SMALL_HYBRID, compile_blocks=dict(backend='eager', scope='backbone', on_cpu=True)).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x)
+    assert isinstance(model._whole_forward, CompiledCall)
+    if copy_how == 'deepcopy':
+        twin = copy.deepcopy(model)
+    else:
+        torch.save(model, tmp_path / 'model.pth')
+        twin = torch.load(tmp_path / 'model.pth', weights_only=False)
+    assert twin._whole_forward is None and not twin._blocks_compiled
+    assert twin.forward.__self__ is twin  # the door to the compiled forward is the copy's own
+    with torch.no_grad():
+        for p in twin.parameters():
+            p.mul_(0.5)
+        out = twin(x)
+    assert isinstance(twin._whole_forward, CompiledCall) and twin._whole_forward is not model._whole_forward
+    assert not all(torch.allclose(a, b) for a, b in zip(ref, out))  # its own (halved) weights ran
+    with torch.no_grad():
+        for a, b in zip(ref, model(x)):  # the original is untouched
+            torch.testing.assert_close(a, b)
+
+
+def test_compile_scope_is_checked_at_build_and_logged(monkeypatch):
+    with pytest.raises(ValueError, match=r"compile_blocks: scope='trunk'; use one of \['blocks', 'backbone'\]"):
+        FANHybrid(arch=SMALL_HYBRID, compile_blocks=dict(scope='trunk'))
+    import fan_mm.models.backbones.base as base
+    lines = []
+    monkeypatch.setattr(base, 'print_log', lambda msg, **kwargs: lines.append(msg))
+    torch._dynamo.reset()
+    model = FANHybrid(arch=SMALL_HYBRID, compile_blocks=dict(backend='eager', scope='backbone', on_cpu=True)).eval()
+    with torch.no_grad():
+        model(torch.randn(1, 3, 64, 64))
+    assert any(line.startswith("FANHybrid: torch.compile on the whole backbone as one graph ({'backend': 'eager'}")
+               for line in lines), lines
+    (first,) = [line for line in lines if 'first compiled forward' in line]
+    assert re.search(r'1 graph compiled', first), first
+    # on a CPU without on_cpu it stays eager, as the blockwise default does
+    model = FANHybrid(arch=SMALL_HYBRID, compile_blocks=dict(scope='backbone')).eval()
+    with torch.no_grad():
+        model(torch.randn(1, 3, 64, 64))
+    assert model._whole_forward is None and model._told_eager

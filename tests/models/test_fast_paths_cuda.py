@@ -10,7 +10,7 @@ import copy
 import pytest
 import torch
 
-from fan_mm.layers.compile import CompiledBlockCall
+from fan_mm.layers.compile import CompiledCall
 from fan_mm.models.backbones import FANHybrid
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
@@ -46,7 +46,7 @@ def test_inference_features_survive_later_calls_and_sizes():
         for ref, out in kept:  # still the values they had
             _close(ref, out)
     assert compiled._blocks_compiled
-    assert all(isinstance(getattr(m, '_compiled_call_impl', None), CompiledBlockCall)
+    assert all(isinstance(getattr(m, '_compiled_call_impl', None), CompiledCall)
                for m in compiled.trunk.blocks)
 
 
@@ -140,7 +140,7 @@ def test_validation_between_training_rounds_replays_without_copies(mark_steps, m
     for _ in range(2):
         _train_then_validate(compiled, x, mark_steps)
     recorded = _count_recordings(monkeypatch)
-    # the blocks' per-output clones (CompiledBlockCall); the backbone clones the maps it returns once,
+    # the blocks' per-output clones (CompiledCall); the backbone clones the maps it returns once,
     # through its own import of clone_tensors, which this does not count
     block_clones = []
     clone = compile_module.clone_tensors
@@ -209,3 +209,37 @@ def test_default_path_compiles_one_graph_per_block_kind_under_autocast():
         with torch.no_grad():
             compiled(x)
     assert counters['stats']['unique_graphs'] == 8
+
+
+def test_whole_backbone_graph_trains_validates_and_keeps_its_maps():
+    # compile_blocks=dict(scope='backbone'): one CUDA graph for the forward and one for the backward, with the
+    # eager gradients; validation between training rounds (a no-grad generation) returns maps that later calls
+    # leave intact, and training afterwards still gets the eager gradients
+    torch.manual_seed(0)
+    eager = FANHybrid(arch=SMALL_HYBRID).cuda()
+    whole = FANHybrid(arch=SMALL_HYBRID, compile_blocks=dict(mode='reduce-overhead', scope='backbone')).cuda()
+    whole.load_state_dict(eager.state_dict())
+    x = torch.randn(2, 3, 96, 96, device='cuda')
+
+    def train_and_compare():
+        for _ in range(3):  # CUDA graphs are recorded at the second or third call
+            for model in (eager, whole):
+                model.zero_grad()
+                sum(f.float().square().mean() for f in model(x)).backward()
+        for (name, p), q in zip(eager.named_parameters(), whole.parameters()):
+            torch.testing.assert_close(q.grad, p.grad, rtol=2e-3, atol=2e-4, msg=name)
+    train_and_compare()
+    assert isinstance(whole._whole_forward, CompiledCall) and whole._blocks_graphed
+    assert not any(isinstance(getattr(m, '_compiled_call_impl', None), CompiledCall) for m in whole.modules())
+    eager.eval(), whole.eval()
+    with torch.no_grad():
+        kept = []
+        for size in (64, 96, 64):
+            y = torch.randn(2, 3, size, size, device='cuda')
+            ref, out = eager(y), whole(y)
+            _close(ref, out)
+            kept.append((ref, out))
+        for ref, out in kept:
+            _close(ref, out)
+    eager.train(), whole.train()
+    train_and_compare()

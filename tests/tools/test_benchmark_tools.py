@@ -145,13 +145,16 @@ def test_torchvision_references_give_four_stages():
 
 
 def test_fan_mm_backbones_compiled_as_the_configs_compile_them():
-    # +compile / +cudagraph on a fan_mm backbone go through its own compile_blocks (what the model bases
-    # set), static shapes; FAN-Swin and LV-ViT are the mmdet / mmseg backbones, not the timm models
+    # +compile / +cudagraph / +compile_full on a fan_mm backbone go through its own compile_blocks (what
+    # the model bases set), static shapes; FAN-Swin and LV-ViT are the mmdet / mmseg backbones, not the timm models
     import torch
     from fan_mm.benchmarks.backbone import build_backbone
     from fan_mm.models.backbones import FANSwin, LVViT
     model = build_backbone('fan_t_hybrid+cudagraph', 64, torch.device('cpu'))
     assert model.compile_blocks == dict(dynamic=False, mode='reduce-overhead', on_cpu=True)
+    # +compile_full: what a config gets with compile_blocks=dict(scope='backbone')
+    model = build_backbone('fan_t_hybrid+compile_full+cudagraph', 64, torch.device('cpu'))
+    assert model.compile_blocks == dict(dynamic=False, mode='reduce-overhead', scope='backbone', on_cpu=True)
     assert build_backbone('fan_t_hybrid', 64, torch.device('cpu')).compile_blocks is False
     assert isinstance(build_backbone('fan_swin_t', 64, torch.device('cpu')), FANSwin)
     assert isinstance(build_backbone('lvvit_s', 64, torch.device('cpu')), LVViT)
@@ -187,6 +190,25 @@ def test_model_benchmark_cpu(tmp_path):
     assert row['train_s_iter'] > 0 and row['infer_img_s'] > 0 and row['train_ratio'] == pytest.approx(1.0)
     assert row['train_compile']['graphs'] == row['infer_compile']['graphs'] == 0  # eager on a CPU
 
+
+
+def test_model_benchmark_whole_backbone_rows(tmp_path):
+    # NAME+whole: the config's backbone compiled as one graph (compile_blocks' scope='backbone'); on a CPU with
+    # torch.compile's eager backend, so that the compile really happens here
+    out = tmp_path / 'm.json'
+    cfg = str(ROOT / 'configs' / 'toy' / 'maskrcnn_fan_t_hybrid_toy_coco.py')
+    load_tool('benchmark_model').main([
+        '--configs', f'toy={cfg}', f'toy+whole={cfg}', '--device', 'cpu', '--height', '64', '--width', '64',
+        '--batch', '1', '--boxes', '2', '--precision', 'fp32', '--warmup', '0', '--repeats', '1',
+        '--reference', 'toy', '--json', str(out), '--cfg-options', 'model.backbone.compile_blocks.on_cpu=True',
+        'model.backbone.compile_blocks.backend=eager', 'model.backbone.compile_blocks.dynamic=False'])
+    blocks, whole = json.loads(out.read_text())['rows']
+    assert "'scope'" not in blocks['backbone_compile'] and "'scope': 'backbone'" in whole['backbone_compile']
+    assert blocks['train_compile']['graphs'] > 1  # one per block kind and width
+    assert whole['train_compile']['graphs'] == 1
+    from fan_mm.benchmarks.model import build_model_from_config
+    with pytest.raises(ValueError, match=r'has no compile_blocks to compile whole'):
+        build_model_from_config(cfg, {'model.backbone.compile_blocks': False}, whole_backbone=True)
 
 def test_model_benchmark_profiles_the_training_iteration(tmp_path, capsys):
     out = tmp_path / 'm.json'

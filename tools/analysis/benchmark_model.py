@@ -7,6 +7,9 @@ r"""Time whole mmdet / mmseg models from configs (random weights, synthetic batc
     python tools/analysis/benchmark_model.py --profile fan_s_hybrid swin_t   # where the iterations' time goes
     python tools/analysis/benchmark_model.py --configs fan_s_hybrid=configs/fan/maskrcnn_fan_s_hybrid_3x_coco.py \
         fan_s_hybrid+eager=configs/fan/maskrcnn_fan_s_hybrid_3x_coco.py swin_t=mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py
+    python tools/analysis/benchmark_model.py --precision bf16 --height 1024 --width 1024 --reference segformer \
+        --configs segformer=configs/fan/segformer_fan_s_hybrid_cityscapes_1024x1024_160k.py \
+        segformer+whole=configs/fan/segformer_fan_s_hybrid_cityscapes_1024x1024_160k.py  # backbone as one graph
     python tools/analysis/benchmark_model.py --configs toy=configs/toy/maskrcnn_fan_t_hybrid_toy_coco.py \
         --device cpu --height 64 --width 64 --batch 1 --warmup 1 --repeats 1
 
@@ -28,7 +31,10 @@ DEFAULT_CONFIGS = ['fan_s_hybrid=configs/fan/maskrcnn_fan_s_hybrid_3x_coco.py',
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--configs', nargs='+', default=DEFAULT_CONFIGS, help='NAME=CONFIG entries')
+    p.add_argument('--configs', nargs='+', default=DEFAULT_CONFIGS,
+                   help="NAME=CONFIG entries; a NAME ending in +eager runs its config without the backbone's "
+                        "compile_blocks, one ending in +whole with the backbone compiled as one graph "
+                        "(compile_blocks' scope='backbone')")
     p.add_argument('--reference', default='swin_t', help='NAME the ratios are taken against ("" for none)')
     p.add_argument('--batch', type=int, default=2)
     p.add_argument('--height', type=int, default=800)

@@ -27,20 +27,22 @@ A family subclass provides:
 import inspect
 import logging
 import time
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
-from ...layers.compile import (clone_tensors, begin_inference_step, compile_trunk_blocks, end_inference_step,
-                               persistent_compile_cache, uses_cuda_graphs, without_cuda_graphs)
+from ...layers.compile import (clone_tensors, begin_inference_step, compile_trunk_blocks, compile_whole_forward,
+                               end_inference_step, persistent_compile_cache, uses_cuda_graphs, without_cuda_graphs)
 from ...utils.compile_stats import CompileStats, describe
 from ..checkpoint_utils import CheckpointError, check_state_dict, load_state_dict_file
 
 WRAPPER_PREFIX = 'backbone.'  # mm detectors / segmentors keep the backbone here
 TRUNK = 'trunk.'
+# what compile_blocks=dict(scope=...) compiles: each trunk block on its own, or the whole forward as one graph
+COMPILE_SCOPES = ('blocks', 'backbone')
 
 
 def resolve_arch(cls_name: str, arch: str, sizes: Mapping[str, str], names: Iterable[str] = ()) -> str:
@@ -96,8 +98,11 @@ class DenseBackbone(BaseModule):
             options (e.g. ``dict(mode='reduce-overhead')``: CUDA graphs, what the model bases under
             ``configs/_base_/models`` set). A forward on the CPU stays eager (CUDA graphs need CUDA,
             and inductor's CPU code is slow to build for little gain here) unless the dict also holds
-            ``on_cpu=True``. Off by default in the classes; ``--no-compile`` in the tools (or
-            ``--cfg-options model.backbone.compile_blocks=False``) turns the configs' fast path off.
+            ``on_cpu=True``. The dict may also hold ``scope``: ``'blocks'`` (the default: each trunk
+            block compiled on its own, a few small graphs for any input size) or ``'backbone'`` (the whole
+            forward as one graph, see ``compile_whole_forward``: a little faster for fixed input sizes,
+            slower to compile, one graph per size). Off by default in the classes; ``--no-compile`` in the
+            tools (or ``--cfg-options model.backbone.compile_blocks=False``) turns the configs' fast path off.
     """
 
     variant_name: str = 'this backbone'
@@ -113,17 +118,26 @@ class DenseBackbone(BaseModule):
             raise TypeError(f'compile_blocks must be a bool or a dict of torch.compile options, '
                             f'got {type(compile_blocks).__name__}')
         if isinstance(compile_blocks, dict):  # a misspelt option fails here, not at the first GPU forward
-            known = set(inspect.signature(torch.compile).parameters) - {'model'} | {'on_cpu'}
+            own = {'on_cpu', 'scope'}
+            known = set(inspect.signature(torch.compile).parameters) - {'model'} | own
             unknown = sorted(set(compile_blocks) - known)
             if unknown:
                 raise ValueError(f'compile_blocks: unknown option(s) {unknown}; torch.compile takes '
-                                 f'{sorted(known - {"on_cpu"})}, plus on_cpu')
+                                 f'{sorted(known - own)}, plus {sorted(own)}')
+            if compile_blocks.get('scope', 'blocks') not in COMPILE_SCOPES:
+                raise ValueError(f"compile_blocks: scope={compile_blocks['scope']!r}; "
+                                 f'use one of {list(COMPILE_SCOPES)}')
         self.compile_blocks = compile_blocks
         self._blocks_compiled = False
         self._blocks_graphed = False  # compiled with CUDA graphs
         self._inference_step: Optional[int] = None
         self._compile_started: Optional[float] = None
         self._compile_stats: Optional[CompileStats] = None
+        self._whole_forward: Optional[Callable] = None  # scope='backbone': the compiled forward, once made
+        if isinstance(compile_blocks, dict) and compile_blocks.get('scope') == 'backbone':
+            # nn.Module looks up self.forward before the pre-hooks run, so the first forward, whose pre-hook
+            # compiles, must already go through the door that finds the compiled forward
+            self.forward = self._forward_whole_or_eager
         if compile_blocks is not False:
             # Deferred to the first forward: subclasses prune their trunk after this __init__, and
             # only then is the input's device known (mmengine moves the model after building it). The hooks
@@ -141,7 +155,15 @@ class DenseBackbone(BaseModule):
         state = super().__getstate__()  # drops every block's compiled call (nn.Module.__getstate__)
         state.update(_blocks_compiled=False, _blocks_graphed=False, _inference_step=None, _compile_started=None,
                      _compile_stats=None)
+        state['_whole_forward'] = None  # bound to this module's weights: a copy compiles its own
         return state
+
+    def _forward_whole_or_eager(self, *args, **kwargs):
+        """``forward`` with ``compile_blocks=dict(scope='backbone')``: the compiled whole forward once the
+        first forward's pre-hook has made it, the class's forward before that (and where it stays eager)."""
+        if self._whole_forward is not None:
+            return self._whole_forward(*args, **kwargs)
+        return type(self).forward(self, *args, **kwargs)
 
     @staticmethod
     def _compile_before_first_forward(module: 'DenseBackbone', args) -> None:
@@ -149,6 +171,7 @@ class DenseBackbone(BaseModule):
             return
         opts = {} if module.compile_blocks is True else dict(module.compile_blocks)
         on_cpu = bool(opts.pop('on_cpu', False))
+        scope = opts.pop('scope', 'blocks')
         device = next((a.device for a in args if isinstance(a, torch.Tensor)), None)
         if device is None:  # called with keyword arguments only: the weights' device
             device = next(module.parameters()).device
@@ -168,10 +191,14 @@ class DenseBackbone(BaseModule):
             print_log(f'{type(module).__name__}: with_cp=True, so the blocks are compiled without CUDA graphs '
                       f'({opts})', logger='current', level=logging.WARNING)
         # compiled for CUDA inputs only (unless on_cpu): the same model moved back to the CPU runs eagerly
-        n = compile_trunk_blocks(module.trunk, cuda_only=not on_cpu, **opts)
+        if scope == 'backbone':
+            module._whole_forward = compile_whole_forward(module, cuda_only=not on_cpu, **opts)
+            what = 'the whole backbone as one graph'
+        else:
+            what = f'{compile_trunk_blocks(module.trunk, cuda_only=not on_cpu, **opts)} trunk blocks'
         module._blocks_graphed = uses_cuda_graphs(opts)
         cache = persistent_compile_cache() if device.type == 'cuda' else None
-        print_log(f'{type(module).__name__}: torch.compile on {n} trunk blocks ({opts or "default options"}; '
+        print_log(f'{type(module).__name__}: torch.compile on {what} ({opts or "default options"}; '
                   + (f'kernel cache {cache}; ' if cache else '') + 'off: --no-compile)',
                   logger='current', level=logging.INFO)
         # the blocks compile at their first call (inductor caches the kernels on disk for later runs):
