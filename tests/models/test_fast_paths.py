@@ -822,6 +822,15 @@ def test_compile_scope_is_checked_at_build_and_logged(monkeypatch):
                for line in lines), lines
     (first,) = [line for line in lines if 'first compiled forward' in line]
     assert re.search(r'1 graph compiled', first), first
+    # activation checkpointing inside the one graph: compiled, but without CUDA graphs (as the blocks are)
+    lines.clear()
+    model = FANHybrid(arch=SMALL_HYBRID, with_cp=True, compile_blocks=dict(
+        backend='aot_eager', mode='reduce-overhead', scope='backbone', on_cpu=True)).train()
+    sum(f.square().mean() for f in model(torch.randn(1, 3, 64, 64))).backward()
+    assert "FANHybrid: with_cp=True, so the backbone is compiled without CUDA graphs ({'backend': 'aot_eager'})" \
+        in lines, lines
+    assert not model._whole_forward.clones_without_grad
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
     # on a CPU without on_cpu it stays eager, as the blockwise default does
     model = FANHybrid(arch=SMALL_HYBRID, compile_blocks=dict(scope='backbone')).eval()
     with torch.no_grad():

@@ -188,8 +188,9 @@ class DenseBackbone(BaseModule):
             # under torch.utils.checkpoint fail (pytorch/pytorch#154306, still in torch 2.11), compiled
             # kernels without CUDA graphs do not
             opts = without_cuda_graphs(opts)
-            print_log(f'{type(module).__name__}: with_cp=True, so the blocks are compiled without CUDA graphs '
-                      f'({opts})', logger='current', level=logging.WARNING)
+            what = 'the backbone is' if scope == 'backbone' else 'the blocks are'
+            print_log(f'{type(module).__name__}: with_cp=True, so {what} compiled without CUDA graphs ({opts})',
+                      logger='current', level=logging.WARNING)
         # compiled for CUDA inputs only (unless on_cpu): the same model moved back to the CPU runs eagerly
         if scope == 'backbone':
             module._whole_forward = compile_whole_forward(module, cuda_only=not on_cpu, **opts)
