@@ -19,10 +19,10 @@ SMALL_HYBRID = dict(embed_dim=64, depth=2, num_heads=2, hybrid_depths=(1, 1), hy
 DEFAULT = dict(mode='reduce-overhead', dynamic=True)  # configs/_base_/models, detection
 
 
-def _pair(**kwargs):
+def _pair(compile_blocks=DEFAULT, **kwargs):
     torch.manual_seed(0)
     eager = FANHybrid(arch=SMALL_HYBRID, **kwargs).cuda()
-    compiled = FANHybrid(arch=SMALL_HYBRID, compile_blocks=DEFAULT, **kwargs).cuda()
+    compiled = FANHybrid(arch=SMALL_HYBRID, compile_blocks=compile_blocks, **kwargs).cuda()
     compiled.load_state_dict(eager.state_dict())
     return eager, compiled
 
@@ -32,19 +32,32 @@ def _close(a, b):
         torch.testing.assert_close(x, y, rtol=1e-3, atol=1e-3)
 
 
-def test_inference_features_survive_later_calls_and_sizes():
+def _train_and_compare_gradients(eager, compiled, x):
+    for _ in range(3):  # CUDA graphs are recorded at the second or third call
+        for model in (eager, compiled):
+            model.zero_grad()
+            sum(f.float().square().mean() for f in model(x)).backward()
+    for (name, p), q in zip(eager.named_parameters(), compiled.parameters()):
+        torch.testing.assert_close(q.grad, p.grad, rtol=2e-3, atol=2e-4, msg=name)
+
+
+def _infer_and_keep_the_maps(eager, compiled, sizes):
     # every returned map must stay valid after the next forward (CUDA-graph trees reuse output memory)
-    eager, compiled = _pair()
     eager.eval(), compiled.eval()
     with torch.no_grad():
         kept = []
-        for size in (64, 96, 64, 128):
+        for size in sizes:
             x = torch.randn(2, 3, size, size, device='cuda')
             ref, out = eager(x), compiled(x)
             _close(ref, out)
             kept.append((ref, out))
         for ref, out in kept:  # still the values they had
             _close(ref, out)
+
+
+def test_inference_features_survive_later_calls_and_sizes():
+    eager, compiled = _pair()
+    _infer_and_keep_the_maps(eager, compiled, (64, 96, 64, 128))
     assert compiled._blocks_compiled
     assert all(isinstance(getattr(m, '_compiled_call_impl', None), CompiledCall)
                for m in compiled.trunk.blocks)
@@ -52,13 +65,7 @@ def test_inference_features_survive_later_calls_and_sizes():
 
 def test_training_step_gradients_match_eager():
     eager, compiled = _pair()
-    x = torch.randn(2, 3, 96, 96, device='cuda')
-    for _ in range(3):  # CUDA graphs are recorded at the second or third call
-        for model in (eager, compiled):
-            model.zero_grad()
-            sum(f.float().square().mean() for f in model(x)).backward()
-    for (name, p), q in zip(eager.named_parameters(), compiled.parameters()):
-        torch.testing.assert_close(q.grad, p.grad, rtol=2e-3, atol=2e-4, msg=name)
+    _train_and_compare_gradients(eager, compiled, torch.randn(2, 3, 96, 96, device='cuda'))
 
 
 def test_deepcopy_after_compiled_forward_runs_its_own_weights():
@@ -215,31 +222,11 @@ def test_whole_backbone_graph_trains_validates_and_keeps_its_maps():
     # compile_blocks=dict(scope='backbone'): one CUDA graph for the forward and one for the backward, with the
     # eager gradients; validation between training rounds (a no-grad generation) returns maps that later calls
     # leave intact, and training afterwards still gets the eager gradients
-    torch.manual_seed(0)
-    eager = FANHybrid(arch=SMALL_HYBRID).cuda()
-    whole = FANHybrid(arch=SMALL_HYBRID, compile_blocks=dict(mode='reduce-overhead', scope='backbone')).cuda()
-    whole.load_state_dict(eager.state_dict())
+    eager, whole = _pair(compile_blocks=dict(mode='reduce-overhead', scope='backbone'))
     x = torch.randn(2, 3, 96, 96, device='cuda')
-
-    def train_and_compare():
-        for _ in range(3):  # CUDA graphs are recorded at the second or third call
-            for model in (eager, whole):
-                model.zero_grad()
-                sum(f.float().square().mean() for f in model(x)).backward()
-        for (name, p), q in zip(eager.named_parameters(), whole.parameters()):
-            torch.testing.assert_close(q.grad, p.grad, rtol=2e-3, atol=2e-4, msg=name)
-    train_and_compare()
+    _train_and_compare_gradients(eager, whole, x)
     assert isinstance(whole._whole_forward, CompiledCall) and whole._blocks_graphed
     assert not any(isinstance(getattr(m, '_compiled_call_impl', None), CompiledCall) for m in whole.modules())
-    eager.eval(), whole.eval()
-    with torch.no_grad():
-        kept = []
-        for size in (64, 96, 64):
-            y = torch.randn(2, 3, size, size, device='cuda')
-            ref, out = eager(y), whole(y)
-            _close(ref, out)
-            kept.append((ref, out))
-        for ref, out in kept:
-            _close(ref, out)
+    _infer_and_keep_the_maps(eager, whole, (64, 96, 64))
     eager.train(), whole.train()
-    train_and_compare()
+    _train_and_compare_gradients(eager, whole, x)
