@@ -6,6 +6,7 @@ Each run is a subprocess started the way a user starts it, in a scratch folder h
 import json
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 
@@ -138,6 +139,35 @@ def test_segmentation_config_trains_and_reports_miou(toy_root):
     miou = float(line.split('mIoU:')[1].split()[0])
     assert 0.0 <= miou <= 100.0
 
+
+
+def test_whole_backbone_compile_trains_validates_resumes_and_tests_like_eager(toy_root, tmp_path):
+    """compile_blocks' scope='backbone' (the whole backbone as one graph, for fixed crops) through the real
+    tools on the segmentation toy config (torch.compile's aot_eager backend on a CPU): training with an EMA of
+    the weights (a deep copy, which must compile its own forward), validation during training, a --resume, and
+    tools/test.py, whose mIoU equals the eager backbone's on the same checkpoint."""
+    config = tmp_path / 'whole_toy.py'
+    config.write_text(f'_base_ = [{SEG_CONFIG!r}]\n'
+                      'model = dict(backbone=dict(compile_blocks=dict(_delete_=True, backend="aot_eager", '
+                      'scope="backbone", on_cpu=True)))\n'
+                      'custom_hooks = [dict(type="EMAHook", momentum=0.5)]\n')
+    work = tmp_path / 'work'
+    common = ['--work-dir', str(work), '--cfg-options', 'default_hooks.checkpoint.interval=2',
+              'default_hooks.logger.interval=1', 'randomness.seed=0', 'train_cfg.val_interval=2']
+    first = run_tool('train.py', str(config), *common, 'train_cfg.max_iters=2', cwd=toy_root)
+    assert 'torch.compile on the whole backbone as one graph' in first
+    assert re.search(r'first compiled forward [\d.]+ s, 1 graph compiled', first), first[-3000:]
+    assert 'mIoU' in first  # validation at iteration 2, through the compiled forward
+    resumed = run_tool('train.py', str(config), '--resume', str(work / 'iter_2.pth'), *common,
+                       'train_cfg.max_iters=4', cwd=toy_root)
+    assert 'resumed epoch: 0, iter: 2' in resumed and 'first compiled forward' in resumed and 'mIoU' in resumed
+    mious = {}
+    for name, cfg in (('whole', str(config)), ('eager', SEG_CONFIG)):
+        out = run_tool('test.py', cfg, str(work / 'iter_4.pth'), '--work-dir', str(tmp_path / name), cwd=toy_root)
+        assert ('first compiled forward' in out) == (name == 'whole')
+        line = [ln for ln in out.splitlines() if 'Iter(test)' in ln and 'mIoU' in ln][-1]
+        mious[name] = line.split('mIoU:')[1].split()[0]
+    assert mious['whole'] == mious['eager'], mious
 
 def _run_raw(tool, *args, cwd):
     env = dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='1')
