@@ -3,7 +3,9 @@ blocks are compiled as the detection configs compile them (``dynamic=True``; tor
 backend, since inductor on a CPU takes minutes), on two input sizes, and end with the parameters of a
 single-process eager run that averages the two halves' gradients.
 
-This is what DDP with the compiled default path needs to hold: each block's compiled backward hands its
+The same with the whole backbone compiled as one graph (``compile_blocks``' ``scope='backbone'``), whose
+gradients reach DDP's hooks only when its whole backward is done. This is what DDP with the compiled default
+path needs to hold: each block's compiled backward hands its
 gradients to DDP's hooks (``compile_trunk_blocks`` turns dynamo's DDP graph splitting off), both ranks
 reduce the same buckets in the same order, and a new input size recompiles the same way on every rank.
 CUDA graphs and NCCL need GPUs; tests/models/test_fast_paths_cuda.py covers the former on one.
@@ -20,6 +22,7 @@ from fan_mm.models.backbones import FANHybrid
 
 SMALL_HYBRID = dict(embed_dim=64, depth=2, num_heads=2, hybrid_depths=(1, 1), hybrid_dims=(32, 48))
 COMPILED = dict(on_cpu=True, backend='aot_eager', dynamic=True)
+WHOLE = dict(COMPILED, scope='backbone')  # the whole backbone as one graph: its gradients reach DDP at its end
 SIZES = (64, 96, 64)  # a second size (recompiles with symbolic sizes), then the first again
 LR = 0.1
 
@@ -47,12 +50,12 @@ def _loss(outs):
                for i, o in enumerate(outs))
 
 
-def _rank(rank, world, port, out_path):
+def _rank(rank, world, port, out_path, compile_blocks):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=port)
     torch.set_num_threads(1)
     dist.init_process_group('gloo', rank=rank, world_size=world)
     try:
-        model = torch.nn.parallel.DistributedDataParallel(_model(COMPILED))
+        model = torch.nn.parallel.DistributedDataParallel(_model(compile_blocks))
         opt = torch.optim.SGD(model.parameters(), lr=LR)
         for step, size in enumerate(SIZES):
             x = _batch(step, size).chunk(world)[rank]  # this rank's half of the batch
@@ -74,12 +77,17 @@ def _free_port():
         return str(s.getsockname()[1])
 
 
-@pytest.mark.slow  # two processes compiling small block graphs (~1 min on 2 busy cores)
-def test_ddp_with_compiled_blocks_matches_one_process_eager(tmp_path):
+@pytest.mark.slow  # two processes compiling small graphs (~1 min on 2 busy cores)
+@pytest.mark.parametrize('compile_blocks', [COMPILED, WHOLE], ids=['blocks', 'whole_backbone'])
+def test_ddp_with_compiled_blocks_matches_one_process_eager(tmp_path, compile_blocks):
     out_path = str(tmp_path / 'rank0.pt')
-    mp.start_processes(_rank, args=(2, _free_port(), out_path), nprocs=2, join=True, start_method='spawn')
+    mp.start_processes(_rank, args=(2, _free_port(), out_path, compile_blocks), nprocs=2, join=True,
+                       start_method='spawn')
     result = torch.load(out_path)
-    assert result['graphs'] >= 2 * len(set(SIZES))  # blocks of two kinds, per size at least
+    if compile_blocks is WHOLE:
+        assert result['graphs'] == 1  # one graph of the whole forward, symbolic sizes: all sizes
+    else:
+        assert result['graphs'] >= 2 * len(set(SIZES))  # blocks of two kinds, per size at least
 
     # one process, eager: the mean of the two halves' gradients (each half normalised on its own, as BatchNorm
     # does on each rank), the same SGD steps
