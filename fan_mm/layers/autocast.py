@@ -38,6 +38,12 @@ def float32_stream(x: torch.Tensor) -> torch.Tensor:
     block's norm now works in float32 like every later block's.) In the backward, the gradient of the
     stream's first tensor is summed in float32 over its consumers and rounded once, not summed in the
     autocast dtype.
+
+    FAN-Swin's stages start from a linear (patch merging) too, but its attention residual has no LayerScale:
+    there the first block's ``x + attention`` is now a float32 sum rather than one rounded to the autocast
+    dtype, and the last stage (plain MLP blocks, whose residual stream stayed in the autocast dtype
+    throughout) runs in float32 like the others; the first block of each stage no longer needs graphs of
+    its own (FAN-Swin-T: 9 -> 8 per grad mode).
     """
     if x.dtype in (torch.bfloat16, torch.float16) and autocast_dtype(x.device.type) is not None:
         return x.float()

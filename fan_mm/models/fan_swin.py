@@ -41,7 +41,7 @@ from timm.models._features import feature_take_indices
 from timm.models.swin_transformer import (WindowAttention as _TimmWindowAttention,
                                           window_partition, window_reverse)
 
-from ..layers import DropPath
+from ..layers import DropPath, float32_stream
 from .checkpoint_utils import CheckpointError, flat_state_dict, source_of
 from .fan import ChannelProcessing, DWConv, DWConvMlp
 from .pretrained import build_model
@@ -233,6 +233,7 @@ class FANSwinStage(nn.Module):
         self.downsample = PatchMerging(dim, norm_layer) if downsample else None
 
     def forward_blocks(self, x: torch.Tensor) -> torch.Tensor:
+        x = float32_stream(x)  # one input dtype for every block (see float32_stream)
         for blk in self.blocks:
             if self.grad_checkpointing and torch.is_grad_enabled() and not torch.jit.is_scripting():
                 x = checkpoint(blk, x, use_reentrant=False)

@@ -741,6 +741,27 @@ def test_blocks_see_one_input_dtype_under_autocast():
     assert counters['stats']['unique_graphs'] == 4
 
 
+def test_fan_swin_blocks_see_one_input_dtype_under_autocast():
+    """FAN-Swin's stages start in float32 under autocast too: every block sees float32, so compiled, each stage
+    is two graphs (shifted or not) per grad mode. Before, the first block of every stage got the autocast dtype
+    from the patch merging (and the last stage, plain MLPs, stayed in it throughout): 9 graphs for FAN-Swin-T,
+    where a third stage of depth 6 needed one for its first block alone."""
+    from torch._dynamo.utils import counters
+    from fan_mm.models.fan_swin import FANSwinBlock
+    model = FANSwin(arch=dict(embed_dim=16, depths=(2, 2, 4, 2), num_heads=(1, 2, 2, 4)),
+                    compile_blocks=dict(backend='eager', dynamic=False, on_cpu=True)).train()
+    seen = []
+    for m in model.modules():
+        if isinstance(m, FANSwinBlock):
+            m.register_forward_pre_hook(lambda mod, args: seen.append(args[0].dtype))
+    torch._dynamo.reset()
+    counters.clear()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        model(torch.randn(1, 3, 64, 64))
+    assert len(seen) == 10 and set(seen) == {torch.float32}
+    assert counters['stats']['unique_graphs'] == 8
+
+
 @pytest.mark.parametrize('cls, kwargs', [
     (FANHybrid, dict(arch=SMALL_HYBRID)),
     (FANViT, dict(arch=dict(embed_dim=48, depth=3, num_heads=2), block_indices=(0, 1, 2, -1))),
