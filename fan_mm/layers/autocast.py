@@ -40,10 +40,10 @@ def float32_stream(x: torch.Tensor) -> torch.Tensor:
     autocast dtype.
 
     FAN-Swin's stages start from a linear (patch merging) too, but its attention residual has no LayerScale:
-    there the first block's ``x + attention`` is now a float32 sum rather than one rounded to the autocast
-    dtype, and the last stage (plain MLP blocks, whose residual stream stayed in the autocast dtype
-    throughout) runs in float32 like the others; the first block of each stage no longer needs graphs of
-    its own (FAN-Swin-T: 9 -> 8 per grad mode).
+    there the first block's ``x + attention`` becomes a float32 sum instead of one rounded to the autocast
+    dtype, and the last stage (plain MLP blocks, whose stream would otherwise stay in the autocast dtype
+    throughout) runs in float32 like the others. Each stage's blocks then share their graphs (FAN-Swin-T: 8
+    per grad mode, where the first blocks' own made 9).
     """
     if x.dtype in (torch.bfloat16, torch.float16) and autocast_dtype(x.device.type) is not None:
         return x.float()
