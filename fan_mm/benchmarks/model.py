@@ -12,6 +12,7 @@ import torch.nn as nn
 
 from fan_mm.utils.compile_stats import CompileStats
 from fan_mm.utils.environment import collect_environment
+from .phases import NO_CLOCK, measure_phases
 from .precision import autocast, check_precision, prepare_device
 from .profiling import profile_steps
 from .timing import time_fn
@@ -98,7 +99,8 @@ def _num_classes(model, scope: str) -> int:
 def bench_model(config: str, batch: int, height: int, width: int, boxes: int, precision: str,
                 device: torch.device, warmup: int, repeats: int, name: Optional[str] = None,
                 cfg_options: Optional[dict] = None, compile_backbone: Optional[str] = None,
-                eager: bool = False, profile: bool = False, whole_backbone: bool = False) -> Dict:
+                eager: bool = False, profile: bool = False, whole_backbone: bool = False,
+                phases: bool = False) -> Dict:
     """One row: training iteration (loss forward + backward + AdamW step, AMP with a grad scaler for fp16,
     as mmengine's AmpOptimWrapper) and inference (``mode='predict'``) of the model of ``config``.
 
@@ -109,7 +111,9 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
     ``mode='reduce-overhead'``: CUDA graphs). The row's
     ``backbone_compile`` says what ran; the warm-up times include compiling, and ``train_compile`` /
     ``infer_compile`` say what was compiled in them (``fan_mm.utils.compile_stats``). ``profile``: the row's
-    ``profile`` holds ``fan_mm.benchmarks.profiling.profile_steps`` of three more training iterations."""
+    ``profile`` holds ``fan_mm.benchmarks.profiling.profile_steps`` of three more training iterations.
+    ``phases``: the row's ``phases`` holds ``fan_mm.benchmarks.phases.measure_phases`` of five more: the
+    host's wall time and the GPU synchronisations by part of the model and of the step."""
     if compile_backbone not in COMPILE_BACKBONE:
         raise ValueError(f'compile_backbone={compile_backbone!r}: use one of {list(COMPILE_BACKBONE)}')
     torch.manual_seed(0)
@@ -134,20 +138,26 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
     scaler = torch.amp.GradScaler(device.type, enabled=precision == 'fp16')
     model.train()
 
-    def train_iter():
-        opt.zero_grad(set_to_none=True)
-        with autocast(device, precision):
+    def train_iter(clock=NO_CLOCK):
+        with clock.phase('zero_grad'):
+            opt.zero_grad(set_to_none=True)
+        with clock.phase('loss forward, outside the parts'), autocast(device, precision):
             losses = model(inputs, samples, mode='loss')
-        loss, _ = model.parse_losses(losses)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
+        with clock.phase('parse_losses'):
+            loss, _ = model.parse_losses(losses)
+        with clock.phase('backward'):
+            scaler.scale(loss).backward()
+        with clock.phase('optimizer step (with the GradScaler)'):
+            scaler.step(opt)
+            scaler.update()
     with CompileStats() as compiled:
         r = time_fn(train_iter, device, warmup, repeats)
     row.update(train_s_iter=r['ms'] / 1e3, train_ms=r['ms'], train_peak_gib=r['peak_gib'],
                train_reserved_gib=r['reserved_gib'], train_warmup_s=r['warmup_s'], train_compile=compiled.result)
     if profile:
         row['profile'] = profile_steps(train_iter, device, row['name'], warmup=1)
+    if phases:
+        row['phases'] = measure_phases(train_iter, model, device, row['name'])
     opt.zero_grad(set_to_none=True)
     model.eval()
 
@@ -168,16 +178,18 @@ def run_model_benchmark(configs: Sequence[Tuple[str, str]], batch: int, height: 
                         precision: str, device: str, warmup: int, repeats: int,
                         reference: Optional[str] = None, cfg_options: Optional[dict] = None,
                         compile_backbone: Optional[str] = None, eager: bool = False,
-                        profile: Sequence[str] = ()) -> Dict:
+                        profile: Sequence[str] = (), phases: Sequence[str] = ()) -> Dict:
     """``configs``: (name, config) pairs, all measured in this process; ratios against ``reference`` (a name).
     A name ending in ``+eager`` runs that config without its backbone's ``compile_blocks`` (so that one run
     can hold a config both ways), one ending in ``+whole`` with ``compile_blocks`` of scope ``'backbone'`` (the
     whole backbone as one graph); ``eager`` runs all eagerly. The training iterations of the names in
-    ``profile`` are profiled after they are timed (the result's ``profiles``)."""
+    ``profile`` are profiled after they are timed (the result's ``profiles``), those in ``phases`` are timed
+    part by part on the host (the result's ``phases``)."""
     check_precision(precision)
-    unknown = sorted(set(profile) - {name for name, _ in configs})
-    if unknown:
-        raise ValueError(f'--profile {unknown}: not among the --configs names {[name for name, _ in configs]}')
+    for flag, names in (('--profile', profile), ('--phases', phases)):
+        unknown = sorted(set(names) - {name for name, _ in configs})
+        if unknown:
+            raise ValueError(f'{flag} {unknown}: not among the --configs names {[name for name, _ in configs]}')
     dev = prepare_device(device)
     rows = []
     for name, config in configs:
@@ -185,7 +197,7 @@ def run_model_benchmark(configs: Sequence[Tuple[str, str]], batch: int, height: 
             rows.append(bench_model(config, batch, height, width, boxes, precision, dev, warmup, repeats,
                                     name=name, cfg_options=cfg_options, compile_backbone=compile_backbone,
                                     eager=eager or name.endswith('+eager'), profile=name in profile,
-                                    whole_backbone=name.endswith('+whole')))
+                                    whole_backbone=name.endswith('+whole'), phases=name in phases))
         except torch.cuda.OutOfMemoryError as e:
             rows.append(dict(name=name, config=config, error=f'OOM: {e}'.split('\n')[0]))
             torch.cuda.empty_cache()
@@ -200,7 +212,8 @@ def run_model_benchmark(configs: Sequence[Tuple[str, str]], batch: int, height: 
                eager=eager, batch=batch, height=height, width=width, boxes=boxes,
                precision=precision, warmup=warmup, repeats=repeats, reference=reference if ref else None,
                rows=rows)
-    profiles = [r.pop('profile') for r in rows if 'profile' in r]
-    if profiles:
-        out['profiles'] = profiles
+    for key, many in (('profile', 'profiles'), ('phases', 'phases')):
+        found = [r.pop(key) for r in rows if key in r]
+        if found:
+            out[many] = found
     return out

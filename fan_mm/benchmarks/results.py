@@ -89,6 +89,12 @@ def markdown_table(result: Dict) -> str:
             lines += ['', '| kernel | kind | ms / step | calls / step |', '|---|---|---|---|']
             lines += [f"| `{k['kernel'][:80]}` | {k['kind']} | {k['ms_per_step']:.2f} | {k['calls_per_step']:.0f} |"
                       for k in p['kernels']]
+    for p in result.get('phases', []):
+        lines += ['', f"Host wall time of one {step} of {p['spec']} by phase ({p['step_ms']:.1f} ms per step; a "
+                  "phase's own time, the phases inside it subtracted; syncs: times it waited for the GPU):", '',
+                  '| phase | ms / step | share | calls / step | syncs / step |', '|---|---|---|---|---|']
+        lines += [f"| {r['phase']} | {r['ms_per_step']:.2f} | {100 * r['share']:.1f}% | {r['calls_per_step']:.0f} | "
+                  f"{_fmt(r['syncs_per_step'])} |" for r in p['phases']]
     for c in result.get('census', []):
         step = (f"; operations of a train step: {c['forward_ops']} forward + {c['backward_ops']} backward, "
                 f"{c['train_gflop']:.1f} GFLOP" if 'forward_ops' in c else '')

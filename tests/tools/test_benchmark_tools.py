@@ -226,6 +226,79 @@ def test_model_benchmark_profiles_the_training_iteration(tmp_path, capsys):
         load_tool('benchmark_model').main(args + ['--profile', 'swin'])
 
 
+def test_model_benchmark_times_the_iteration_part_by_part(tmp_path, capsys):
+    out = tmp_path / 'm.json'
+    cfg = str(ROOT / 'configs' / 'toy' / 'maskrcnn_fan_t_hybrid_toy_coco.py')
+    args = ['--configs', f'toy={cfg}', '--device', 'cpu', '--height', '64', '--width', '64', '--batch', '1',
+            '--boxes', '2', '--precision', 'fp32', '--warmup', '1', '--repeats', '1', '--reference', '']
+    load_tool('benchmark_model').main(args + ['--phases', 'toy', '--json', str(out)])
+    res = json.loads(out.read_text())
+    (p,) = res['phases']
+    assert p['spec'] == 'toy' and p['steps'] == 5 and 'phases' not in res['rows'][0]
+    rows = {r['phase']: r for r in p['phases']}
+    for name in ('backbone', 'neck', 'rpn_head.loss_and_predict', 'roi_head.loss', 'backward',
+                 'optimizer step (with the GradScaler)', 'wait for the GPU at the end'):
+        assert rows[name]['calls_per_step'] == 1 and rows[name]['ms_per_step'] > 0, name
+    assert rows['backward']['syncs_per_step'] is None  # counted on CUDA devices only
+    # own times: the parts are not counted again in the forward around them, so the phases add up to the step
+    assert sum(r['ms_per_step'] for r in p['phases']) == pytest.approx(p['step_ms'])
+    assert sum(r['share'] for r in p['phases']) == pytest.approx(1.)
+    assert rows['loss forward, outside the parts']['ms_per_step'] < rows['backbone']['ms_per_step']
+    assert 'Host wall time of one training iteration of toy by phase' in capsys.readouterr().out
+    with pytest.raises(SystemExit, match=r"--phases \['swin'\]: not among the --configs names \['toy'\]"):
+        load_tool('benchmark_model').main(args + ['--phases', 'swin'])
+
+
+def test_phase_clock_counts_own_time_and_syncs_where_they_happen(monkeypatch):
+    import warnings
+
+    import torch
+    from fan_mm.benchmarks import phases
+    ticks = iter([0., 1., 3., 4., 10., 10., 10., 12.])
+    clock = phases.PhaseClock(clock=lambda: next(ticks))
+    modes = []
+    monkeypatch.setattr(torch.cuda, 'get_sync_debug_mode', lambda: 0)
+    monkeypatch.setattr(torch.cuda, 'set_sync_debug_mode', modes.append)
+    with phases.count_syncs(clock):
+        with clock.phase('forward'):  # 0 .. 10, of which 'head' 1 .. 3 and 'head' 4 .. 10
+            with clock.phase('head'):
+                warnings.warn('called a synchronizing CUDA operation')
+            with clock.phase('head'):
+                warnings.warn('called a synchronizing CUDA operation')
+                warnings.warn('called a synchronizing CUDA operation')
+            with pytest.warns(UserWarning, match='something else'):  # other warnings are not swallowed
+                warnings.warn('something else')
+        with clock.phase('backward'):  # 10 .. 12
+            pass
+        warnings.warn('called a synchronizing CUDA operation')
+    assert modes == ['warn', 0]  # the debug mode is put back
+    assert clock.own_s == {'forward': 2., 'head': 8., 'backward': 2.}
+    assert list(clock.own_s) == ['forward', 'head', 'backward']  # in the order they began
+    assert clock.calls == {'forward': 1, 'head': 2, 'backward': 1}
+    assert clock.syncs == {'head': 3, phases.OUTSIDE: 1}
+
+
+def test_phases_of_puts_the_model_back():
+    import torch
+    import torch.nn as nn
+    from fan_mm.benchmarks.phases import PhaseClock, phases_of
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.backbone, self.neck = nn.Linear(2, 2), nn.Identity()
+            self.neck.forward = lambda x: x * 2  # an instance attribute, as a compiled backbone's forward
+
+        def forward(self, x):
+            return self.neck(self.backbone(x))
+    model, clock = Model(), PhaseClock()
+    neck_forward = model.neck.forward
+    with phases_of(model, clock) as wrapped:
+        model(torch.ones(1, 2))
+    assert wrapped == ['forward', 'forward'] and set(clock.calls) == {'backbone', 'neck'}
+    assert 'forward' not in model.backbone.__dict__ and model.neck.forward is neck_forward
+
+
 def test_compile_stats_count_what_compiles_inside_the_block():
     import torch
     from fan_mm.utils.compile_stats import CompileStats, describe

@@ -5,6 +5,7 @@ r"""Time whole mmdet / mmseg models from configs (random weights, synthetic batc
         swin=mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py --reference swin --precision fp32
     python tools/analysis/benchmark_model.py --compile-backbone cudagraph   # Swin-T with CUDA graphs too
     python tools/analysis/benchmark_model.py --profile fan_s_hybrid swin_t   # where the iterations' time goes
+    python tools/analysis/benchmark_model.py --phases fan_s_hybrid swin_t    # ... on the host, part by part
     python tools/analysis/benchmark_model.py --configs fan_s_hybrid=configs/fan/maskrcnn_fan_s_hybrid_3x_coco.py \
         fan_s_hybrid+eager=configs/fan/maskrcnn_fan_s_hybrid_3x_coco.py swin_t=mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py
     python tools/analysis/benchmark_model.py --precision bf16 --height 1024 --width 1024 --reference segformer \
@@ -55,6 +56,10 @@ def parse_args(argv=None):
     p.add_argument('--profile', nargs='+', default=[], metavar='NAME',
                    help='profile the training iteration of these configs after timing them: operators, GPU '
                         'kernels by kind, GPU busy time against the iteration (torch.profiler)')
+    p.add_argument('--phases', nargs='+', default=[], metavar='NAME',
+                   help="time the training iteration of these configs part by part on the host after timing "
+                        'them: wall time and GPU synchronisations of the backbone, neck, heads, backward and '
+                        'optimizer step')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override settings of every config')
     p.add_argument('--json', help='write the result here')
     return p.parse_args(argv)
@@ -74,7 +79,8 @@ def main(argv=None):
         result = run_model_benchmark(pairs, a.batch, a.height, a.width, a.boxes, a.precision, a.device,
                                      a.warmup, a.repeats, reference=a.reference or None,
                                      cfg_options=a.cfg_options, compile_backbone=a.compile_backbone,
-                                     eager=a.no_compile, profile=a.profile)
+                                     eager=a.no_compile, profile=a.profile,
+                                     phases=a.phases)
     except (ValueError, RuntimeError, FileNotFoundError) as e:
         sys.exit(f'benchmark_model: {e}')
     print(write_result(result, a.json))
