@@ -210,11 +210,16 @@ def test_model_benchmark_whole_backbone_rows(tmp_path):
     with pytest.raises(ValueError, match=r'has no compile_blocks to compile whole'):
         build_model_from_config(cfg, {'model.backbone.compile_blocks': False}, whole_backbone=True)
 
+def _toy_model_args(config='maskrcnn_fan_t_hybrid_toy_coco.py', warmup=0, batch=1):
+    """benchmark_model.py arguments for one toy config named 'toy', small and on the CPU."""
+    cfg = str(ROOT / 'configs' / 'toy' / config)
+    return ['--configs', f'toy={cfg}', '--device', 'cpu', '--height', '64', '--width', '64', '--batch', str(batch),
+            '--boxes', '2', '--precision', 'fp32', '--warmup', str(warmup), '--repeats', '1', '--reference', '']
+
+
 def test_model_benchmark_profiles_the_training_iteration(tmp_path, capsys):
     out = tmp_path / 'm.json'
-    cfg = str(ROOT / 'configs' / 'toy' / 'maskrcnn_fan_t_hybrid_toy_coco.py')
-    args = ['--configs', f'toy={cfg}', '--device', 'cpu', '--height', '64', '--width', '64', '--batch', '1',
-            '--boxes', '2', '--precision', 'fp32', '--warmup', '0', '--repeats', '1', '--reference', '']
+    args = _toy_model_args()
     load_tool('benchmark_model').main(args + ['--profile', 'toy', '--json', str(out)])
     res = json.loads(out.read_text())
     (p,) = res['profiles']
@@ -226,18 +231,21 @@ def test_model_benchmark_profiles_the_training_iteration(tmp_path, capsys):
         load_tool('benchmark_model').main(args + ['--profile', 'swin'])
 
 
-def test_model_benchmark_times_the_iteration_part_by_part(tmp_path, capsys):
+@pytest.mark.parametrize('config, batch, parts', [
+    ('maskrcnn_fan_t_hybrid_toy_coco.py', 1, ('neck', 'rpn_head.loss_and_predict', 'roi_head.loss')),
+    # batch 2: UperNet's pooling module normalises 1x1 maps with BatchNorm
+    ('upernet_fan_t_hybrid_toy_cityscapes.py', 2, ('decode_head (train)', 'auxiliary_head (train)')),
+])
+def test_model_benchmark_times_the_iteration_part_by_part(config, batch, parts, tmp_path, capsys):
     out = tmp_path / 'm.json'
-    cfg = str(ROOT / 'configs' / 'toy' / 'maskrcnn_fan_t_hybrid_toy_coco.py')
-    args = ['--configs', f'toy={cfg}', '--device', 'cpu', '--height', '64', '--width', '64', '--batch', '1',
-            '--boxes', '2', '--precision', 'fp32', '--warmup', '1', '--repeats', '1', '--reference', '']
+    args = _toy_model_args(config, warmup=1, batch=batch)
     load_tool('benchmark_model').main(args + ['--phases', 'toy', '--json', str(out)])
     res = json.loads(out.read_text())
     (p,) = res['phases']
     assert p['spec'] == 'toy' and p['steps'] == 5 and 'phases' not in res['rows'][0]
     rows = {r['phase']: r for r in p['phases']}
-    for name in ('backbone', 'neck', 'rpn_head.loss_and_predict', 'roi_head.loss', 'backward',
-                 'optimizer step (with the GradScaler)', 'wait for the GPU at the end'):
+    for name in ('backbone',) + parts + ('backward', 'optimizer step (with the GradScaler)',
+                                         'wait for the GPU at the end'):
         assert rows[name]['calls_per_step'] == 1 and rows[name]['ms_per_step'] > 0, name
     assert rows['backward']['syncs_per_step'] is None  # counted on CUDA devices only
     # own times: the parts are not counted again in the forward around them, so the phases add up to the step
@@ -297,6 +305,39 @@ def test_phases_of_puts_the_model_back():
         model(torch.ones(1, 2))
     assert wrapped == ['forward', 'forward'] and set(clock.calls) == {'backbone', 'neck'}
     assert 'forward' not in model.backbone.__dict__ and model.neck.forward is neck_forward
+
+
+def test_phases_count_real_cuda_synchronisations_where_they_happen():
+    import torch
+    if not torch.cuda.is_available():
+        pytest.skip('needs a CUDA device')
+    from fan_mm.benchmarks.phases import NO_CLOCK, measure_phases
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.backbone, self.neck = torch.nn.Linear(8, 8), torch.nn.Linear(8, 8)
+
+        def forward(self, x):
+            y = self.neck(self.backbone(x))
+            if y.sum().item() > 1e30:  # one synchronisation, in the model's forward outside backbone and neck
+                y = y * 0
+            return y
+    model = Model().cuda()
+    x = torch.randn(4, 8, device='cuda')
+
+    def step(clock):
+        with clock.phase('forward'):
+            y = model(x)
+        with clock.phase('backward'):
+            y.square().mean().backward()
+            y.detach().cpu()  # a copy to the host: a second synchronisation
+    step(NO_CLOCK)  # warm-up: CUDA's lazy start is no phase's
+    result = measure_phases(step, model, torch.device('cuda'), 'tiny', steps=3)
+    syncs = {r['phase']: r['syncs_per_step'] for r in result['phases']}
+    assert syncs['forward'] == 1 and syncs['backward'] == 1, syncs
+    assert syncs['backbone'] == 0 and syncs['neck'] == 0, syncs
+    assert torch.cuda.get_sync_debug_mode() == 0  # put back
 
 
 def test_compile_stats_count_what_compiles_inside_the_block():
