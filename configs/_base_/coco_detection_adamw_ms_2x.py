@@ -41,9 +41,11 @@ param_scheduler = [
 optim_wrapper = dict(
     type='OptimWrapper',
     # zero decay on every norm layer (by type) and on the names below, see
-    # fan_mm/engine/optim_constructor.py. Mixed precision: tools/train.py --amp (fp16)
+    # fan_mm/engine/optim_constructor.py, which also merges the parameter groups of equal settings.
+    # Mixed precision: tools/train.py --amp (fp16). fused: torch's one-kernel AdamW (same update)
     constructor='NoDecayOptimWrapperConstructor',
-    optimizer=dict(_delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
+    optimizer=dict(_delete_=True, type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05,
+                   fused=True),
     paramwise_cfg=dict(
         no_decay_norms=True,
         no_decay_keys=['pos_embed', 'cls_token', 'relative_position_bias_table', 'absolute_pos_embed']))

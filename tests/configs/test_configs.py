@@ -397,7 +397,7 @@ def test_constructor_overrides_a_shadowing_custom_key():
     base = dict(optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.1))
 
     def decay_of(wrapper, param):
-        return next(g['weight_decay'] for g in wrapper.optimizer.param_groups if g['params'][0] is param)
+        return next(g['weight_decay'] for g in wrapper.optimizer.param_groups if any(p is param for p in g['params']))
 
     plain = build_optim_wrapper(model, dict(base, paramwise_cfg=dict(custom_keys=keys)))
     assert decay_of(plain, model.decode_head[1].weight) == pytest.approx(0.1)  # the shadowing
@@ -409,7 +409,8 @@ def test_constructor_overrides_a_shadowing_custom_key():
     assert decay_of(ours, model.backbone[1].weight) == 0
     assert decay_of(ours, model.backbone.pos_embed) == 0
     assert decay_of(ours, model.backbone[0].weight) == pytest.approx(0.1)
-    head_conv = next(g for g in ours.optimizer.param_groups if g['params'][0] is model.decode_head[0].weight)
+    head_conv = next(g for g in ours.optimizer.param_groups
+                     if any(p is model.decode_head[0].weight for p in g['params']))
     assert head_conv['lr'] == pytest.approx(1e-2) and head_conv['weight_decay'] == pytest.approx(0.1)
     with pytest.raises(TypeError, match='no_decay_keys'):
         build_optim_wrapper(model, dict(base, constructor='NoDecayOptimWrapperConstructor',

@@ -12,8 +12,10 @@ custom_imports = dict(imports=['fan_mm.models', 'fan_mm.engine'], allow_failed_i
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
+    # no decay on norms and the keys below, groups of equal settings merged
+    # (fan_mm/engine/optim_constructor.py); fused: torch's one-kernel AdamW (same update)
     constructor='NoDecayOptimWrapperConstructor',
-    optimizer=dict(type='AdamW', lr=6e-5, betas=(0.9, 0.999), weight_decay=0.01),
+    optimizer=dict(type='AdamW', lr=6e-5, betas=(0.9, 0.999), weight_decay=0.01, fused=True),
     paramwise_cfg=dict(
         no_decay_norms=True,
         no_decay_keys=['pos_embed', 'cls_token', 'relative_position_bias_table']))

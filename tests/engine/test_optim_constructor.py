@@ -1,0 +1,107 @@
+"""NoDecayOptimWrapperConstructor's merged parameter groups: the same updates as mmengine's one group per
+parameter, far fewer groups, and checkpoints of either layout load."""
+import copy
+
+import pytest
+import torch
+import torch.nn as nn
+
+pytest.importorskip('mmengine')
+from mmengine.optim import build_optim_wrapper  # noqa: E402
+
+import fan_mm.engine  # noqa: E402,F401  (registers the constructor)
+from fan_mm.engine.optim_constructor import merge_param_groups  # noqa: E402
+
+
+class _Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.backbone = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.GELU(),
+                                      nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8))
+        self.backbone.pos_embed = nn.Parameter(torch.randn(1, 8, 1, 1) * 0.02)
+        self.decode_head = nn.Sequential(nn.Conv2d(8, 8, 1), nn.BatchNorm2d(8), nn.Conv2d(8, 2, 1))
+
+    def forward(self, x):
+        return self.decode_head(self.backbone(x) + self.backbone.pos_embed)
+
+
+def _wrapper(model, merge, fused=False):
+    return build_optim_wrapper(model, dict(
+        constructor='NoDecayOptimWrapperConstructor',
+        optimizer=dict(type='AdamW', lr=1e-2, weight_decay=0.1, fused=fused),
+        paramwise_cfg=dict(custom_keys={'head': dict(lr_mult=10.)}, no_decay_keys=['pos_embed'],
+                           merge_groups=merge)))
+
+
+def _steps(model, wrapper, n, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(n):
+        x = torch.randn(2, 3, 8, 8, generator=g)
+        loss = model(x).square().mean()
+        wrapper.update_params(loss)
+
+
+@pytest.mark.parametrize('fused', [False, True])
+def test_merged_groups_update_every_parameter_as_one_group_per_parameter(fused):
+    torch.manual_seed(0)
+    model = _Net()
+    twin = copy.deepcopy(model)
+    merged, per_param = _wrapper(model, True, fused), _wrapper(twin, False, fused)
+    n_params = len(list(model.parameters()))
+    assert len(per_param.optimizer.param_groups) == n_params
+    # backbone decayed, backbone not decayed (norms, pos_embed), head decayed, head norms: lr x10
+    settings = sorted((g['lr'], g['weight_decay'], len(g['params'])) for g in merged.optimizer.param_groups)
+    assert settings == [(pytest.approx(1e-2), 0.0, 5), (pytest.approx(1e-2), pytest.approx(0.1), 4),
+                        (pytest.approx(1e-1), 0.0, 2), (pytest.approx(1e-1), pytest.approx(0.1), 4)]
+    assert all(g['fused'] is fused for g in merged.optimizer.param_groups)
+    _steps(model, merged, 3)
+    _steps(twin, per_param, 3)
+    for (name, p), q in zip(model.named_parameters(), twin.parameters()):
+        assert torch.equal(p, q), name
+
+
+def test_checkpoint_with_one_group_per_parameter_resumes_into_merged_groups():
+    torch.manual_seed(0)
+    model = _Net()
+    twin = copy.deepcopy(model)
+    old = _wrapper(twin, False)
+    _steps(twin, old, 2)
+    saved, saved_weights = copy.deepcopy(old.state_dict()), copy.deepcopy(twin.state_dict())
+    # the run goes on as it was ...
+    _steps(twin, old, 2, seed=2)
+    # ... and as a resumed run with the merged layout: weights and optimizer state from the checkpoint
+    resumed_model = copy.deepcopy(model)
+    resumed_model.load_state_dict(saved_weights)
+    new = _wrapper(resumed_model, True)
+    new.load_state_dict(saved)
+    assert len(new.optimizer.param_groups) == 4
+    _steps(resumed_model, new, 2, seed=2)
+    for (name, p), q in zip(resumed_model.named_parameters(), twin.parameters()):
+        assert torch.equal(p, q), name
+    # a merged checkpoint loads into a merged optimizer as torch does it
+    again = _wrapper(copy.deepcopy(resumed_model), True)
+    again.load_state_dict(copy.deepcopy(new.state_dict()))
+    assert again.optimizer.state_dict()['state'].keys() == new.optimizer.state_dict()['state'].keys()
+
+
+def test_unmergeable_checkpoint_names_the_way_out():
+    torch.manual_seed(0)
+    model = _Net()
+    old = _wrapper(copy.deepcopy(model), False)
+    state = copy.deepcopy(old.state_dict())
+    state['param_groups'][0]['lr'] = 123.  # its group no longer equals the others it would merge with
+    with pytest.raises(ValueError, match='merge_groups=False'):
+        _wrapper(model, True).load_state_dict(state)
+
+
+def test_merge_param_groups_fills_left_out_settings_from_the_optimizer_config():
+    a, b, c = (nn.Parameter(torch.zeros(1)) for _ in range(3))
+    groups = [{'params': [a]}, {'params': [b], 'lr': 0.1}, {'params': [c], 'lr': 0.2}]
+    merged, order = merge_param_groups(groups, dict(type='AdamW', lr=0.1, weight_decay=0.05))
+    assert [len(g['params']) for g in merged] == [2, 1]
+    assert merged[0]['lr'] == 0.1 and merged[0]['weight_decay'] == 0.05 and 'type' not in merged[0]
+    assert order == [0, 1, 2]
+    merged, order = merge_param_groups([groups[2], groups[0], groups[1]], dict(lr=0.1))
+    assert [g['lr'] for g in merged] == [0.2, 0.1] and order == [0, 1, 2]
+    merged, order = merge_param_groups([groups[0], groups[2], groups[1]], dict(lr=0.1))
+    assert order == [0, 2, 1]  # merged parameter j was parameter order[j] of the unmerged groups
