@@ -1,7 +1,8 @@
 """Speed and memory of whole mmdet / mmseg models from their configs: random weights, synthetic batches.
 
-A training iteration is the loss forward, backward and an AdamW step (fp16: autocast with a gradient
-scaler, as mmengine's ``AmpOptimWrapper``); inference is ``mode='predict'``. Timing and peak memory as
+A training iteration is the loss forward, backward and a step of the optimizer the config's ``optim_wrapper``
+builds (its constructor's parameter groups, its optimizer's settings; fp16: autocast with a gradient scaler,
+as mmengine's ``AmpOptimWrapper``); inference is ``mode='predict'``. Timing and peak memory as
 in :mod:`fan_mm.benchmarks.timing`. All configs of a run are measured in one process, so that their
 ratios are not skewed by the state of the machine.
 """
@@ -52,6 +53,56 @@ def build_model_from_config(config: str, cfg_options: Optional[dict] = None, eag
     return model, config_scope(cfg)
 
 
+# NAME+TAG entries of benchmark_model.py --configs: how the optimizer of a config is changed
+OPTIMIZER_TAGS = ('per_param', 'merged')
+
+
+def build_config_optimizer(config: str, model: nn.Module, cfg_options: Optional[dict] = None,
+                           variant: Optional[str] = None):
+    """The torch optimizer that ``config``'s ``optim_wrapper`` builds for ``model`` (AMP wrappers are left to
+    the caller, which runs autocast and the gradient scaler itself). ``variant``: ``'per_param'``, mmengine's
+    layout of one parameter group per parameter with torch's default implementation (foreach on a GPU), as
+    fan_mm's configs ran before their groups were merged; ``'merged'``, the config's groups merged by
+    ``NoDecayOptimWrapperConstructor`` (its decay rules added only where the config already uses it) and the
+    fused implementation, as fan_mm's configs run now."""
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import DefaultScope
+
+    from fan_mm.models.builder import config_scope, load_config
+    if variant not in (None,) + OPTIMIZER_TAGS:
+        raise ValueError(f'optimizer variant {variant!r}: use one of {list(OPTIMIZER_TAGS)}')
+    cfg = load_config(config, cfg_options)
+    wrapper = dict(cfg.optim_wrapper)
+    for key in ('loss_scale', 'dtype', 'accumulative_counts', 'clip_grad'):
+        wrapper.pop(key, None)
+    wrapper['type'] = 'OptimWrapper'
+    wrapper['optimizer'] = optimizer = dict(wrapper['optimizer'])
+    paramwise = dict(wrapper.get('paramwise_cfg') or {})
+    ours = wrapper.get('constructor') == 'NoDecayOptimWrapperConstructor'
+    if variant == 'per_param':
+        optimizer.pop('fused', None)
+        if ours:
+            paramwise['merge_groups'] = False
+    elif variant == 'merged':
+        optimizer['fused'] = True
+        if not ours:  # the config's own rules, groups merged
+            wrapper['constructor'] = 'NoDecayOptimWrapperConstructor'
+            paramwise.update(no_decay_norms=False, no_decay_keys=())
+        paramwise['merge_groups'] = True
+    if variant is not None or paramwise:
+        wrapper['paramwise_cfg'] = paramwise
+    with DefaultScope.overwrite_default_scope(config_scope(cfg)):
+        return build_optim_wrapper(model, wrapper).optimizer
+
+
+def describe_optimizer(opt) -> str:
+    """``'AdamW, 2 groups, fused'``: the optimizer's class, number of parameter groups and implementation."""
+    first = opt.param_groups[0]
+    impl = ('fused' if first.get('fused') else 'foreach' if first.get('foreach') else
+            'for-loop' if first.get('foreach') is False else "torch's default")
+    return f'{type(opt).__name__}, {len(opt.param_groups)} groups, {impl}'
+
+
 def synthetic_batch(scope: str, batch: int, height: int, width: int, boxes: int, num_classes: int,
                     device: torch.device, seed: int = 0):
     """Normalised images and data samples with ``boxes`` random boxes + masks (detection) or a random label
@@ -100,7 +151,7 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
                 device: torch.device, warmup: int, repeats: int, name: Optional[str] = None,
                 cfg_options: Optional[dict] = None, compile_backbone: Optional[str] = None,
                 eager: bool = False, profile: bool = False, whole_backbone: bool = False,
-                phases: bool = False) -> Dict:
+                phases: bool = False, optimizer: Optional[str] = None) -> Dict:
     """One row: training iteration (loss forward + backward + AdamW step, AMP with a grad scaler for fp16,
     as mmengine's AmpOptimWrapper) and inference (``mode='predict'``) of the model of ``config``.
 
@@ -113,7 +164,8 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
     ``infer_compile`` say what was compiled in them (``fan_mm.utils.compile_stats``). ``profile``: the row's
     ``profile`` holds ``fan_mm.benchmarks.profiling.profile_steps`` of three more training iterations.
     ``phases``: the row's ``phases`` holds ``fan_mm.benchmarks.phases.measure_phases`` of five more: the
-    host's wall time and the GPU synchronisations by part of the model and of the step."""
+    host's wall time and the GPU synchronisations by part of the model and of the step. ``optimizer``: a
+    variant of the config's optimizer (:func:`build_config_optimizer`)."""
     if compile_backbone not in COMPILE_BACKBONE:
         raise ValueError(f'compile_backbone={compile_backbone!r}: use one of {list(COMPILE_BACKBONE)}')
     torch.manual_seed(0)
@@ -132,9 +184,9 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
     else:
         backbone_compile = 'eager'
     inputs, samples = synthetic_batch(scope, batch, height, width, boxes, _num_classes(model, scope), device)
+    opt = build_config_optimizer(config, model, cfg_options, optimizer)
     row = dict(name=name or config, config=config, scope=scope, backbone_compile=backbone_compile,
-               params_m=sum(p.numel() for p in model.parameters()) / 1e6)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+               params_m=sum(p.numel() for p in model.parameters()) / 1e6, optimizer=describe_optimizer(opt))
     scaler = torch.amp.GradScaler(device.type, enabled=precision == 'fp16')
     model.train()
 
@@ -180,9 +232,10 @@ def run_model_benchmark(configs: Sequence[Tuple[str, str]], batch: int, height: 
                         compile_backbone: Optional[str] = None, eager: bool = False,
                         profile: Sequence[str] = (), phases: Sequence[str] = ()) -> Dict:
     """``configs``: (name, config) pairs, all measured in this process; ratios against ``reference`` (a name).
-    A name ending in ``+eager`` runs that config without its backbone's ``compile_blocks`` (so that one run
-    can hold a config both ways), one ending in ``+whole`` with ``compile_blocks`` of scope ``'backbone'`` (the
-    whole backbone as one graph); ``eager`` runs all eagerly. The training iterations of the names in
+    Tags after the name, ``NAME+TAG``: ``+eager`` runs that config without its backbone's ``compile_blocks``
+    (so that one run can hold a config both ways), ``+whole`` with ``compile_blocks`` of scope ``'backbone'``
+    (the whole backbone as one graph), ``+per_param`` / ``+merged`` with that variant of its optimizer
+    (:func:`build_config_optimizer`); ``eager`` runs all eagerly. The training iterations of the names in
     ``profile`` are profiled after they are timed (the result's ``profiles``), those in ``phases`` are timed
     part by part on the host (the result's ``phases``)."""
     check_precision(precision)
@@ -190,14 +243,22 @@ def run_model_benchmark(configs: Sequence[Tuple[str, str]], batch: int, height: 
         unknown = sorted(set(names) - {name for name, _ in configs})
         if unknown:
             raise ValueError(f'{flag} {unknown}: not among the --configs names {[name for name, _ in configs]}')
+    tags = {name: name.split('+')[1:] for name, _ in configs}
+    for name, found in tags.items():
+        unknown = sorted(set(found) - {'eager', 'whole'} - set(OPTIMIZER_TAGS))
+        if unknown or ('eager' in found and 'whole' in found) or len(set(found) & set(OPTIMIZER_TAGS)) > 1:
+            raise ValueError(f'--configs name {name!r}: tags +{" +".join(found)}; use at most one of +eager / '
+                             f'+whole and one of +{" +".join(OPTIMIZER_TAGS)}')
     dev = prepare_device(device)
     rows = []
     for name, config in configs:
+        variant = next((t for t in tags[name] if t in OPTIMIZER_TAGS), None)
         try:
             rows.append(bench_model(config, batch, height, width, boxes, precision, dev, warmup, repeats,
                                     name=name, cfg_options=cfg_options, compile_backbone=compile_backbone,
-                                    eager=eager or name.endswith('+eager'), profile=name in profile,
-                                    whole_backbone=name.endswith('+whole'), phases=name in phases))
+                                    eager=eager or 'eager' in tags[name], profile=name in profile,
+                                    whole_backbone='whole' in tags[name], phases=name in phases,
+                                    optimizer=variant))
         except torch.cuda.OutOfMemoryError as e:
             rows.append(dict(name=name, config=config, error=f'OOM: {e}'.split('\n')[0]))
             torch.cuda.empty_cache()

@@ -49,7 +49,7 @@ def markdown_table(result: Dict) -> str:
         if result.get('compile_backbone'):
             head += f", backbones their configs leave eager compiled by blocks ({result['compile_backbone']})"
         cols = [('config', 'name', 0), ('backbone', 'backbone_compile', 0), ('params (M)', 'params_m', 1),
-                ('train (s/iter)', 'train_s_iter', 3),
+                ('optimizer', 'optimizer', 0), ('train (s/iter)', 'train_s_iter', 3),
                 ('train / ref', 'train_ratio', 2), ('infer (img/s)', 'infer_img_s', 1),
                 ('infer (ms/batch)', 'infer_ms', 1), ('infer time / ref', 'infer_ratio', 2),
                 ('train peak (GiB)', 'train_peak_gib', 2), ('train reserved (GiB)', 'train_reserved_gib', 2),

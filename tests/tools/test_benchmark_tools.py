@@ -424,6 +424,43 @@ def test_model_benchmark_compile_backbone_options(monkeypatch):
     assert row['backbone_compile'] == 'eager'
 
 
+def test_model_benchmark_steps_the_configs_optimizer():
+    """The training iteration steps the optimizer the config builds: fan_mm's merged, fused groups; mmengine's
+    one group per parameter (mmdet's Swin-T config, or +per_param); +merged merges a foreign config's groups
+    without changing a parameter's settings."""
+    import torch
+    from fan_mm.benchmarks.model import build_config_optimizer, build_model_from_config, run_model_benchmark
+    from fan_mm.benchmarks.results import markdown_table
+    toy = str(ROOT / 'configs' / 'toy' / 'maskrcnn_r50_toy_coco.py')
+    model, _ = build_model_from_config(toy)
+    n_params = len([p for p in model.parameters() if p.requires_grad])
+    ours = build_config_optimizer(toy, model)
+    assert len(ours.param_groups) == 2 and all(g['fused'] for g in ours.param_groups)  # decay / no decay
+    per_param = build_config_optimizer(toy, model, variant='per_param')
+    assert len(per_param.param_groups) == n_params and per_param.param_groups[0]['fused'] is None
+
+    swin = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py'
+    model, _ = build_model_from_config(swin)
+    theirs, merged = build_config_optimizer(swin, model), build_config_optimizer(swin, model, variant='merged')
+    assert len(theirs.param_groups) == len(list(model.parameters()))
+    assert len(merged.param_groups) == 2 and merged.param_groups[0]['fused']
+
+    def settings(opt):
+        return {id(p): (g['lr'], g['weight_decay']) for g in opt.param_groups for p in g['params']}
+    assert settings(merged) == settings(theirs)
+    assert sorted({wd for _, wd in settings(theirs).values()}) == [0., 0.05]
+    with pytest.raises(ValueError, match='variant'):
+        build_config_optimizer(toy, model, variant='fused')
+
+    out = run_model_benchmark([('toy', toy), ('toy+per_param', toy)], 1, 64, 64, 1, 'fp32', 'cpu', 0, 1)
+    assert [r['optimizer'] for r in out['rows']] == ['AdamW, 2 groups, fused',
+                                                      f"AdamW, {n_params} groups, torch's default"]
+    assert '| AdamW, 2 groups, fused |' in markdown_table(out)
+    for bad in ('toy+eager+whole', 'toy+merged+per_param', 'toy+fast'):
+        with pytest.raises(ValueError, match='tags'):
+            run_model_benchmark([(bad, toy)], 1, 64, 64, 1, 'fp32', 'cpu', 0, 1)
+
+
 def test_model_benchmark_bad_entry():
     with pytest.raises(SystemExit, match='NAME=CONFIG'):
         load_tool('benchmark_model').main(['--configs', 'no_equals_sign', '--device', 'cpu'])

@@ -11,11 +11,15 @@ r"""Time whole mmdet / mmseg models from configs (random weights, synthetic batc
     python tools/analysis/benchmark_model.py --precision bf16 --height 1024 --width 1024 --reference segformer \
         --configs segformer=configs/fan/segformer_fan_s_hybrid_cityscapes_1024x1024_160k.py \
         segformer+whole=configs/fan/segformer_fan_s_hybrid_cityscapes_1024x1024_160k.py  # backbone as one graph
+    python tools/analysis/benchmark_model.py --configs fan_s_hybrid=configs/fan/maskrcnn_fan_s_hybrid_3x_coco.py \
+        fan_s_hybrid+per_param=configs/fan/maskrcnn_fan_s_hybrid_3x_coco.py \
+        swin_t=mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py \
+        swin_t+merged=mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py   # what the optimizer's layout costs
     python tools/analysis/benchmark_model.py --configs toy=configs/toy/maskrcnn_fan_t_hybrid_toy_coco.py \
         --device cpu --height 64 --width 64 --batch 1 --warmup 1 --repeats 1
 
-Training iterations are loss forward + backward + an AdamW step (fp16: autocast and a gradient scaler, as
-mmengine's AmpOptimWrapper; mmcv's RoIAlign has no bf16 CUDA kernel, so use fp16 or fp32 for detectors).
+Training iterations are loss forward + backward + a step of the config's optimizer, with its parameter groups
+(fp16: autocast and a gradient scaler, as mmengine's AmpOptimWrapper; mmcv's RoIAlign has no bf16 CUDA kernel, so use fp16 or fp32 for detectors).
 """
 import argparse
 import sys
@@ -33,9 +37,11 @@ DEFAULT_CONFIGS = ['fan_s_hybrid=configs/fan/maskrcnn_fan_s_hybrid_3x_coco.py',
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--configs', nargs='+', default=DEFAULT_CONFIGS,
-                   help="NAME=CONFIG entries; a NAME ending in +eager runs its config without the backbone's "
-                        "compile_blocks, one ending in +whole with the backbone compiled as one graph "
-                        "(compile_blocks' scope='backbone')")
+                   help="NAME=CONFIG entries; NAME+eager runs its config without the backbone's "
+                        "compile_blocks, NAME+whole with the backbone compiled as one graph (compile_blocks' "
+                        "scope='backbone'); NAME+per_param with the optimizer's parameter groups as mmengine lays "
+                        "them out (one per parameter, foreach), NAME+merged with them merged and fused "
+                        "(NoDecayOptimWrapperConstructor, as fan_mm's configs run); tags combine (NAME+eager+merged)")
     p.add_argument('--reference', default='swin_t', help='NAME the ratios are taken against ("" for none)')
     p.add_argument('--batch', type=int, default=2)
     p.add_argument('--height', type=int, default=800)
