@@ -68,6 +68,7 @@ def build_config_optimizer(config: str, model: nn.Module, cfg_options: Optional[
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import DefaultScope
 
+    import fan_mm.engine  # noqa: F401  (registers NoDecayOptimWrapperConstructor for configs that do not import it)
     from fan_mm.models.builder import config_scope, load_config
     if variant not in (None,) + OPTIMIZER_TAGS:
         raise ValueError(f'optimizer variant {variant!r}: use one of {list(OPTIMIZER_TAGS)}')
