@@ -154,10 +154,12 @@ def merge_param_groups(groups: List[dict], defaults: dict):
 def _unmerge_hook(optimizer, state_dict: dict, order: List[int]):
     """Load-state-dict pre-hook of a merged optimizer: a state dict with one group per parameter (as
     mmengine's constructor makes, and fan_mm's before it merged them) is laid out as the merged groups,
-    so that ``--resume`` from such a checkpoint continues as it would have. Other layouts pass through."""
+    so that ``--resume`` from such a checkpoint continues as it would have; other layouts pass through. Either
+    way the groups keep this optimizer's implementation (fused / foreach)."""
     saved = state_dict['param_groups']
-    if len(saved) == len(optimizer.param_groups) or len(saved) != len(order) or \
-            any(len(g['params']) != 1 for g in saved):
+    if len(saved) == len(optimizer.param_groups):
+        return _keep_implementation(optimizer, state_dict)
+    if len(saved) != len(order) or any(len(g['params']) != 1 for g in saved):
         return None
     state, groups, position = {}, [], 0
     for group in optimizer.param_groups:
@@ -177,4 +179,16 @@ def _unmerge_hook(optimizer, state_dict: dict, order: List[int]):
                 state[new_id] = state_dict['state'][old_id]
         groups.append(dict(options, params=ids))
         position += len(members)
-    return dict(state_dict, state=state, param_groups=groups)
+    return _keep_implementation(optimizer, dict(state_dict, state=state, param_groups=groups))
+
+
+# how a step is computed, not training state: the config's choice wins over a checkpoint's (torch's own
+# load_state_dict takes every group setting from the checkpoint, and a foreach checkpoint loaded into a
+# fused optimizer would then refuse the fp16 loss scaler's arguments)
+_IMPLEMENTATION_KEYS = ('fused', 'foreach', 'capturable', 'differentiable')
+
+
+def _keep_implementation(optimizer, state_dict: dict) -> dict:
+    groups = [dict(saved, **{k: group[k] for k in _IMPLEMENTATION_KEYS if k in group})
+              for saved, group in zip(state_dict['param_groups'], optimizer.param_groups)]
+    return dict(state_dict, param_groups=groups)

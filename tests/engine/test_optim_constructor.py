@@ -84,6 +84,24 @@ def test_checkpoint_with_one_group_per_parameter_resumes_into_merged_groups():
     assert again.optimizer.state_dict()['state'].keys() == new.optimizer.state_dict()['state'].keys()
 
 
+@pytest.mark.parametrize('merge_old', [False, True])
+def test_a_foreach_checkpoint_resumes_fused_with_the_fp16_loss_scaler(merge_old):
+    """The implementation is the config's: a checkpoint of a foreach optimizer (fan_mm's recipes before they
+    were fused) loads into a fused one that stays fused, so the loss scaler's step (which hands a fused
+    optimizer its scale and inf flag) keeps working."""
+    torch.manual_seed(0)
+    model = _Net()
+    old = _wrapper(copy.deepcopy(model), merge_old, fused=False)
+    _steps(model, old, 1)
+    new = _wrapper(model, True, fused=True)
+    new.load_state_dict(copy.deepcopy(old.state_dict()))
+    assert all(g['fused'] is True for g in new.optimizer.param_groups)
+    scaler = torch.amp.GradScaler('cpu')
+    scaler.scale(model(torch.randn(2, 3, 8, 8)).square().mean()).backward()
+    scaler.step(new.optimizer)
+    scaler.update()
+
+
 def test_unmergeable_checkpoint_names_the_way_out():
     torch.manual_seed(0)
     model = _Net()
