@@ -155,7 +155,9 @@ def _unmerge_hook(optimizer, state_dict: dict, order: List[int]):
     """Load-state-dict pre-hook of a merged optimizer: a state dict with one group per parameter (as
     mmengine's constructor makes, and fan_mm's before it merged them) is laid out as the merged groups,
     so that ``--resume`` from such a checkpoint continues as it would have; other layouts pass through. Either
-    way the groups keep this optimizer's implementation (fused / foreach)."""
+    way the groups keep this optimizer's implementation (fused / foreach). The parameter schedulers' state is
+    mmengine's to load: a scheduler that keeps per-group base values (cosine annealing) gets the saved list and
+    reads its first entries; the recipes' linear, step and poly schedules read each group's own values."""
     saved = state_dict['param_groups']
     if len(saved) == len(optimizer.param_groups):
         return _keep_implementation(optimizer, state_dict)
