@@ -23,9 +23,9 @@ COMPILE_BACKBONE = {None: None, 'default': dict(dynamic=False),
                     'cudagraph': dict(dynamic=False, mode='reduce-overhead')}
 
 
-def build_model_from_config(config: str, cfg_options: Optional[dict] = None, eager: bool = False,
+def build_model_from_config(config, cfg_options: Optional[dict] = None, eager: bool = False,
                             whole_backbone: bool = False):
-    """``(model, scope)``: the mmdet / mmseg model of ``config`` (a path or ``mmdet::...``) with random weights,
+    """``(model, scope)``: the mmdet / mmseg model of ``config`` (a path, ``mmdet::...`` or a loaded ``Config``) with random weights,
     built by :func:`fan_mm.models.build_from_config` and initialised as training starts. ``eager``: without
     the backbone's ``compile_blocks`` (the fast path the fan_mm configs turn on for GPUs). ``whole_backbone``:
     its ``compile_blocks`` with ``scope='backbone'`` (the whole backbone as one graph, not block by block)."""
@@ -57,10 +57,12 @@ def build_model_from_config(config: str, cfg_options: Optional[dict] = None, eag
 OPTIMIZER_TAGS = ('per_param', 'merged')
 
 
-def build_config_optimizer(config: str, model: nn.Module, cfg_options: Optional[dict] = None,
+def build_config_optimizer(config, model: nn.Module, cfg_options: Optional[dict] = None,
                            variant: Optional[str] = None):
-    """The torch optimizer that ``config``'s ``optim_wrapper`` builds for ``model`` (AMP wrappers are left to
-    the caller, which runs autocast and the gradient scaler itself). ``variant``: ``'per_param'``, mmengine's
+    """The torch optimizer that ``config``'s ``optim_wrapper`` builds for ``model`` (a path, ``mmdet::...`` or a
+    loaded ``Config``). The wrapper's own work is left to the caller, which runs autocast and the gradient
+    scaler as ``AmpOptimWrapper`` does; gradient clipping and accumulation are not run (the Mask R-CNN and
+    SegFormer configs timed here set neither). ``variant``: ``'per_param'``, mmengine's
     layout of one parameter group per parameter with torch's default implementation (foreach on a GPU), as
     fan_mm's configs ran before their groups were merged; ``'merged'``, the config's groups merged by
     ``NoDecayOptimWrapperConstructor`` (its decay rules added only where the config already uses it) and the
@@ -153,8 +155,8 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
                 cfg_options: Optional[dict] = None, compile_backbone: Optional[str] = None,
                 eager: bool = False, profile: bool = False, whole_backbone: bool = False,
                 phases: bool = False, optimizer: Optional[str] = None) -> Dict:
-    """One row: training iteration (loss forward + backward + AdamW step, AMP with a grad scaler for fp16,
-    as mmengine's AmpOptimWrapper) and inference (``mode='predict'``) of the model of ``config``.
+    """One row: training iteration (loss forward + backward + a step of the config's optimizer,
+    :func:`build_config_optimizer`; AMP with a grad scaler for fp16, as mmengine's AmpOptimWrapper) and inference (``mode='predict'``) of the model of ``config``.
 
     The backbone runs as the config says (fan_mm's configs compile its blocks on a GPU), eagerly with
     ``eager=True``, compiled as one graph with ``whole_backbone=True``. ``compile_backbone`` compiles the
@@ -169,8 +171,10 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
     variant of the config's optimizer (:func:`build_config_optimizer`)."""
     if compile_backbone not in COMPILE_BACKBONE:
         raise ValueError(f'compile_backbone={compile_backbone!r}: use one of {list(COMPILE_BACKBONE)}')
+    from fan_mm.models.builder import load_config
     torch.manual_seed(0)
-    model, scope = build_model_from_config(config, cfg_options, eager=eager, whole_backbone=whole_backbone)
+    cfg = load_config(config, cfg_options)  # once: the model and the optimizer are built from it
+    model, scope = build_model_from_config(cfg, eager=eager, whole_backbone=whole_backbone)
     model = model.to(device)
     by_config = getattr(model.backbone, 'compile_blocks', False)
     if by_config is not False:  # {} and True compile too
@@ -185,7 +189,7 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
     else:
         backbone_compile = 'eager'
     inputs, samples = synthetic_batch(scope, batch, height, width, boxes, _num_classes(model, scope), device)
-    opt = build_config_optimizer(config, model, cfg_options, optimizer)
+    opt = build_config_optimizer(cfg, model, variant=optimizer)
     row = dict(name=name or config, config=config, scope=scope, backbone_compile=backbone_compile,
                params_m=sum(p.numel() for p in model.parameters()) / 1e6, optimizer=describe_optimizer(opt))
     scaler = torch.amp.GradScaler(device.type, enabled=precision == 'fp16')
