@@ -1,8 +1,8 @@
 """Speed and memory of whole mmdet / mmseg models from their configs: random weights, synthetic batches.
 
-A training iteration is the loss forward, backward and a step of the optimizer the config's ``optim_wrapper``
-builds (its constructor's parameter groups, its optimizer's settings; fp16: autocast with a gradient scaler,
-as mmengine's ``AmpOptimWrapper``); inference is ``mode='predict'``. Timing and peak memory as
+A training iteration is what mmengine's runner runs: the loss forward under the config's ``optim_wrapper``, as
+mmengine builds it (its constructor's parameter groups, its optimizer, gradient clipping and accumulation;
+``AmpOptimWrapper`` for fp16 / bf16), the backward and the wrapper's step; inference is ``mode='predict'``. Timing and peak memory as
 in :mod:`fan_mm.benchmarks.timing`. All configs of a run are measured in one process, so that their
 ratios are not skewed by the state of the machine.
 """
@@ -56,29 +56,48 @@ def build_model_from_config(config, cfg_options: Optional[dict] = None, eager: b
 # NAME+TAG entries of benchmark_model.py --configs: how the optimizer of a config is changed
 OPTIMIZER_TAGS = ('per_param', 'merged')
 
+# the phase of the wrapper's step: AmpOptimWrapper unscales for clipping, clips, steps through the gradient scaler
+# (whose check for infinities waits for the backward) and updates the scale
+OPTIMIZER_STEP_PHASE = "optimizer step (the config's optim_wrapper)"
 
-def build_config_optimizer(config, model: nn.Module, cfg_options: Optional[dict] = None,
-                           variant: Optional[str] = None):
-    """The torch optimizer that ``config``'s ``optim_wrapper`` builds for ``model`` (a path, ``mmdet::...`` or a
-    loaded ``Config``). The wrapper's own work is left to the caller, which runs autocast and the gradient
-    scaler as ``AmpOptimWrapper`` does; gradient clipping and accumulation are not run (the Mask R-CNN and
-    SegFormer configs timed here set neither). ``variant``: ``'per_param'``, mmengine's
-    layout of one parameter group per parameter with torch's default implementation (foreach on a GPU), as
-    fan_mm's configs ran before their groups were merged; ``'merged'``, the config's groups merged by
-    ``NoDecayOptimWrapperConstructor`` (its decay rules added only where the config already uses it) and the
-    fused implementation, as fan_mm's configs run now."""
+# --precision of a benchmark -> the AmpOptimWrapper dtype its training iteration runs under (fp32: OptimWrapper)
+AMP_DTYPES = {'fp16': 'float16', 'bf16': 'bfloat16'}
+
+
+def build_config_optim_wrapper(config, model: nn.Module, precision: str = 'fp32',
+                               cfg_options: Optional[dict] = None, variant: Optional[str] = None):
+    """mmengine's optimizer wrapper that ``config``'s ``optim_wrapper`` builds for ``model`` (a path,
+    ``mmdet::...`` or a loaded ``Config``), as the runner builds it, at the benchmark's ``precision``: its
+    constructor's parameter groups, its optimizer, its ``clip_grad`` and ``accumulative_counts``. The
+    precision decides the wrapper's type: ``'fp32'`` an ``OptimWrapper``, ``'fp16'`` / ``'bf16'`` an
+    ``AmpOptimWrapper`` of that dtype (the config's ``loss_scale`` where it sets one, else dynamic), whatever
+    the config says, so that one run can time a config in several precisions. mmengine's AmpOptimWrapper
+    runs on accelerators only: on a CPU the precision must be fp32.
+
+    ``variant``: ``'per_param'``, mmengine's layout of one parameter group per parameter with torch's
+    default implementation (foreach on a GPU), as fan_mm's configs ran before their groups were merged;
+    ``'merged'``, the config's groups merged by ``NoDecayOptimWrapperConstructor`` (its decay rules added
+    only where the config already uses it) and the fused implementation, as fan_mm's configs run now."""
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import DefaultScope
 
     import fan_mm.engine  # noqa: F401  (registers NoDecayOptimWrapperConstructor for configs that do not import it)
     from fan_mm.models.builder import config_scope, load_config
+    check_precision(precision)
     if variant not in (None,) + OPTIMIZER_TAGS:
         raise ValueError(f'optimizer variant {variant!r}: use one of {list(OPTIMIZER_TAGS)}')
+    param = next(model.parameters(), None)
+    if precision in AMP_DTYPES and (param is None or param.device.type == 'cpu'):
+        raise ValueError(f'precision={precision!r} on the CPU: mmengine\'s AmpOptimWrapper runs on GPUs only; '
+                         f'time CPU runs in fp32')
     cfg = load_config(config, cfg_options)
     wrapper = dict(cfg.optim_wrapper)
-    for key in ('loss_scale', 'dtype', 'accumulative_counts', 'clip_grad'):
-        wrapper.pop(key, None)
-    wrapper['type'] = 'OptimWrapper'
+    if precision in AMP_DTYPES:
+        wrapper.update(type='AmpOptimWrapper', dtype=AMP_DTYPES[precision])
+    else:
+        wrapper['type'] = 'OptimWrapper'
+        for key in ('loss_scale', 'dtype', 'use_fsdp'):
+            wrapper.pop(key, None)
     wrapper['optimizer'] = optimizer = dict(wrapper['optimizer'])
     paramwise = dict(wrapper.get('paramwise_cfg') or {})
     ours = wrapper.get('constructor') == 'NoDecayOptimWrapperConstructor'
@@ -95,15 +114,27 @@ def build_config_optimizer(config, model: nn.Module, cfg_options: Optional[dict]
     if variant is not None or paramwise:
         wrapper['paramwise_cfg'] = paramwise
     with DefaultScope.overwrite_default_scope(config_scope(cfg)):
-        return build_optim_wrapper(model, wrapper).optimizer
+        return build_optim_wrapper(model, wrapper)
 
 
 def describe_optimizer(opt) -> str:
-    """``'AdamW, 2 groups, fused'``: the optimizer's class, number of parameter groups and implementation."""
+    """``'AdamW, 2 groups, fused'``: the optimizer's class, number of parameter groups and implementation; for
+    an mmengine wrapper also what it adds (``'AmpOptimWrapper float16: AdamW, 2 groups, fused, clip_grad'``)."""
+    wrapper = None
+    if hasattr(opt, 'optimizer') and not isinstance(opt, torch.optim.Optimizer):
+        wrapper, opt = opt, opt.optimizer
     first = opt.param_groups[0]
     impl = ('fused' if first.get('fused') else 'foreach' if first.get('foreach') else
             'for-loop' if first.get('foreach') is False else "torch's default")
-    return f'{type(opt).__name__}, {len(opt.param_groups)} groups, {impl}'
+    text = f'{type(opt).__name__}, {len(opt.param_groups)} groups, {impl}'
+    if wrapper is None:
+        return text
+    extras = ['clip_grad'] * bool(wrapper.clip_grad_kwargs)
+    if wrapper._accumulative_counts > 1:
+        extras.append(f'accumulating {wrapper._accumulative_counts}')
+    dtype = getattr(wrapper, 'cast_dtype', None)
+    kind = type(wrapper).__name__ + (f' {str(dtype).replace("torch.", "")}' if dtype is not None else '')
+    return f'{kind}: ' + ', '.join([text] + extras)
 
 
 def synthetic_batch(scope: str, batch: int, height: int, width: int, boxes: int, num_classes: int,
@@ -155,8 +186,9 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
                 cfg_options: Optional[dict] = None, compile_backbone: Optional[str] = None,
                 eager: bool = False, profile: bool = False, whole_backbone: bool = False,
                 phases: bool = False, optimizer: Optional[str] = None) -> Dict:
-    """One row: training iteration (loss forward + backward + a step of the config's optimizer,
-    :func:`build_config_optimizer`; AMP with a grad scaler for fp16, as mmengine's AmpOptimWrapper) and inference (``mode='predict'``) of the model of ``config``.
+    """One row: training iteration (loss forward, backward and step of the config's ``optim_wrapper`` as
+    mmengine builds it, :func:`build_config_optim_wrapper`) and inference (``mode='predict'``) of the model of
+    ``config``.
 
     The backbone runs as the config says (fan_mm's configs compile its blocks on a GPU), eagerly with
     ``eager=True``, compiled as one graph with ``whole_backbone=True``. ``compile_backbone`` compiles the
@@ -168,7 +200,7 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
     ``profile`` holds ``fan_mm.benchmarks.profiling.profile_steps`` of three more training iterations.
     ``phases``: the row's ``phases`` holds ``fan_mm.benchmarks.phases.measure_phases`` of five more: the
     host's wall time and the GPU synchronisations by part of the model and of the step. ``optimizer``: a
-    variant of the config's optimizer (:func:`build_config_optimizer`)."""
+    variant of the config's optimizer (:func:`build_config_optim_wrapper`)."""
     if compile_backbone not in COMPILE_BACKBONE:
         raise ValueError(f'compile_backbone={compile_backbone!r}: use one of {list(COMPILE_BACKBONE)}')
     from fan_mm.models.builder import load_config
@@ -189,24 +221,24 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
     else:
         backbone_compile = 'eager'
     inputs, samples = synthetic_batch(scope, batch, height, width, boxes, _num_classes(model, scope), device)
-    opt = build_config_optimizer(cfg, model, variant=optimizer)
+    wrapper = build_config_optim_wrapper(cfg, model, precision, variant=optimizer)
     row = dict(name=name or config, config=config, scope=scope, backbone_compile=backbone_compile,
-               params_m=sum(p.numel() for p in model.parameters()) / 1e6, optimizer=describe_optimizer(opt))
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == 'fp16')
+               params_m=sum(p.numel() for p in model.parameters()) / 1e6, optimizer=describe_optimizer(wrapper))
     model.train()
 
     def train_iter(clock=NO_CLOCK):
-        with clock.phase('zero_grad'):
-            opt.zero_grad(set_to_none=True)
-        with clock.phase('loss forward, outside the parts'), autocast(device, precision):
+        # what mmengine's BaseModel.train_step and OptimWrapper.update_params run, in phases
+        with clock.phase('loss forward, outside the parts'), wrapper.optim_context(model):
             losses = model(inputs, samples, mode='loss')
         with clock.phase('parse_losses'):
             loss, _ = model.parse_losses(losses)
         with clock.phase('backward'):
-            scaler.scale(loss).backward()
-        with clock.phase('optimizer step (with the GradScaler)'):
-            scaler.step(opt)
-            scaler.update()
+            wrapper.backward(wrapper.scale_loss(loss))
+        if wrapper.should_update():
+            with clock.phase(OPTIMIZER_STEP_PHASE):
+                wrapper.step()
+            with clock.phase('zero_grad'):
+                wrapper.zero_grad(set_to_none=True)
     with CompileStats() as compiled:
         r = time_fn(train_iter, device, warmup, repeats)
     row.update(train_s_iter=r['ms'] / 1e3, train_ms=r['ms'], train_peak_gib=r['peak_gib'],
@@ -215,7 +247,7 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
         row['profile'] = profile_steps(train_iter, device, row['name'], warmup=1)
     if phases:
         row['phases'] = measure_phases(train_iter, model, device, row['name'])
-    opt.zero_grad(set_to_none=True)
+    wrapper.zero_grad(set_to_none=True)
     model.eval()
 
     def infer():
@@ -225,7 +257,7 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
         r = time_fn(infer, device, warmup, repeats)
     row.update(infer_ms=r['ms'], infer_img_s=batch / (r['ms'] / 1e3), infer_peak_gib=r['peak_gib'],
                infer_reserved_gib=r['reserved_gib'], infer_warmup_s=r['warmup_s'], infer_compile=compiled.result)
-    del model, opt
+    del model, wrapper
     if device.type == 'cuda':
         torch.cuda.empty_cache()
     return row
@@ -240,7 +272,7 @@ def run_model_benchmark(configs: Sequence[Tuple[str, str]], batch: int, height: 
     Tags after the name, ``NAME+TAG``: ``+eager`` runs that config without its backbone's ``compile_blocks``
     (so that one run can hold a config both ways), ``+whole`` with ``compile_blocks`` of scope ``'backbone'``
     (the whole backbone as one graph), ``+per_param`` / ``+merged`` with that variant of its optimizer
-    (:func:`build_config_optimizer`); ``eager`` runs all eagerly. The training iterations of the names in
+    (:func:`build_config_optim_wrapper`); ``eager`` runs all eagerly. The training iterations of the names in
     ``profile`` are profiled after they are timed (the result's ``profiles``), those in ``phases`` are timed
     part by part on the host (the result's ``phases``)."""
     check_precision(precision)

@@ -244,7 +244,8 @@ def test_model_benchmark_times_the_iteration_part_by_part(config, batch, parts, 
     (p,) = res['phases']
     assert p['spec'] == 'toy' and p['steps'] == 5 and 'phases' not in res['rows'][0]
     rows = {r['phase']: r for r in p['phases']}
-    for name in ('backbone',) + parts + ('backward', 'optimizer step (with the GradScaler)',
+    from fan_mm.benchmarks.model import OPTIMIZER_STEP_PHASE
+    for name in ('backbone',) + parts + ('backward', OPTIMIZER_STEP_PHASE, 'zero_grad',
                                          'wait for the GPU at the end'):
         assert rows[name]['calls_per_step'] == 1 and rows[name]['ms_per_step'] > 0, name
     assert rows['backward']['syncs_per_step'] is None  # counted on CUDA devices only
@@ -428,20 +429,20 @@ def test_model_benchmark_steps_the_configs_optimizer():
     """The training iteration steps the optimizer the config builds: fan_mm's merged, fused groups; mmengine's
     one group per parameter (mmdet's Swin-T config, or +per_param); +merged merges a foreign config's groups
     without changing a parameter's settings."""
-    import torch
-    from fan_mm.benchmarks.model import build_config_optimizer, build_model_from_config, run_model_benchmark
+    from fan_mm.benchmarks.model import build_config_optim_wrapper, build_model_from_config, run_model_benchmark
     from fan_mm.benchmarks.results import markdown_table
     toy = str(ROOT / 'configs' / 'toy' / 'maskrcnn_r50_toy_coco.py')
     model, _ = build_model_from_config(toy)
     n_params = len([p for p in model.parameters() if p.requires_grad])
-    ours = build_config_optimizer(toy, model)
+    ours = build_config_optim_wrapper(toy, model).optimizer
     assert len(ours.param_groups) == 2 and all(g['fused'] for g in ours.param_groups)  # decay / no decay
-    per_param = build_config_optimizer(toy, model, variant='per_param')
+    per_param = build_config_optim_wrapper(toy, model, variant='per_param').optimizer
     assert len(per_param.param_groups) == n_params and per_param.param_groups[0]['fused'] is None
 
     swin = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py'
     model, _ = build_model_from_config(swin)
-    theirs, merged = build_config_optimizer(swin, model), build_config_optimizer(swin, model, variant='merged')
+    theirs = build_config_optim_wrapper(swin, model).optimizer
+    merged = build_config_optim_wrapper(swin, model, variant='merged').optimizer
     assert len(theirs.param_groups) == len(list(model.parameters()))
     assert len(merged.param_groups) == 2 and merged.param_groups[0]['fused']
 
@@ -450,15 +451,46 @@ def test_model_benchmark_steps_the_configs_optimizer():
     assert settings(merged) == settings(theirs)
     assert sorted({wd for _, wd in settings(theirs).values()}) == [0., 0.05]
     with pytest.raises(ValueError, match='variant'):
-        build_config_optimizer(toy, model, variant='fused')
+        build_config_optim_wrapper(toy, model, variant='fused')
 
     out = run_model_benchmark([('toy', toy), ('toy+per_param', toy)], 1, 64, 64, 1, 'fp32', 'cpu', 0, 1)
-    assert [r['optimizer'] for r in out['rows']] == ['AdamW, 2 groups, fused',
-                                                      f"AdamW, {n_params} groups, torch's default"]
-    assert '| AdamW, 2 groups, fused |' in markdown_table(out)
+    # the toy recipe clips gradients (configs/toy/_base_/toy_coco.py)
+    assert [r['optimizer'] for r in out['rows']] == [
+        'OptimWrapper: AdamW, 2 groups, fused, clip_grad',
+        f"OptimWrapper: AdamW, {n_params} groups, torch's default, clip_grad"]
+    assert '| OptimWrapper: AdamW, 2 groups, fused, clip_grad |' in markdown_table(out)
     for bad in ('toy+eager+whole', 'toy+merged+per_param', 'toy+fast'):
         with pytest.raises(ValueError, match='tags'):
             run_model_benchmark([(bad, toy)], 1, 64, 64, 1, 'fp32', 'cpu', 0, 1)
+
+
+def test_model_benchmark_runs_the_configs_optim_wrapper(monkeypatch):
+    """The iteration is mmengine's: the wrapper's clipping runs (it logs the gradient norm as the runner's
+    does), accumulation steps the optimizer every N-th iteration only, and the precision picks the wrapper."""
+    import torch
+    from mmengine.logging import MessageHub
+    from mmengine.optim import OptimWrapper
+
+    from fan_mm.benchmarks.model import bench_model, build_config_optim_wrapper, build_model_from_config
+    toy = str(ROOT / 'configs' / 'toy' / 'maskrcnn_fan_t_hybrid_toy_coco.py')
+    cpu = torch.device('cpu')
+    hub = MessageHub.get_current_instance()
+    hub.log_scalars.pop('train/grad_norm', None)
+    steps = []
+    real_step = OptimWrapper.step
+    monkeypatch.setattr(OptimWrapper, 'step', lambda self, **kw: steps.append(1) or real_step(self, **kw))
+    bench_model(toy, 1, 64, 64, 1, 'fp32', cpu, 1, 2, eager=True)
+    assert len(steps) == 3 and len(hub.log_scalars['train/grad_norm'].data[0]) == 3  # 1 warm-up + 2 timed, clipped
+    steps.clear()
+    row = bench_model(toy, 1, 64, 64, 1, 'fp32', cpu, 1, 3, eager=True,
+                      cfg_options={'optim_wrapper.accumulative_counts': 2})
+    assert len(steps) == 2 and row['optimizer'].endswith('clip_grad, accumulating 2')  # iterations 2 and 4
+
+    model, _ = build_model_from_config(toy)
+    with pytest.raises(ValueError, match="precision='fp16' on the CPU: mmengine's AmpOptimWrapper"):
+        build_config_optim_wrapper(toy, model, 'fp16')
+    with pytest.raises(ValueError, match='precision'):
+        build_config_optim_wrapper(toy, model, 'fp8')
 
 
 def test_model_benchmark_bad_entry():
