@@ -9,7 +9,8 @@
   validation or test set: mmdet's ``CocoMetric`` then returns no numbers at all.
 
 ``fan_mm.engine.runner.build_runner`` (behind every fan_mm tool) adds both to a config that does not list
-them (``ensure_default_hooks``); other runners can list them in ``custom_hooks``.
+them (``ensure_default_hooks``), with ``MergedGroupsResumeHook`` of the optimizer constructor; other runners
+can list them in ``custom_hooks``.
 """
 import math
 from typing import Optional
@@ -234,7 +235,8 @@ class EmptyPredictionsHook(Hook):
     after_val_epoch = after_test_epoch = _report
 
 
-DEFAULT_HOOKS = ('NonFiniteLossHook', 'EmptyPredictionsHook')
+# MergedGroupsResumeHook (fan_mm.engine.optim_constructor): resuming an older checkpoint into merged groups
+DEFAULT_HOOKS = ('NonFiniteLossHook', 'EmptyPredictionsHook', 'MergedGroupsResumeHook')
 
 
 def ensure_default_hooks(cfg) -> None:

@@ -21,23 +21,32 @@ as ``paramwise_cfg`` is set (400 for Mask R-CNN FAN-S-Hybrid), and torch's optim
 step group by group: AdamW's host time grows with the number of groups, whatever the implementation
 (foreach or fused). The recipes of the papers need two to four distinct settings. The update of every
 parameter is the same either way; only the state dict's layout changes, and a checkpoint saved with
-one group per parameter still loads (:func:`_unmerge_hook`).
+one group per parameter still loads (:func:`_unmerge_hook`), and ``MergedGroupsResumeHook`` lays the
+parameter schedulers' per-group values of such a checkpoint out the same way when a run resumes from it.
 """
 import functools
+import weakref
 from typing import Dict, List, Optional, Sequence
 
 import torch.nn as nn
+from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper
+from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper, OptimWrapperDict
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.instancenorm import _InstanceNorm
 
-__all__ = ['NoDecayOptimWrapperConstructor', 'NORM_TYPES', 'is_norm_module', 'merge_param_groups']
+from ..registry import register_hook
+
+__all__ = ['MergedGroupsResumeHook', 'NoDecayOptimWrapperConstructor', 'NORM_TYPES', 'is_norm_module',
+           'merge_param_groups']
 
 # LayerNorm subclasses (timm / fan_mm LayerNorm2d, ConvNeXt's channels-first norm) count too.
 NORM_TYPES = (_BatchNorm, _InstanceNorm, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
 _MISSING = object()
+# the merge order (merge_param_groups) of each optimizer whose groups the constructor merged; weak, so that it
+# goes with its optimizer
+_MERGE_ORDERS = weakref.WeakKeyDictionary()
 
 
 def is_norm_module(module: nn.Module) -> bool:
@@ -116,6 +125,7 @@ class NoDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         self._unmerged_order = None
         optim_wrapper = super().__call__(model)
         if self._unmerged_order is not None:
+            _MERGE_ORDERS[optim_wrapper.optimizer] = self._unmerged_order
             optim_wrapper.optimizer.register_load_state_dict_pre_hook(
                 functools.partial(_unmerge_hook, order=self._unmerged_order))
         return optim_wrapper
@@ -156,8 +166,7 @@ def _unmerge_hook(optimizer, state_dict: dict, order: List[int]):
     mmengine's constructor makes, and fan_mm's before it merged them) is laid out as the merged groups,
     so that ``--resume`` from such a checkpoint continues as it would have; other layouts pass through. Either
     way the groups keep this optimizer's implementation (fused / foreach). The parameter schedulers' state is
-    mmengine's to load: a scheduler that keeps per-group base values (cosine annealing) gets the saved list and
-    reads its first entries; the recipes' linear, step and poly schedules read each group's own values."""
+    mmengine's to load, after the optimizer's: ``MergedGroupsResumeHook`` lays out its per-group values."""
     saved = state_dict['param_groups']
     if len(saved) == len(optimizer.param_groups):
         return _keep_implementation(optimizer, state_dict)
@@ -194,3 +203,65 @@ def _keep_implementation(optimizer, state_dict: dict) -> dict:
     groups = [dict(saved, **{k: group[k] for k in _IMPLEMENTATION_KEYS if k in group})
               for saved, group in zip(state_dict['param_groups'], optimizer.param_groups)]
     return dict(state_dict, param_groups=groups)
+
+
+def saved_group_per_merged_group(optimizer, n_saved: int) -> Optional[List[int]]:
+    """For an optimizer whose groups the constructor merged and a state dict of ``n_saved`` groups, one per
+    parameter: for each merged group, the index of the saved group of its first parameter (the saved groups
+    of its parameters all have its settings, :func:`_unmerge_hook` checks it). ``None`` where the optimizer was
+    not merged or the state dict is not of that layout."""
+    order = _MERGE_ORDERS.get(optimizer)
+    if order is None or n_saved != len(order) or n_saved == len(optimizer.param_groups):
+        return None
+    sources, position = [], 0
+    for group in optimizer.param_groups:
+        sources.append(order[position])
+        position += len(group['params'])
+    return sources
+
+
+# the per-group lists in the state of mmengine's parameter schedulers (ReduceOnPlateau's min_values too)
+_SCHEDULER_GROUP_KEYS = ('base_values', '_last_value', 'min_values')
+
+
+@register_hook
+class MergedGroupsResumeHook(Hook):
+    """Resuming a checkpoint saved with one parameter group per parameter into merged groups: the optimizer's
+    state is laid out anew as it loads (:func:`_unmerge_hook`), and this hook does the same for the parameter
+    schedulers' per-group values (``base_values``, ...), which mmengine's runner would load as saved. Without
+    it a scheduler that computes from its base values (cosine annealing) pairs the merged groups with the
+    first saved entries, the learning rates of other parameters. It rewrites the checkpoint after it is read
+    (``after_load_checkpoint``), before the runner loads the optimizer and the schedulers from it; other
+    checkpoints pass through. ``fan_mm.engine.runner.build_runner`` adds it to every run."""
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        saved_optimizer, saved_schedulers = checkpoint.get('optimizer'), checkpoint.get('param_schedulers')
+        if not saved_optimizer or not saved_schedulers:
+            return
+        wrapper = runner.optim_wrapper
+        if isinstance(wrapper, OptimWrapperDict):
+            if not isinstance(saved_schedulers, dict):
+                return
+            triples = [(w, saved_optimizer.get(name), saved_schedulers.get(name))
+                       for name, w in wrapper.optim_wrappers.items()]
+        elif isinstance(wrapper, OptimWrapper):
+            triples = [(wrapper, saved_optimizer, saved_schedulers)]
+        else:  # not built: nothing will be resumed into it
+            return
+        for wrapper, optimizer_state, schedulers in triples:
+            if not optimizer_state or not schedulers or 'param_groups' not in optimizer_state:
+                continue
+            n_saved = len(optimizer_state['param_groups'])
+            sources = saved_group_per_merged_group(wrapper.optimizer, n_saved)
+            if sources is None:
+                continue
+            # mmengine's schedulers step the wrapper's param_groups: the optimizer's, then, where it has more
+            # than one group, the wrapper's base settings (the base lr it logs); saved lists end with theirs
+            with_base = len(wrapper.param_groups) > len(wrapper.optimizer.param_groups)
+            for state in schedulers:
+                for key in _SCHEDULER_GROUP_KEYS:
+                    values = state.get(key)
+                    if isinstance(values, list) and len(values) in (n_saved, n_saved + 1):
+                        state[key] = [values[i] for i in sources] + (values[n_saved:] if with_base else [])
+            print_log(f'MergedGroupsResumeHook: the state of {len(schedulers)} parameter scheduler(s), saved for '
+                      f'{n_saved} groups, laid out for the {len(sources)} merged groups', logger='current')

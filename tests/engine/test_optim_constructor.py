@@ -100,6 +100,61 @@ def test_checkpoint_with_one_group_per_parameter_resumes_into_merged_groups():
     assert again.optimizer.state_dict()['state'].keys() == new.optimizer.state_dict()['state'].keys()
 
 
+def _train_with_cosine(work_dir, merge, resume_from=None, hooks=()):
+    """A real mmengine Runner: _Net on random images for 6 iterations under cosine annealing with restarts
+    every 2 (where mmengine's scheduler reads its base values; the head's lr is 10x: they differ by group), a
+    checkpoint every 2; ``resume_from``: resume from that checkpoint."""
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+
+    class Model(BaseModel):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.net = _Net()
+
+        def forward(self, inputs, mode='tensor'):
+            out = self.net(inputs)
+            return dict(loss=out.square().mean()) if mode == 'loss' else out
+
+    g = torch.Generator().manual_seed(3)
+    data = [dict(inputs=torch.randn(3, 8, 8, generator=g)) for _ in range(6)]
+    runner = Runner(
+        model=Model(), work_dir=str(work_dir), experiment_name=f'{work_dir.name}_{merge}',
+        train_dataloader=dict(dataset=data, sampler=dict(type='InfiniteSampler', shuffle=False), batch_size=2,
+                              collate_fn=dict(type='default_collate'), num_workers=0),
+        train_cfg=dict(by_epoch=False, max_iters=6),
+        optim_wrapper=dict(constructor='NoDecayOptimWrapperConstructor',
+                           optimizer=dict(type='AdamW', lr=1e-2, weight_decay=0.1),
+                           paramwise_cfg=dict(custom_keys={'head': dict(lr_mult=10.)}, merge_groups=merge)),
+        param_scheduler=dict(type='CosineAnnealingLR', T_max=2, by_epoch=False, eta_min=1e-4),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False), logger=None),
+        custom_hooks=list(hooks), load_from=resume_from, resume=resume_from is not None)
+    runner.train()
+    return runner
+
+
+@pytest.mark.parametrize('with_hook', [True, False])
+def test_a_run_resumed_into_merged_groups_keeps_each_groups_schedule(tmp_path, with_hook):
+    """Resuming a checkpoint of one group per parameter into merged groups, through mmengine's Runner: with
+    MergedGroupsResumeHook the schedulers' base values are laid out as the groups and the run ends where the
+    uninterrupted one does; without it cosine annealing gives the head's groups the backbone's base lr."""
+    from fan_mm.engine import MergedGroupsResumeHook
+    old = _train_with_cosine(tmp_path / 'old', merge=False)
+    resumed = _train_with_cosine(tmp_path / 'new', merge=True, resume_from=str(tmp_path / 'old' / 'iter_2.pth'),
+                                 hooks=[MergedGroupsResumeHook()] if with_hook else [])
+    groups = resumed.optim_wrapper.param_groups  # the optimizer's 4, then the wrapper's base settings
+    assert len(resumed.optim_wrapper.optimizer.param_groups) == 4 and len(groups) == 5
+    scheduler, = resumed.param_schedulers
+    same = [torch.equal(p, q) for p, q in zip(resumed.model.parameters(), old.model.parameters())]
+    if with_hook:
+        assert scheduler.base_values == [g['initial_lr'] for g in groups] == [1e-2, 1e-2, 0.1, 0.1, 1e-2]
+        assert all(same)
+    else:
+        assert len(scheduler.base_values) == 13 and scheduler.base_values[:4] == [1e-2] * 4  # backbone's
+        assert not all(same)
+
+
 @pytest.mark.parametrize('merge_old', [False, True])
 def test_a_foreach_checkpoint_resumes_fused_with_the_fp16_loss_scaler(merge_old):
     """The implementation is the config's: a checkpoint of a foreach optimizer (fan_mm's recipes before they

@@ -18,8 +18,10 @@ r"""Time whole mmdet / mmseg models from configs (random weights, synthetic batc
     python tools/analysis/benchmark_model.py --configs toy=configs/toy/maskrcnn_fan_t_hybrid_toy_coco.py \
         --device cpu --height 64 --width 64 --batch 1 --warmup 1 --repeats 1
 
-Training iterations are loss forward + backward + a step of the config's optimizer, with its parameter groups
-(fp16: autocast and a gradient scaler, as mmengine's AmpOptimWrapper; mmcv's RoIAlign has no bf16 CUDA kernel, so use fp16 or fp32 for detectors).
+Training iterations run as mmengine's runner runs them: the loss forward inside the config's optim_wrapper,
+its backward and its step, with the config's parameter groups, optimizer, clip_grad and accumulative_counts
+(fp16 / bf16: an AmpOptimWrapper of that dtype, on GPUs only; mmcv's RoIAlign has no bf16 CUDA kernel, so use
+fp16 or fp32 for detectors).
 """
 import argparse
 import sys
