@@ -2,9 +2,9 @@
 
 A training iteration is what mmengine's runner runs: the loss forward under the config's ``optim_wrapper``, as
 mmengine builds it (its constructor's parameter groups, its optimizer, gradient clipping and accumulation;
-``AmpOptimWrapper`` for fp16 / bf16), the backward and the wrapper's step; inference is ``mode='predict'``. Timing and peak memory as
-in :mod:`fan_mm.benchmarks.timing`. All configs of a run are measured in one process, so that their
-ratios are not skewed by the state of the machine.
+``AmpOptimWrapper`` for fp16 / bf16), the backward and the wrapper's step; inference is ``mode='predict'``.
+Timing and peak memory as in :mod:`fan_mm.benchmarks.timing`. All configs of a run are measured in one
+process, so that their ratios are not skewed by the state of the machine.
 """
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -25,8 +25,8 @@ COMPILE_BACKBONE = {None: None, 'default': dict(dynamic=False),
 
 def build_model_from_config(config, cfg_options: Optional[dict] = None, eager: bool = False,
                             whole_backbone: bool = False):
-    """``(model, scope)``: the mmdet / mmseg model of ``config`` (a path, ``mmdet::...`` or a loaded ``Config``) with random weights,
-    built by :func:`fan_mm.models.build_from_config` and initialised as training starts. ``eager``: without
+    """``(model, scope)``: the mmdet / mmseg model of ``config`` (a path, ``mmdet::...`` or a loaded ``Config``)
+    with random weights, built by :func:`fan_mm.models.build_from_config` and initialised as training starts. ``eager``: without
     the backbone's ``compile_blocks`` (the fast path the fan_mm configs turn on for GPUs). ``whole_backbone``:
     its ``compile_blocks`` with ``scope='backbone'`` (the whole backbone as one graph, not block by block)."""
     from mmengine.logging import MMLogger
