@@ -94,7 +94,9 @@ class LVViTBlock(nn.Module):
         self.norm1 = norm_layer(dim)
         self.attn = Attention(dim, num_heads=num_heads, qkv_bias=qkv_bias,
                               attn_drop=attn_drop, proj_drop=proj_drop)
-        self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
+        # a DropPath even at rate 0 (the first block of the ramp), so that every block compiles to one graph
+        # (the rate is a tensor the graph reads, see fan_mm.layers.DropPath); at rate 0 it returns its input
+        self.drop_path = DropPath(drop_path)
         self.norm2 = norm_layer(dim)
         self.mlp = Mlp(dim, hidden_features=int(dim * mlp_ratio), act_layer=act_layer,
                        drop=proj_drop)
