@@ -641,19 +641,22 @@ def test_drop_path_eagerly_is_timms():
     assert ours.state_dict().keys() == theirs.state_dict().keys()
     ours.eval()
     assert ours(x) is x
+    assert layers.DropPath(0.)(x) is x  # rate 0 in training: the input, no random numbers drawn
 
 
 def test_drop_path_rates_share_one_compiled_graph():
-    # FAN-Swin and LV-ViT give each block its own rate (linear over depth); compiled, the rate is read
-    # from a buffer, so the blocks share one graph instead of compiling one each
+    # FAN-Swin and LV-ViT give each block its own rate (linear over depth; LV-ViT's first block has rate 0);
+    # compiled, the rate is read from a buffer, so the blocks share one graph instead of compiling one each
     from torch._dynamo.utils import counters
     torch._dynamo.reset()
     counters.clear()
     x = torch.ones(4000, 3)
-    mods = [layers.DropPath(p) for p in (0.5, 0.2, 0.1)]
+    rates = (0.5, 0.2, 0.1, 0.)
+    mods = [layers.DropPath(p) for p in rates]
     outs = [torch.compile(m, backend='eager', fullgraph=True)(x) for m in mods]
     assert counters['stats']['unique_graphs'] == 1
-    for p, out in zip((0.5, 0.2, 0.1), outs):  # whole samples dropped at rate p, the rest scaled by 1 / (1 - p)
+    assert torch.equal(outs[-1], x)  # rate 0: every sample kept, unscaled
+    for p, out in zip(rates, outs):  # whole samples dropped at rate p, the rest scaled by 1 / (1 - p)
         rows_kept = (out != 0).all(dim=1)
         assert ((out == 0).all(dim=1) | rows_kept).all()
         assert abs((~rows_kept).float().mean().item() - p) < 0.04, p
