@@ -232,7 +232,8 @@ class MergedGroupsResumeHook(Hook):
     it a scheduler that computes from its base values (cosine annealing) pairs the merged groups with the
     first saved entries, the learning rates of other parameters. It rewrites the checkpoint after it is read
     (``after_load_checkpoint``), before the runner loads the optimizer and the schedulers from it; other
-    checkpoints pass through. ``fan_mm.engine.runner.build_runner`` adds it to every run."""
+    checkpoints pass through. The recipes list it in ``custom_hooks``, and ``fan_mm.engine.runner.build_runner``
+    adds it to a config that does not."""
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         saved_optimizer, saved_schedulers = checkpoint.get('optimizer'), checkpoint.get('param_schedulers')

@@ -28,6 +28,7 @@ pytest.importorskip('mmseg.models')
 
 import fan_mm.engine  # noqa: E402,F401  (registers the optimizer constructor)
 import fan_mm.models  # noqa: E402,F401  (registers the backbones)
+from fan_mm.engine.hooks import DEFAULT_HOOKS  # noqa: E402
 from fan_mm.engine.optim_constructor import is_norm_module  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -289,6 +290,9 @@ def test_config_is_complete(config):
         f'{name}: custom_imports must import fan_mm.models and fan_mm.engine'
     assert cfg.auto_scale_lr.base_batch_size > 0
     assert cfg.optim_wrapper.get('constructor') == 'NoDecayOptimWrapperConstructor', name
+    # fan_mm's run hooks are in the config itself, so mmdet's / mmseg's own tools run them too
+    hook_types = [h['type'] for h in cfg.get('custom_hooks') or ()]
+    assert set(DEFAULT_HOOKS) <= set(hook_types), f'{name}: custom_hooks {hook_types} lack some of {DEFAULT_HOOKS}'
     if 'compile_blocks' in cfg.model.backbone:
         # the model tests build without it (inductor on a CPU takes minutes); the backbone must take it
         # as written (compilation itself starts at the first forward)
@@ -320,6 +324,20 @@ def test_config_is_complete(config):
     assert entry['Metadata']['Pretrained'].split()[0] == osp.basename(ckpt['checkpoint']), entry['Metadata']
     assert entry['Metadata']['Batch Size'] == cfg.auto_scale_lr.base_batch_size, name
     assert osp.basename(name) in readmes[entry['In Collection']], f'{name} is not in its README'
+
+
+@pytest.mark.parametrize('name', ['toy/maskrcnn_fan_t_hybrid_toy_coco.py', 'toy/segformer_fan_t_hybrid_toy_cityscapes.py'])
+def test_mmengines_own_runner_gets_fan_mms_hooks_from_the_config(name, tmp_path):
+    """mmdet's and mmseg's tools/train.py build mmengine's ``Runner`` from the config as it is, without fan_mm's
+    ``build_runner`` (which adds the hooks a config leaves out): the NaN stop, the empty-predictions warning and
+    the merged-groups resume must come from the configs' own ``custom_hooks``."""
+    from mmengine.runner import Runner
+    cfg = mmengine_config.Config.fromfile(osp.join(CONFIG_DIR, name))
+    cfg.work_dir = str(tmp_path)
+    cfg.model.backbone.pop('compile_blocks', None)
+    runner = Runner.from_cfg(cfg)
+    names = [type(h).__name__ for h in runner.hooks]
+    assert set(DEFAULT_HOOKS) <= set(names), names
 
 
 def test_one_training_step_on_cpu(config):
