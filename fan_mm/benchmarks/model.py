@@ -117,9 +117,10 @@ def build_config_optim_wrapper(config, model: nn.Module, precision: str = 'fp32'
         return build_optim_wrapper(model, wrapper)
 
 
-def describe_optimizer(opt) -> str:
+def describe_optimizer(opt, accumulative_counts: int = 1) -> str:
     """``'AdamW, 2 groups, fused'``: the optimizer's class, number of parameter groups and implementation; for
-    an mmengine wrapper also what it adds (``'AmpOptimWrapper float16: AdamW, 2 groups, fused, clip_grad'``)."""
+    an mmengine wrapper also what it adds (``'AmpOptimWrapper float16: AdamW, 2 groups, fused, clip_grad'``),
+    with ``accumulative_counts`` as the wrapper's config sets it (the wrapper keeps it private)."""
     wrapper = None
     if hasattr(opt, 'optimizer') and not isinstance(opt, torch.optim.Optimizer):
         wrapper, opt = opt, opt.optimizer
@@ -130,8 +131,8 @@ def describe_optimizer(opt) -> str:
     if wrapper is None:
         return text
     extras = ['clip_grad'] * bool(wrapper.clip_grad_kwargs)
-    if wrapper._accumulative_counts > 1:
-        extras.append(f'accumulating {wrapper._accumulative_counts}')
+    if accumulative_counts > 1:
+        extras.append(f'accumulating {accumulative_counts}')
     dtype = getattr(wrapper, 'cast_dtype', None)
     kind = type(wrapper).__name__ + (f' {str(dtype).replace("torch.", "")}' if dtype is not None else '')
     return f'{kind}: ' + ', '.join([text] + extras)
@@ -223,7 +224,7 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
     inputs, samples = synthetic_batch(scope, batch, height, width, boxes, _num_classes(model, scope), device)
     wrapper = build_config_optim_wrapper(cfg, model, precision, variant=optimizer)
     row = dict(name=name or config, config=config, scope=scope, backbone_compile=backbone_compile,
-               params_m=sum(p.numel() for p in model.parameters()) / 1e6, optimizer=describe_optimizer(wrapper))
+               params_m=sum(p.numel() for p in model.parameters()) / 1e6, optimizer=describe_optimizer(wrapper, cfg.optim_wrapper.get('accumulative_counts', 1)))
     model.train()
 
     def train_iter(clock=NO_CLOCK):
