@@ -6,18 +6,7 @@ _base_ = [
     'mmdet::_base_/datasets/coco_instance.py',
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
-]
-custom_imports = dict(imports=['fan_mm.models', 'fan_mm.engine'], allow_failed_imports=False)
-
-# fan_mm's run hooks (fan_mm/engine/hooks.py, fan_mm/engine/optim_constructor.py): stop a run whose loss or
-# weights stop being finite before a checkpoint of them is written, warn when a detector predicts nothing on a
-# whole val / test set, and resume a checkpoint saved with one optimizer group per parameter into the merged
-# groups. Listed here so that mmdet's and mmseg's own tools/train.py and tools/test.py run them too; fan_mm's
-# tools add any of them that a config leaves out (a child config's custom_hooks replaces this list).
-custom_hooks = [
-    dict(type='NonFiniteLossHook'),
-    dict(type='EmptyPredictionsHook'),
-    dict(type='MergedGroupsResumeHook'),
+    './fan_mm_runtime.py',
 ]
 
 train_dataloader = dict(batch_size=2)

@@ -8,7 +8,7 @@
 * ``EmptyPredictionsHook`` says plainly when a detector returned no detection on any image of a
   validation or test set: mmdet's ``CocoMetric`` then returns no numbers at all.
 
-The recipes under ``configs/_base_`` list both in ``custom_hooks``, with ``MergedGroupsResumeHook`` of the
+The recipes' runtime base (``configs/_base_/fan_mm_runtime.py``) lists both in ``custom_hooks``, with ``MergedGroupsResumeHook`` of the
 optimizer constructor, so that mmdet's and mmseg's own tools run them; ``fan_mm.engine.runner.build_runner``
 (behind every fan_mm tool) adds any of them that a config leaves out (``ensure_default_hooks``).
 """

@@ -5,19 +5,8 @@
 # interval, the batch size and any head lr multiplier.
 _base_ = [
     'mmseg::_base_/default_runtime.py',
+    '../fan_mm_runtime.py',
     'mmseg::_base_/schedules/schedule_160k.py',
-]
-custom_imports = dict(imports=['fan_mm.models', 'fan_mm.engine'], allow_failed_imports=False)
-
-# fan_mm's run hooks (fan_mm/engine/hooks.py, fan_mm/engine/optim_constructor.py): stop a run whose loss or
-# weights stop being finite before a checkpoint of them is written, warn when a detector predicts nothing on a
-# whole val / test set, and resume a checkpoint saved with one optimizer group per parameter into the merged
-# groups. Listed here so that mmdet's and mmseg's own tools/train.py and tools/test.py run them too; fan_mm's
-# tools add any of them that a config leaves out (a child config's custom_hooks replaces this list).
-custom_hooks = [
-    dict(type='NonFiniteLossHook'),
-    dict(type='EmptyPredictionsHook'),
-    dict(type='MergedGroupsResumeHook'),
 ]
 
 optim_wrapper = dict(
