@@ -223,8 +223,9 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
         backbone_compile = 'eager'
     inputs, samples = synthetic_batch(scope, batch, height, width, boxes, _num_classes(model, scope), device)
     wrapper = build_config_optim_wrapper(cfg, model, precision, variant=optimizer)
+    optimizer_text = describe_optimizer(wrapper, cfg.optim_wrapper.get('accumulative_counts', 1))
     row = dict(name=name or config, config=config, scope=scope, backbone_compile=backbone_compile,
-               params_m=sum(p.numel() for p in model.parameters()) / 1e6, optimizer=describe_optimizer(wrapper, cfg.optim_wrapper.get('accumulative_counts', 1)))
+               params_m=sum(p.numel() for p in model.parameters()) / 1e6, optimizer=optimizer_text)
     model.train()
 
     def train_iter(clock=NO_CLOCK):

@@ -326,7 +326,8 @@ def test_config_is_complete(config):
     assert osp.basename(name) in readmes[entry['In Collection']], f'{name} is not in its README'
 
 
-@pytest.mark.parametrize('name', ['toy/maskrcnn_fan_t_hybrid_toy_coco.py', 'toy/segformer_fan_t_hybrid_toy_cityscapes.py'])
+@pytest.mark.parametrize('name', ['toy/maskrcnn_fan_t_hybrid_toy_coco.py',
+                                  'toy/segformer_fan_t_hybrid_toy_cityscapes.py'])
 def test_mmengines_own_runner_gets_fan_mms_hooks_from_the_config(name, tmp_path):
     """mmdet's and mmseg's tools/train.py build mmengine's ``Runner`` from the config as it is, without fan_mm's
     ``build_runner`` (which adds the hooks a config leaves out): the NaN stop, the empty-predictions warning and
