@@ -13,6 +13,7 @@ inference pass) and times forward and forward + backward of each shape on each r
 - ``inductor_taps``: the convolution written as k x k shifted multiply-adds (``depthwise_conv2d_taps``)
   and compiled by ``torch.compile``: the form in which inductor could fuse it with the GELU, BatchNorm
   and LayerScale around it instead of calling a library kernel.
+- ``triton``: fan_mm's Triton kernels on the channels_last input (``fan_mm.layers.depthwise_triton``).
 
 Each row also gives every route's largest relative error against a float64 computation (output, input
 gradient, weight gradient), so that speed is never read apart from exactness. The per-step total weights
@@ -34,7 +35,7 @@ from torch import nn
 from fan_mm.benchmarks.precision import PRECISIONS, autocast, check_precision, prepare_device
 from fan_mm.benchmarks.timing import time_fn
 
-ROUTES = ('channels_last', 'contiguous', 'channels_last_no_cudnn', 'inductor_taps')
+ROUTES = ('channels_last', 'contiguous', 'channels_last_no_cudnn', 'inductor_taps', 'triton')
 
 # (channels, kernel, height, width): what one depthwise conv of a model sees (stride 1, same padding)
 ConvShape = Tuple[int, int, int, int]
@@ -116,6 +117,9 @@ def _conv_fn(route: str) -> Callable:
     if route == 'inductor_taps':
         torch.compiler.reset()  # one fresh compilation per shape, within dynamo's recompile limit
         return torch.compile(depthwise_conv2d_taps, dynamic=False)
+    if route == 'triton':
+        from fan_mm.layers.depthwise_triton import depthwise_conv2d_nhwc
+        return depthwise_conv2d_nhwc
     return lambda x, w, b: F.conv2d(x, w, b, padding=w.shape[-1] // 2, groups=w.shape[0])
 
 

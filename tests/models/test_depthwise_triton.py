@@ -1,0 +1,116 @@
+"""fan_mm's Triton depthwise convolution (``fan_mm.layers.depthwise_triton``) against ``F.conv2d``.
+
+On a CPU the kernels run in Triton's interpreter (``TRITON_INTERPRET=1``, which must be set before Triton
+compiles anything, hence a fresh interpreter per check); on a GPU the compiled kernels run against cuDNN.
+"""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+pytest.importorskip('triton')
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# (batch, channels, height, width, k): every kernel size the weight-gradient kernel has accumulators for,
+# channels that do not fill a block, maps narrower than a tile and wider than one, a 1-pixel map
+SHAPES = [(2, 5, 7, 9, 3), (1, 70, 3, 20, 7), (1, 3, 6, 5, 5), (2, 4, 3, 3, 1), (1, 130, 5, 17, 3),
+          (1, 6, 1, 1, 7)]
+
+CHECK = textwrap.dedent('''
+    import json, sys, torch, torch.nn.functional as F
+    from fan_mm.layers.conv import depthwise_conv
+    from fan_mm.layers.depthwise_triton import depthwise_conv2d_nhwc
+    torch.manual_seed(0)
+    errors = []
+    for n, c, h, w, k in json.loads(sys.argv[1]):
+        conv = depthwise_conv(c, k).double()
+        x = torch.randn(n, c, h, w, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+        g = torch.randn(n, c, h, w, dtype=torch.float64)
+        def run(fn, dtype):
+            conv.zero_grad()
+            module = depthwise_conv(c, k).to(dtype)
+            module.load_state_dict(conv.state_dict())
+            xr = x.detach().to(dtype).requires_grad_()
+            y = fn(module, xr)
+            y.backward(g.to(dtype))
+            return [y.detach(), xr.grad, module.weight.grad, module.bias.grad], y
+        ref, _ = run(lambda m, t: m(t), torch.float64)
+        ours, y = run(lambda m, t: depthwise_conv2d_nhwc(t, m.weight, m.bias), torch.float32)
+        compiled, _ = run(torch.compile(lambda m, t: depthwise_conv2d_nhwc(t, m.weight, m.bias),
+                                        backend='aot_eager'), torch.float32)
+        assert y.is_contiguous(memory_format=torch.channels_last)
+        for name, a, b, r in zip(('out', 'grad_input', 'grad_weight', 'grad_bias'), ours, compiled, ref):
+            scale = r.abs().max().item() or 1.0
+            errors.append([n, c, h, w, k, name, (a.double() - r).abs().max().item() / scale,
+                           (b.double() - r).abs().max().item() / scale])
+    # autocast: the input and weight are rounded to bfloat16 and the result is bfloat16, as for conv2d
+    conv = depthwise_conv(8, 3)
+    x = torch.randn(1, 8, 5, 6).contiguous(memory_format=torch.channels_last)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        y = depthwise_conv2d_nhwc(x, conv.weight, conv.bias)
+        ref = conv(x)
+    assert y.dtype == ref.dtype == torch.bfloat16, (y.dtype, ref.dtype)
+    bf16 = ((y.double() - ref.double()).abs().max() / ref.double().abs().max()).item()
+    torch.library.opcheck(torch.ops.fan_mm.depthwise_conv2d_nhwc.default,
+                          (x, conv.weight.detach().clone().requires_grad_()))
+    print(json.dumps(dict(errors=errors, bf16=bf16)))
+''')
+
+
+def _interpreted(script: str, *args: str) -> str:
+    env = dict(os.environ, TRITON_INTERPRET='1', PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    done = subprocess.run([sys.executable, '-c', script, *args], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_forward_and_gradients_equal_conv2d_in_the_interpreter():
+    import json
+    result = json.loads(_interpreted(CHECK, json.dumps(SHAPES)))
+    # float32 accumulation against float64: a few float32 ulps of the largest value
+    bad = [e for e in result['errors'] if max(e[6], e[7]) > 1e-5]
+    assert not bad, bad
+    assert len(result['errors']) == 4 * len(SHAPES)
+    assert result['bf16'] < 1e-2  # both round the same bfloat16 inputs; the sums differ in order only
+
+
+def test_bad_inputs_are_named():
+    from fan_mm.layers.depthwise_triton import depthwise_conv2d_nhwc
+    x = torch.randn(1, 4, 5, 5)
+    with pytest.raises(ValueError, match=r'odd k <= 7.*\(4, 1, 4, 4\)'):
+        depthwise_conv2d_nhwc(x, torch.randn(4, 1, 4, 4))
+    with pytest.raises(ValueError, match=r'odd k <= 7.*\(4, 1, 9, 9\)'):
+        depthwise_conv2d_nhwc(x, torch.randn(4, 1, 9, 9))
+    with pytest.raises(ValueError, match=r'input \(1, 4, 5, 5\)'):
+        depthwise_conv2d_nhwc(x, torch.randn(3, 1, 3, 3))
+    if os.environ.get('TRITON_INTERPRET') != '1':
+        with pytest.raises(ValueError, match='CUDA tensors.*TRITON_INTERPRET=1.*cpu'):
+            depthwise_conv2d_nhwc(x, torch.randn(4, 1, 3, 3))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+@pytest.mark.parametrize('shape', [(2, 1536, 56, 56, 3), (2, 128, 224, 224, 7), (2, 256, 112, 112, 7)])
+def test_cuda_kernels_equal_cudnn(shape):
+    """FAN-S-Hybrid's depthwise shapes at 896x896, compiled kernels against cuDNN in float32 (TF32 off)."""
+    from fan_mm.layers.conv import depthwise_conv
+    from fan_mm.layers.depthwise_triton import depthwise_conv2d_nhwc
+    n, c, h, w, k = shape
+    torch.manual_seed(0)
+    conv = depthwise_conv(c, k).cuda()
+    x = torch.randn(n, c, h, w, device='cuda').contiguous(memory_format=torch.channels_last)
+    g = torch.randn(n, c, h, w, device='cuda')
+    outs = []
+    for fn in (lambda t: conv(t), lambda t: depthwise_conv2d_nhwc(t, conv.weight, conv.bias)):
+        conv.zero_grad()
+        xr = x.clone().requires_grad_()
+        y = fn(xr)
+        y.backward(g)
+        outs.append([y.detach(), xr.grad, conv.weight.grad.clone(), conv.bias.grad.clone()])
+    for a, b in zip(*outs):
+        assert ((a - b).abs().max() / b.abs().max()).item() < 1e-4
