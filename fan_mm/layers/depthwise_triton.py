@@ -18,9 +18,9 @@ compiled graphs and CUDA graphs as one opaque call, as cuDNN's convolution does.
 
 Status (December 2026): a route of ``tools/analysis/benchmark_depthwise.py`` (``--routes channels_last
 triton``), exact to float32 rounding (``tests/models/test_depthwise_triton.py``, in Triton's interpreter on
-a CPU). On an H100 it beats cuDNN on FAN-Hybrid's 7x7 stem convolutions and loses on the 3x3 ones, level
-over a train step (``docs/benchmarks.md``, "A triton route"). The models run cuDNN; this becomes their path
-only where it is measured faster in a backbone's train step.
+a CPU). On an H100 it beats cuDNN on FAN-Hybrid's 7x7 stem convolutions and loses on the 3x3 ones; routing
+the 7x7 ones here saved GPU time but lengthened the compiled train step (``docs/benchmarks.md``, "A triton
+route"). The models run cuDNN.
 """
 import os
 from typing import Optional
