@@ -28,7 +28,7 @@ from .precision import PRECISIONS, autocast, check_precision, prepare_device
 from .profiling import profile_steps
 from .timing import time_fn
 
-FLAGS = ('cl', 'cp', 'compile', 'compile_full', 'cudagraph')
+FLAGS = ('cl', 'cp', 'compile', 'compile_full', 'cudagraph', 'triton7')
 
 
 # ---- backbones ----------------------------------------------------------------------------------
@@ -191,6 +191,10 @@ def build_backbone(spec: str, img_size: int, device: torch.device) -> nn.Module:
             model.set_grad_checkpointing(True)
         else:
             raise ValueError(f'{spec}: {type(model).__name__} has no activation checkpointing')
+    if 'triton7' in flags:
+        from fan_mm.layers.depthwise_triton import route_depthwise_to_triton
+        if not route_depthwise_to_triton(model, kernel_sizes=(7,)):
+            raise ValueError(f'{spec}: {type(model).__name__} has no 7x7 depthwise convolutions for +triton7')
     model = model.to(device)
     if 'cl' in flags:
         model = model.to(memory_format=torch.channels_last)

@@ -26,6 +26,7 @@ import os
 from typing import Optional
 
 import torch
+from torch import nn
 
 try:
     import triton
@@ -33,7 +34,7 @@ try:
 except ImportError:  # CPU-only installs without Triton: the operator is unavailable, nothing else changes
     triton = None
 
-__all__ = ['depthwise_conv2d_nhwc', 'triton_available']
+__all__ = ['depthwise_conv2d_nhwc', 'route_depthwise_to_triton', 'TritonDepthwiseConv2d', 'triton_available']
 
 
 def triton_available() -> bool:
@@ -235,3 +236,37 @@ def depthwise_conv2d_nhwc(x: torch.Tensor, weight: torch.Tensor, bias: Optional[
         if bias is not None:
             y = y + bias.to(dtype).view(1, c, 1, 1)
     return y
+
+
+class TritonDepthwiseConv2d(nn.Conv2d):
+    """A depthwise ``nn.Conv2d`` (odd k <= 7, stride 1, same zero padding) that runs ``depthwise_conv2d_nhwc``
+    on CUDA inputs and ``F.conv2d`` elsewhere; same parameters and state_dict keys as the ``nn.Conv2d``."""
+
+    def _conv_forward(self, input, weight, bias):
+        if input.is_cuda:
+            return depthwise_conv2d_nhwc(input, weight, bias)
+        return super()._conv_forward(input, weight, bias)
+
+
+def _routable(module: nn.Module, kernel_sizes) -> bool:
+    if type(module) is not nn.Conv2d:
+        return False
+    k = module.kernel_size[0]
+    return (k in kernel_sizes and k % 2 == 1 and k <= MAX_KERNEL and module.kernel_size == (k, k)
+            and module.groups == module.in_channels == module.out_channels and module.stride == (1, 1)
+            and module.padding == (k // 2, k // 2) and module.dilation == (1, 1) and module.padding_mode == 'zeros')
+
+
+def route_depthwise_to_triton(model: nn.Module, kernel_sizes=(7,)) -> int:
+    """Make ``model``'s depthwise convs of the given kernel sizes ``TritonDepthwiseConv2d`` in place (before
+    it is compiled); returns how many. An experiment route (``benchmark_backbone.py``'s ``+triton7``): the
+    models ship with cuDNN, which was faster over a train step (docs/benchmarks.md, "A triton route")."""
+    bad = [k for k in kernel_sizes if k % 2 == 0 or not 1 <= k <= MAX_KERNEL]
+    if bad:
+        raise ValueError(f'route_depthwise_to_triton: kernel sizes must be odd and <= {MAX_KERNEL}, got {bad}')
+    routed = 0
+    for module in model.modules():
+        if _routable(module, set(kernel_sizes)):
+            module.__class__ = TritonDepthwiseConv2d
+            routed += 1
+    return routed

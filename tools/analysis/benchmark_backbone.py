@@ -23,7 +23,8 @@ def parse_args(argv=None):
     p.add_argument('--models', nargs='+', default=list(DEFAULT_BACKBONES),
                    help=f'backbones, each NAME[+FLAG...]; names: {sorted(BACKBONES)}; flags: {list(FLAGS)} '
                         '(channels_last, activation checkpointing, torch.compile of each block, of the whole '
-                        'backbone, block compilation with CUDA graphs)')
+                        'backbone, block compilation with CUDA graphs, the 7x7 depthwise convs on fan_mm\'s '
+                        'Triton kernels)')
     p.add_argument('--reference', default='swin_t', help='spec the ratios are taken against ("" for none)')
     add_input_arguments(p, warmup=10, repeats=30)
     p.add_argument('--profile', nargs='*', default=[], help='specs to profile (top ops of a train step)')
