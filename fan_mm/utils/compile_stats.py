@@ -26,7 +26,11 @@ COUNTS = {'graphs': ('stats', 'unique_graphs'),
           'aot_cache_misses': ('aot_autograd', 'autograd_cache_miss'),
           'aot_cache_bypasses': ('aot_autograd', 'autograd_cache_bypass'),
           'inductor_cache_hits': ('inductor', 'fxgraph_cache_hit'),
-          'inductor_cache_misses': ('inductor', 'fxgraph_cache_miss')}
+          'inductor_cache_misses': ('inductor', 'fxgraph_cache_miss'),
+          # graphs compiled for CUDA graphs that inductor runs without them (a CPU op, a mutated input, a
+          # custom op it cannot record...): silently slower, every call then launches its kernels from the
+          # host. torch logs the reason as a warning of its ``cudagraphs`` logger
+          'cudagraph_skips': ('inductor', 'cudagraph_skips')}
 
 
 def _timers() -> Dict[str, Tuple[Any, int]]:
@@ -78,7 +82,8 @@ class CompileStats:
 def describe(stats: Dict[str, float]) -> str:
     """One line, e.g. '6 graphs compiled in 9.5 s (dynamo tracing 5.5 s, guards 1.0 s, AOTAutograd + inductor
     2.8 s, inductor backward 0.2 s; AOTAutograd cache 6 hits / 0 misses, inductor cache 12 / 0)'; the backward
-    part only where a backward ran; 'nothing compiled' when no graph was."""
+    part only where a backward ran, the CUDA graphs inductor skipped only where it skipped any; 'nothing
+    compiled' when no graph was."""
     if not stats or not stats.get('graphs'):
         return 'nothing compiled'
     plural = 's' if stats['graphs'] != 1 else ''
@@ -87,9 +92,15 @@ def describe(stats: Dict[str, float]) -> str:
             f"{stats['backend_s']:.1f} s")
     if stats.get('backward_s'):
         text += f", inductor backward {stats['backward_s']:.1f} s"
-    if any(stats.get(k) for k in COUNTS if k != 'graphs'):  # none with a backend other than inductor
+    caches = [k for k in COUNTS if k.endswith(('_hits', '_misses', '_bypasses'))]
+    if any(stats.get(k) for k in caches):  # none with a backend other than inductor
         bypass = f" / {stats['aot_cache_bypasses']} bypassed" if stats.get('aot_cache_bypasses') else ''
         text += (f"; AOTAutograd cache {stats['aot_cache_hits']} hits / {stats['aot_cache_misses']} "
                  f"misses{bypass}, inductor cache {stats['inductor_cache_hits']} / {stats['inductor_cache_misses']}")
-    return text + ')'
+    text += ')'
+    if stats.get('cudagraph_skips'):
+        n = stats['cudagraph_skips']
+        text += (f"; CUDA graphs skipped for {n} graph{'s' if n != 1 else ''}, which launch their kernels "
+                 f"from the host (torch's warning above says why)")
+    return text
 

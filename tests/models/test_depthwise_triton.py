@@ -194,3 +194,33 @@ def test_routed_module_runs_the_triton_operator_on_cuda():
     assert any('_dw_forward_kernel' in e.name for e in prof.events())
     expected = ref.double()(x)
     assert ((y.double() - expected).abs().max() / expected.abs().max()).item() < 1e-5
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+def test_routed_convs_stay_inside_cuda_graphs():
+    # the route is for the compiled blocks: their CUDA graphs must record the operator's kernels (a graph
+    # that inductor runs without CUDA graphs launches every kernel from the host)
+    from torch._dynamo.utils import counters
+    from fan_mm.layers.conv import depthwise_conv
+    from fan_mm.layers.depthwise_triton import route_depthwise_to_triton
+    torch.manual_seed(0)
+    block = torch.nn.Sequential(depthwise_conv(32, 7), torch.nn.GELU(), depthwise_conv(32, 7)).cuda()
+    assert route_depthwise_to_triton(block) == 2
+    x = torch.randn(2, 32, 20, 24, device='cuda').contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    expected = block(x)
+    expected.square().sum().backward()
+    expected_grads = [x.grad.clone()] + [p.grad.clone() for p in block.parameters()]
+    torch._dynamo.reset()
+    counters.clear()
+    compiled = torch.compile(block, mode='reduce-overhead')
+    for _ in range(3):  # recorded at the second or third call
+        x.grad = None
+        block.zero_grad(set_to_none=True)
+        torch.compiler.cudagraph_mark_step_begin()
+        y = compiled(x)
+        y.square().sum().backward()
+    assert counters['inductor']['cudagraph_skips'] == 0
+    torch.testing.assert_close(y, expected, rtol=1e-5, atol=1e-5)
+    for got, want in zip([x.grad] + [p.grad for p in block.parameters()], expected_grads):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)

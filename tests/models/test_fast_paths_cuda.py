@@ -216,6 +216,7 @@ def test_default_path_compiles_one_graph_per_block_kind_under_autocast():
         with torch.no_grad():
             compiled(x)
     assert counters['stats']['unique_graphs'] == 8
+    assert counters['inductor']['cudagraph_skips'] == 0  # every one of them replays as a CUDA graph
 
 
 def test_whole_backbone_graph_trains_validates_and_keeps_its_maps():

@@ -356,6 +356,26 @@ def test_compile_stats_count_what_compiles_inside_the_block():
     assert describe(again.result) == 'nothing compiled'
 
 
+def test_compile_stats_count_cuda_graphs_that_inductor_skipped():
+    # a graph compiled for CUDA graphs that inductor runs without them launches every kernel from the host:
+    # the stats and the log line say so. Inductor reports each skip through this function of torch's (on a
+    # CPU, e.g. torch.compile(mode='reduce-overhead') of a CPU tensor's function: 'skipping cudagraphs due
+    # to cpu device'), which logs the reason and bumps the counter read here
+    from torch._inductor.cudagraph_utils import log_cudagraph_skip_and_bump_counter
+    from fan_mm.utils.compile_stats import CompileStats, describe
+    with CompileStats() as none:
+        pass
+    with CompileStats() as skipped:
+        log_cudagraph_skip_and_bump_counter('skipping cudagraphs due to a test')
+        log_cudagraph_skip_and_bump_counter('skipping cudagraphs due to a test')
+    assert none.result['cudagraph_skips'] == 0 and skipped.result['cudagraph_skips'] == 2
+    stats = dict(graphs=2, compile_s=1.0, trace_s=0.5, guards_s=0.1, backend_s=0.4, cudagraph_skips=2)
+    assert describe(stats) == ('2 graphs compiled in 1.0 s (dynamo tracing 0.5 s, guards 0.1 s, AOTAutograd + '
+                               'inductor 0.4 s); CUDA graphs skipped for 2 graphs, which launch their kernels '
+                               "from the host (torch's warning above says why)")
+    assert 'skipped' not in describe(dict(stats, cudagraph_skips=0))
+
+
 def test_compile_stats_count_the_backward_compiled_at_the_first_backward():
     # AOTAutograd compiles a graph's backward lazily, outside the frame's compile; with an empty kernel cache
     # that is about half of a training warm-up, and the stats once left it out

@@ -235,8 +235,11 @@ class DenseBackbone(BaseModule):
         symbolic = isinstance(module.compile_blocks, dict) and module.compile_blocks.get('dynamic') is True
         later = ('; static-shape backward graphs compile at the first backward, after this'
                  if module.training and torch.is_grad_enabled() and not symbolic else '')
+        stats = module._compile_stats.stop()
+        # a graph that inductor ran without the CUDA graphs asked for is slower, silently: a warning then
+        level = logging.WARNING if stats.get('cudagraph_skips') else logging.INFO
         print_log(f'{type(module).__name__}: first compiled forward {time.perf_counter() - module._compile_started:.1f} '
-                  f's, {describe(module._compile_stats.stop())}{later}', logger='current', level=logging.INFO)
+                  f's, {describe(stats)}{later}', logger='current', level=level)
         module._compile_started = module._compile_stats = None
 
     # ---- trunk pruning ---------------------------------------------------------------------
