@@ -101,6 +101,6 @@ def describe(stats: Dict[str, float]) -> str:
     if stats.get('cudagraph_skips'):
         n = stats['cudagraph_skips']
         text += (f"; CUDA graphs skipped for {n} graph{'s' if n != 1 else ''}, which launch their kernels "
-                 f"from the host (torch's warning above says why)")
+                 f"from the host (torch logged why in a warning)")
     return text
 

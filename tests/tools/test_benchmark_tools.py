@@ -372,7 +372,7 @@ def test_compile_stats_count_cuda_graphs_that_inductor_skipped():
     stats = dict(graphs=2, compile_s=1.0, trace_s=0.5, guards_s=0.1, backend_s=0.4, cudagraph_skips=2)
     assert describe(stats) == ('2 graphs compiled in 1.0 s (dynamo tracing 0.5 s, guards 0.1 s, AOTAutograd + '
                                'inductor 0.4 s); CUDA graphs skipped for 2 graphs, which launch their kernels '
-                               "from the host (torch's warning above says why)")
+                               "from the host (torch logged why in a warning)")
     assert 'skipped' not in describe(dict(stats, cudagraph_skips=0))
 
 
