@@ -17,10 +17,12 @@ takes about 12 us. These kernels are laid out for that bound:
 compiled graphs and CUDA graphs as one opaque call, as cuDNN's convolution does.
 
 Status (December 2026): a route of ``tools/analysis/benchmark_depthwise.py`` (``--routes channels_last
-triton``), exact to float32 rounding (``tests/models/test_depthwise_triton.py``, in Triton's interpreter on
-a CPU). On an H100 it beats cuDNN on FAN-Hybrid's 7x7 stem convolutions and loses on the 3x3 ones; routing
-the 7x7 ones here saved GPU time but lengthened the compiled train step (``docs/benchmarks.md``, "A triton
-route"). The models run cuDNN.
+triton``) and of ``benchmark_backbone.py`` (``+triton7``), exact to float32 rounding
+(``tests/models/test_depthwise_triton.py``: against float64 on a GPU, and in Triton's interpreter on a CPU).
+On an H100 it beats cuDNN on FAN-Hybrid's 7x7 stem convolutions and loses on the 3x3 ones; with the 7x7 ones
+routed here, FAN-S-Hybrid's compiled train step does 4% less GPU work and its inference is 6-9% faster
+(``docs/benchmarks.md``, "A triton route"). The models run cuDNN until the route has run with the detection
+configs' dynamic input sizes.
 """
 import os
 from typing import Optional
