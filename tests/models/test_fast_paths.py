@@ -463,6 +463,32 @@ def test_first_compiled_forward_logs_what_it_compiled(monkeypatch):
     assert 'backward' not in first, first
 
 
+def test_first_compiled_forward_warns_when_inductor_skipped_cuda_graphs(monkeypatch):
+    # a graph that inductor runs without the CUDA graphs its options ask for is silently slower: the line of
+    # the first compiled forward is then a warning that says so. Inductor reports a skip through torch's
+    # log_cudagraph_skip_and_bump_counter (CPU runs compile without CUDA graphs, so one is reported here by
+    # calling it during that forward, as inductor would)
+    import logging
+    from torch._inductor.cudagraph_utils import log_cudagraph_skip_and_bump_counter
+    import fan_mm.models.backbones.base as base
+    lines = []
+    monkeypatch.setattr(base, 'print_log', lambda msg, **kwargs: lines.append((msg, kwargs.get('level'))))
+    model = FANHybrid(arch=SMALL_HYBRID, compile_blocks=dict(backend='eager', on_cpu=True)).eval()
+    model.register_forward_pre_hook(
+        lambda *args: log_cudagraph_skip_and_bump_counter('skipping cudagraphs due to a test'))
+    torch._dynamo.reset()
+    with torch.no_grad():
+        model(torch.randn(1, 3, 64, 64))
+    (first,) = [(msg, level) for msg, level in lines if 'first compiled forward' in msg]
+    assert first[1] == logging.WARNING and 'CUDA graphs skipped for 1 graph,' in first[0], first
+    lines.clear()
+    model = FANHybrid(arch=SMALL_HYBRID, compile_blocks=dict(backend='eager', on_cpu=True)).eval()
+    with torch.no_grad():
+        model(torch.randn(1, 3, 64, 64))
+    (first,) = [(msg, level) for msg, level in lines if 'first compiled forward' in msg]
+    assert first[1] == logging.INFO and 'skipped' not in first[0], first
+
+
 def test_compile_blocks_misspelt_option_named_at_build():
     with pytest.raises(ValueError, match=r"compile_blocks: unknown option\(s\) \['dynamc'\]"):
         FANHybrid(arch=SMALL_HYBRID, compile_blocks=dict(mode='reduce-overhead', dynamc=True))
