@@ -195,6 +195,8 @@ def build_backbone(spec: str, img_size: int, device: torch.device) -> nn.Module:
         from fan_mm.layers.depthwise_triton import route_depthwise_to_triton
         if not route_depthwise_to_triton(model, kernel_sizes=(7,)):
             raise ValueError(f'{spec}: {type(model).__name__} has no 7x7 depthwise convolutions for +triton7')
+        if device.type != 'cuda':  # the routed convs would run F.conv2d there: a row named for what it did not time
+            raise ValueError(f'{spec}: +triton7 runs the Triton kernels on CUDA devices only, not on {device.type}')
     model = model.to(device)
     if 'cl' in flags:
         model = model.to(memory_format=torch.channels_last)

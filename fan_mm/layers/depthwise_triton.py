@@ -262,7 +262,8 @@ def _routable(module: nn.Module, kernel_sizes) -> bool:
 def route_depthwise_to_triton(model: nn.Module, kernel_sizes=(7,)) -> int:
     """Make ``model``'s depthwise convs of the given kernel sizes ``TritonDepthwiseConv2d`` in place (before
     it is compiled); returns how many. An experiment route (``benchmark_backbone.py``'s ``+triton7``): the
-    models ship with cuDNN, which was faster over a train step (docs/benchmarks.md, "A triton route")."""
+    models ship with cuDNN until the route has run with the detection configs' changing input sizes
+    (docs/benchmarks.md, "A triton route")."""
     bad = [k for k in kernel_sizes if k % 2 == 0 or not 1 <= k <= MAX_KERNEL]
     if bad:
         raise ValueError(f'route_depthwise_to_triton: kernel sizes must be odd and <= {MAX_KERNEL}, got {bad}')

@@ -161,8 +161,9 @@ def test_route_depthwise_to_triton_swaps_only_the_7x7_depthwise_convs():
     from fan_mm.layers.depthwise_triton import TritonDepthwiseConv2d, route_depthwise_to_triton
     torch.manual_seed(0)
     plain = build_backbone('fan_t_hybrid', 64, torch.device('cpu')).eval()
-    routed = build_backbone('fan_t_hybrid+triton7', 64, torch.device('cpu')).eval()
+    routed = build_backbone('fan_t_hybrid', 64, torch.device('cpu')).eval()
     routed.load_state_dict(plain.state_dict())
+    assert route_depthwise_to_triton(routed, kernel_sizes=(7,)) > 0  # what +triton7 does (on CUDA)
     swapped = [m for m in routed.modules() if isinstance(m, TritonDepthwiseConv2d)]
     sevens = [m for m in plain.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (7, 7)
               and m.groups == m.in_channels > 1]
@@ -178,6 +179,10 @@ def test_route_depthwise_to_triton_swaps_only_the_7x7_depthwise_convs():
         route_depthwise_to_triton(plain, kernel_sizes=(4,))
     with pytest.raises(ValueError, match=r'tv_resnet50\+triton7.*no 7x7 depthwise'):
         build_backbone('tv_resnet50+triton7', 64, torch.device('cpu'))
+    # off CUDA the routed convs run F.conv2d: a benchmark row named +triton7 there would time the plain convs
+    with pytest.raises(ValueError, match=r'fan_t_hybrid\+triton7: \+triton7 runs the Triton kernels on CUDA '
+                                         r'devices only, not on cpu'):
+        build_backbone('fan_t_hybrid+triton7', 64, torch.device('cpu'))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
