@@ -28,7 +28,8 @@ from .precision import PRECISIONS, autocast, check_precision, prepare_device
 from .profiling import profile_steps
 from .timing import time_fn
 
-FLAGS = ('cl', 'cp', 'compile', 'compile_full', 'cudagraph', 'triton7')
+FLAGS = ('cl', 'cp', 'compile', 'compile_full', 'cudagraph', 'triton7', 'triton')
+# +triton7: the 7x7 depthwise convs (FAN-Hybrid's ConvNeXt stem) run fan_mm's Triton kernels; +triton: all of them
 
 
 # ---- backbones ----------------------------------------------------------------------------------
@@ -191,12 +192,14 @@ def build_backbone(spec: str, img_size: int, device: torch.device) -> nn.Module:
             model.set_grad_checkpointing(True)
         else:
             raise ValueError(f'{spec}: {type(model).__name__} has no activation checkpointing')
-    if 'triton7' in flags:
+    for flag, sizes, which in (('triton7', (7,), '7x7 '), ('triton', (1, 3, 5, 7), '')):
+        if flag not in flags:
+            continue
         from fan_mm.layers.depthwise_triton import route_depthwise_to_triton
-        if not route_depthwise_to_triton(model, kernel_sizes=(7,)):
-            raise ValueError(f'{spec}: {type(model).__name__} has no 7x7 depthwise convolutions for +triton7')
+        if not route_depthwise_to_triton(model, kernel_sizes=sizes):
+            raise ValueError(f'{spec}: {type(model).__name__} has no {which}depthwise convolutions for +{flag}')
         if device.type != 'cuda':  # the routed convs would run F.conv2d there: a row named for what it did not time
-            raise ValueError(f'{spec}: +triton7 runs the Triton kernels on CUDA devices only, not on {device.type}')
+            raise ValueError(f'{spec}: +{flag} runs the Triton kernels on CUDA devices only, not on {device.type}')
     model = model.to(device)
     if 'cl' in flags:
         model = model.to(memory_format=torch.channels_last)

@@ -18,7 +18,7 @@ from .timing import synchronize
 KERNEL_CLASSES = (
     ('attention', ('sdpa', 'flash', 'fmha', 'attention')),  # cuDNN's are "..._sdpa_..._flash_fprop_..."
     ('convolution', ('conv2d', 'convolution', 'conv_', 'fprop', 'dgrad', 'wgrad', 'depthwise', 'nchwtonhwc',
-                     'nhwctonchw')),
+                     'nhwctonchw', '_dw_forward_', '_dw_weight_grad_')),  # the last two: fan_mm's Triton kernels
     ('matrix product', ('gemm', 'gemv', 'nvjet', 'cutlass', 'splitkreduce', 'cublas')),
     ('copy / fill', ('memcpy', 'memset', 'copy', 'fill')),
 )

@@ -2,27 +2,33 @@
 
 cuDNN's NHWC depthwise kernels run FAN-Hybrid's depthwise convolutions at a fifth of the memory bandwidth
 (``docs/benchmarks.md``, "By kind of kernel"): a 1536 x 56 x 56 bf16 map takes 59 us where one pass over it
-takes about 12 us. These kernels are laid out for that bound:
+takes about 12 us. These kernels are laid out for that bound (channels are the contiguous axis, so every
+load is coalesced; float32 accumulation; the bias is added before the one rounding of the output):
 
-- forward: one program per output row and block of columns x channels; the k x k taps are loads of the
-  input tile shifted by the tap, which the column shifts find in L1 (channels are the contiguous axis, so
-  every load is coalesced); float32 accumulation;
-- input gradient: the same kernel on the output gradient with the kernel flipped (stride 1, same padding);
-- weight gradient: one program per chunk of rows, kernel row and block of channels; each gradient tile is
-  loaded once per kernel row and multiplied with the k input tiles of that row's column taps into k
-  accumulator tiles, summed over their columns once at the end; float32 partial sums per chunk, added up in
-  a fixed order afterwards (deterministic).
+- forward, k <= 3 (FAN's channel MLPs): the streaming kernel. A program takes a band of output rows and a
+  block of columns x channels and reads the band's input rows (plus the halo) once each, one load per
+  column tap; each row is added into the k output rows that read it, held as k accumulator tiles; the
+  oldest is complete after each row and stored.
+- forward, larger k (the ConvNeXt stem's 7 x 7): the row kernel, one program per output row and block of
+  columns x channels, all k x k taps loaded as shifted tiles (the column shifts hit L1): one accumulator
+  tile, where the streaming kernel's seven would spill.
+- input gradient: the same kernels on the output gradient with the kernel rotated by 180 degrees.
+- weight and bias gradients, larger k: one program per chunk of rows, kernel row and block of channels;
+  each gradient tile is loaded once per kernel row and multiplied with the k input tiles of that row's
+  column taps into k accumulator tiles, summed over their columns once at the end; float32 partial sums per
+  chunk, added up in a fixed order afterwards (deterministic). The middle kernel row's programs also sum the
+  bias gradient. For k <= 3 cuDNN's weight gradient is faster and runs instead.
 
 ``depthwise_conv2d_nhwc`` is a ``torch.library`` operator with its autograd formula, so that it stays inside
-compiled graphs and CUDA graphs as one opaque call, as cuDNN's convolution does.
+compiled graphs and CUDA graphs as one opaque call, as cuDNN's convolution does. The kernels are not
+specialised on the map's size: inputs whose size changes from batch to batch compile nothing new.
 
 Status (December 2026): a route of ``tools/analysis/benchmark_depthwise.py`` (``--routes channels_last
-triton``) and of ``benchmark_backbone.py`` (``+triton7``), exact to float32 rounding
-(``tests/models/test_depthwise_triton.py``: against float64 on a GPU, and in Triton's interpreter on a CPU).
-On an H100 it beats cuDNN on FAN-Hybrid's 7x7 stem convolutions and loses on the 3x3 ones; with the 7x7 ones
-routed here, FAN-S-Hybrid's compiled train step does 4% less GPU work and its inference is 6-9% faster
-(``docs/benchmarks.md``, "A triton route"). The models run cuDNN until the route has run with the detection
-configs' dynamic input sizes.
+triton``), ``benchmark_backbone.py`` (``+triton7``, ``+triton``) and ``benchmark_model.py`` (the same tags),
+exact to float32 rounding (``tests/models/test_depthwise_triton.py``: against float64 on a GPU, and in
+Triton's interpreter on a CPU). Kernel by kernel it beats cuDNN on FAN-Hybrid's shapes, the bias included
+(``docs/benchmarks.md``, "A triton route"); the models run cuDNN until the route has been timed in whole
+detection and segmentation models.
 """
 import os
 from typing import Optional
@@ -45,9 +51,142 @@ def triton_available() -> bool:
 
 if triton is not None:
     @triton.jit
-    def _dw_forward_kernel(x_ptr, w_ptr, y_ptr, H, W, C, sxn, sxh, sxw, syn, syh, syw,
-                           K: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr):
-        # x, y: (N, H, W, C) with unit channel stride; w: (K * K, C) float32, tap-major
+    def _pick(j: tl.constexpr, v0, v1, v2, v3, v4, v5, v6):
+        # v_j for a compile-time j (Triton has no lists of tensors)
+        v = v0
+        if j == 1:
+            v = v1
+        if j == 2:
+            v = v2
+        if j == 3:
+            v = v3
+        if j == 4:
+            v = v4
+        if j == 5:
+            v = v5
+        if j == 6:
+            v = v6
+        return v
+
+    @triton.jit
+    def _kernel_row(v0, v1, v2, v3, v4, v5, v6, w_ptr, chans, chan_ok, swc, swi, swj,
+                    i: tl.constexpr, K: tl.constexpr, FLIP: tl.constexpr):
+        # sum_j v_j * w[c, i, j]: one input row's contribution to the output row that kernel row i reads it
+        # with (v_j: the row shifted by column tap j); FLIP reads w[c, K-1-i, K-1-j] (the input gradient)
+        acc = tl.zeros_like(v0)
+        for j in tl.static_range(K):
+            if FLIP:
+                tap = (K - 1 - i) * swi + (K - 1 - j) * swj
+            else:
+                tap = i * swi + j * swj
+            wv = tl.load(w_ptr + chans * swc + tap, mask=chan_ok, other=0.).to(tl.float32)
+            acc += _pick(j, v0, v1, v2, v3, v4, v5, v6) * wv[None, :]
+        return acc
+
+    @triton.jit
+    def _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, shift: tl.constexpr):
+        wi = cols + shift
+        mask = ((wi >= 0) & (wi < W) & row_ok)[:, None] & chan_ok[None, :]
+        return tl.load(x_row + wi[:, None] * sxw + chans[None, :], mask=mask, other=0.).to(tl.float32)
+
+    # Not specialised on the map's size (Triton would compile a variant per size class, divisible by 16 or
+    # not, for inputs whose size changes from batch to batch, as in detection); the strides are, for
+    # vectorised loads.
+    @triton.jit(do_not_specialize=['H', 'W', 'ROWS'])
+    def _dw_forward_stream_kernel(x_ptr, w_ptr, b_ptr, y_ptr, H, W, C, ROWS, sxn, sxh, sxw, syn, syh, syw,
+                                  swc, swi, swj, K: tl.constexpr, FLIP: tl.constexpr, HAS_BIAS: tl.constexpr,
+                                  BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr):
+        # x, y: (N, H, W, C) with unit channel stride; w: (C, 1, K, K) by its strides. One program per band of
+        # ROWS output rows, block of columns and block of channels. It streams the input rows of the band
+        # (plus the K - 1 rows of halo) once: each row is loaded once per column tap and added into the K
+        # output rows that read it, held as K float32 accumulator tiles (named acc0..acc6: no lists in
+        # Triton); the oldest is complete after each row, stored (with the bias), and the tiles shift.
+        bands = tl.cdiv(H, ROWS)
+        n = tl.program_id(0) // bands
+        first = (tl.program_id(0) % bands) * ROWS
+        last = tl.minimum(first + ROWS, H)  # one past the band's last output row
+        cols = tl.program_id(1) * BLOCK_W + tl.arange(0, BLOCK_W)
+        chans = tl.program_id(2) * BLOCK_C + tl.arange(0, BLOCK_C)
+        chan_ok = chans < C
+        pad: tl.constexpr = K // 2
+        x_base = x_ptr + n.to(tl.int64) * sxn
+        y_base = y_ptr + n.to(tl.int64) * syn
+        out_cols = (cols < W)[:, None] & chan_ok[None, :]
+        if HAS_BIAS:
+            bias = tl.load(b_ptr + chans, mask=chan_ok, other=0.).to(tl.float32)
+        zero = tl.zeros([BLOCK_W, BLOCK_C], dtype=tl.float32)
+        acc0 = zero
+        acc1 = zero
+        acc2 = zero
+        acc3 = zero
+        acc4 = zero
+        acc5 = zero
+        acc6 = zero
+        for t in range(first - pad, last + pad):  # input row t; acc_s holds output row t - pad + s
+            ts = cols * 0 + t  # the row as a vector: the interpreter cannot mix a scalar bool into a mask
+            row_ok = (ts >= 0) & (ts < H)
+            x_row = x_base + t * sxh
+            v0 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 0 - pad)
+            v1 = v0
+            v2 = v0
+            v3 = v0
+            v4 = v0
+            v5 = v0
+            v6 = v0
+            if K > 1:
+                v1 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 1 - pad)
+                v2 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 2 - pad)
+            if K > 3:
+                v3 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 3 - pad)
+                v4 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 4 - pad)
+            if K > 5:
+                v5 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 5 - pad)
+                v6 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 6 - pad)
+            # output row t - pad + s reads input row t with kernel row K - 1 - s
+            acc0 += _kernel_row(v0, v1, v2, v3, v4, v5, v6, w_ptr, chans, chan_ok, swc, swi, swj, K - 1, K, FLIP)
+            if K > 1:
+                acc1 += _kernel_row(v0, v1, v2, v3, v4, v5, v6, w_ptr, chans, chan_ok, swc, swi, swj, K - 2, K, FLIP)
+                acc2 += _kernel_row(v0, v1, v2, v3, v4, v5, v6, w_ptr, chans, chan_ok, swc, swi, swj, K - 3, K, FLIP)
+            if K > 3:
+                acc3 += _kernel_row(v0, v1, v2, v3, v4, v5, v6, w_ptr, chans, chan_ok, swc, swi, swj, K - 4, K, FLIP)
+                acc4 += _kernel_row(v0, v1, v2, v3, v4, v5, v6, w_ptr, chans, chan_ok, swc, swi, swj, K - 5, K, FLIP)
+            if K > 5:
+                acc5 += _kernel_row(v0, v1, v2, v3, v4, v5, v6, w_ptr, chans, chan_ok, swc, swi, swj, K - 6, K, FLIP)
+                acc6 += _kernel_row(v0, v1, v2, v3, v4, v5, v6, w_ptr, chans, chan_ok, swc, swi, swj, K - 7, K, FLIP)
+            out = acc0
+            if HAS_BIAS:
+                out = out + bias[None, :]
+            o = t - pad  # complete now; rows before the band are its halo
+            tl.store(y_base + o * syh + cols[:, None] * syw + chans[None, :], out.to(y_ptr.dtype.element_ty),
+                     mask=out_cols & (ts - pad >= first)[:, None])
+            if K == 1:
+                acc0 = zero
+            if K == 3:
+                acc0 = acc1
+                acc1 = acc2
+                acc2 = zero
+            if K == 5:
+                acc0 = acc1
+                acc1 = acc2
+                acc2 = acc3
+                acc3 = acc4
+                acc4 = zero
+            if K == 7:
+                acc0 = acc1
+                acc1 = acc2
+                acc2 = acc3
+                acc3 = acc4
+                acc4 = acc5
+                acc5 = acc6
+                acc6 = zero
+
+    @triton.jit(do_not_specialize=['H', 'W'])
+    def _dw_forward_row_kernel(x_ptr, w_ptr, b_ptr, y_ptr, H, W, C, sxn, sxh, sxw, syn, syh, syw, swc, swi, swj,
+                               K: tl.constexpr, FLIP: tl.constexpr, HAS_BIAS: tl.constexpr,
+                               BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr):
+        # The same convolution, one program per output row and block of columns x channels, all K x K taps
+        # loaded as shifted tiles (the column shifts hit L1): one accumulator tile, where the streaming
+        # kernel above holds K of them, so that 7 x 7 kernels do not run out of registers.
         row = tl.program_id(0)
         n = row // H
         h = row % H
@@ -62,14 +201,16 @@ if triton is not None:
             his = cols * 0 + hi  # the row as a vector: the interpreter cannot mix a scalar bool into a mask
             row_ok = (his >= 0) & (his < H)
             for j in tl.static_range(K):
-                wi = cols + (j - pad)
-                mask = ((wi >= 0) & (wi < W) & row_ok)[:, None] & chan_ok[None, :]
-                xv = tl.load(x_base + hi * sxh + wi[:, None] * sxw + chans[None, :], mask=mask, other=0.)
-                wv = tl.load(w_ptr + (i * K + j) * C + chans, mask=chan_ok, other=0.)
-                acc += xv.to(tl.float32) * wv[None, :]
-        out_mask = (cols < W)[:, None] & chan_ok[None, :]
+                if FLIP:
+                    tap = (K - 1 - i) * swi + (K - 1 - j) * swj
+                else:
+                    tap = i * swi + j * swj
+                wv = tl.load(w_ptr + chans * swc + tap, mask=chan_ok, other=0.).to(tl.float32)
+                acc += _shifted(x_base + hi * sxh, cols, chans, chan_ok, row_ok, W, sxw, j - pad) * wv[None, :]
+        if HAS_BIAS:
+            acc += tl.load(b_ptr + chans, mask=chan_ok, other=0.).to(tl.float32)[None, :]
         tl.store(y_ptr + n.to(tl.int64) * syn + h * syh + cols[:, None] * syw + chans[None, :],
-                 acc.to(y_ptr.dtype.element_ty), mask=out_mask)
+                 acc.to(y_ptr.dtype.element_ty), mask=(cols < W)[:, None] & chan_ok[None, :])
 
     @triton.jit
     def _tap_product(x_base, gv, cols, chans, g_mask, W, sxw, shift):
@@ -78,13 +219,14 @@ if triton is not None:
         xv = tl.load(x_base + wi[:, None] * sxw + chans[None, :], mask=mask, other=0.)
         return gv * xv.to(tl.float32)
 
-    @triton.jit
-    def _dw_weight_grad_kernel(x_ptr, g_ptr, part_ptr, H, W, C, ROWS, ROWS_PER_PROGRAM,
+    @triton.jit(do_not_specialize=['H', 'W', 'ROWS', 'ROWS_PER_PROGRAM'])
+    def _dw_weight_grad_kernel(x_ptr, g_ptr, part_ptr, bias_part_ptr, H, W, C, ROWS, ROWS_PER_PROGRAM,
                                sxn, sxh, sxw, sgn, sgh, sgw,
                                K: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr):
-        # part: (programs along rows, K, K, C) float32; row r = n * H + h. One accumulator tile per column tap
-        # (up to 7, named: Triton has no lists of tensors), summed over the tile's columns once at the end,
-        # so that the loop does only loads and multiply-adds.
+        # part: (programs along rows, K, K, C) float32, bias_part: (programs along rows, C) float32; row
+        # r = n * H + h. One accumulator tile per column tap (up to 7, named: Triton has no lists of tensors),
+        # summed over the tile's columns once at the end, so that the loop does only loads and multiply-adds.
+        # The programs of the middle kernel row, which read every gradient row, also sum the bias gradient.
         chunk = tl.program_id(0)
         i = tl.program_id(1)  # kernel row
         chans = tl.program_id(2) * BLOCK_C + tl.arange(0, BLOCK_C)
@@ -97,6 +239,7 @@ if triton is not None:
         acc4 = tl.zeros([BLOCK_W, BLOCK_C], dtype=tl.float32)
         acc5 = tl.zeros([BLOCK_W, BLOCK_C], dtype=tl.float32)
         acc6 = tl.zeros([BLOCK_W, BLOCK_C], dtype=tl.float32)
+        acc_bias = tl.zeros([BLOCK_W, BLOCK_C], dtype=tl.float32)
         first = chunk * ROWS_PER_PROGRAM
         for r in range(first, tl.minimum(first + ROWS_PER_PROGRAM, ROWS)):
             n = r // H
@@ -109,6 +252,7 @@ if triton is not None:
                 his = cols * 0 + hi  # the row as a vector: the interpreter cannot mix a scalar bool into a mask
                 g_mask = ((cols < W) & (his >= 0) & (his < H))[:, None] & chan_ok[None, :]
                 gv = tl.load(g_base + cols[:, None] * sgw + chans[None, :], mask=g_mask, other=0.).to(tl.float32)
+                acc_bias += gv  # stored by the middle kernel row only, whose rows are all in the map
                 acc0 += _tap_product(x_base, gv, cols, chans, g_mask, W, sxw, 0 - pad)
                 if K > 1:
                     acc1 += _tap_product(x_base, gv, cols, chans, g_mask, W, sxw, 1 - pad)
@@ -130,13 +274,24 @@ if triton is not None:
         if K > 5:
             tl.store(out + 5 * C, tl.sum(acc5, axis=0), mask=chan_ok)
             tl.store(out + 6 * C, tl.sum(acc6, axis=0), mask=chan_ok)
+        tl.store(bias_part_ptr + chunk.to(tl.int64) * C + chans, tl.sum(acc_bias, axis=0),
+                 mask=chan_ok & (chans * 0 + i == pad))
 
 
-MAX_KERNEL = 7  # the weight-gradient kernel's accumulators
+MAX_KERNEL = 7  # the kernels' accumulator tiles
+
+# Which kernels run a k x k convolution, from a sweep on an H200 over FAN-Hybrid's shapes at 896x896 and at
+# Mask R-CNN's 800x1344 (bf16; docs/benchmarks.md, "A triton route"):
+# - forward and input gradient: k <= 3 the streaming kernel, launched with (output rows per program, columns,
+#   channels, warps) = STREAM_LAUNCH; larger k the row kernel (the streaming one's k accumulator tiles spill);
+# - weight and bias gradients: k <= 3 cuDNN (faster than the Triton kernel there), larger k the Triton kernel.
+STREAM_MAX_KERNEL = 3
+STREAM_LAUNCH = (16, 16, 128, 2)
 
 
 def _blocks(channels: int, width: int, k: int = 3):
-    # 7 accumulator tiles of 16 x 64 float32 are 56 registers a thread at 4 warps
+    # the row and weight-gradient kernels; 7 accumulator tiles of 16 x 64 float32 are 56 registers a thread
+    # at 4 warps
     block_c = min(128 if k <= 3 else 64, triton.next_power_of_2(channels))
     block_w = min(16, triton.next_power_of_2(width))
     return block_w, block_c
@@ -146,26 +301,37 @@ def _nhwc(t: torch.Tensor) -> torch.Tensor:
     return t.contiguous(memory_format=torch.channels_last)
 
 
-def _taps(weight: torch.Tensor) -> torch.Tensor:
-    """(C, 1, k, k) -> (k * k, C) float32, tap-major: the kernels load one tap's channels contiguously."""
-    c, _, k, _ = weight.shape
-    return weight.reshape(c, k * k).t().float().contiguous()
-
-
-def _forward(x: torch.Tensor, taps: torch.Tensor, k: int) -> torch.Tensor:
+def _forward(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], flip: bool = False,
+             launch: Optional[tuple] = None) -> torch.Tensor:
+    """The depthwise conv of ``x`` by ``weight`` (C, 1, k, k) plus ``bias``; ``flip``: by the kernel rotated
+    by 180 degrees (the input gradient). ``launch``: the streaming kernel's settings instead of
+    ``STREAM_LAUNCH``."""
     n, c, h, w = x.shape
+    k = weight.shape[-1]
     x = _nhwc(x)
     y = torch.empty_like(x, memory_format=torch.channels_last)
-    block_w, block_c = _blocks(c, w)
-    grid = (n * h, triton.cdiv(w, block_w), triton.cdiv(c, block_c))
     # channels_last strides of an NCHW tensor: (H*W*C, 1, W*C, C)
-    _dw_forward_kernel[grid](x, taps, y, h, w, c, x.stride(0), x.stride(2), x.stride(3),
-                             y.stride(0), y.stride(2), y.stride(3), K=k, BLOCK_W=block_w, BLOCK_C=block_c,
-                             num_warps=4)
+    common = (h, w, c, x.stride(0), x.stride(2), x.stride(3), y.stride(0), y.stride(2), y.stride(3),
+              weight.stride(0), weight.stride(2), weight.stride(3))
+    b = bias if bias is not None else weight  # not read without HAS_BIAS
+    if k <= STREAM_MAX_KERNEL or launch is not None:
+        rows, block_w, block_c, num_warps = launch or STREAM_LAUNCH
+        block_w, block_c = min(block_w, triton.next_power_of_2(w)), min(block_c, triton.next_power_of_2(c))
+        grid = (n * triton.cdiv(h, rows), triton.cdiv(w, block_w), triton.cdiv(c, block_c))
+        h_, w_, c_, *strides = common
+        _dw_forward_stream_kernel[grid](x, weight, b, y, h_, w_, c_, rows, *strides, K=k, FLIP=flip,
+                                        HAS_BIAS=bias is not None, BLOCK_W=block_w, BLOCK_C=block_c,
+                                        num_warps=num_warps)
+    else:
+        block_w, block_c = _blocks(c, w, k)
+        grid = (n * h, triton.cdiv(w, block_w), triton.cdiv(c, block_c))
+        _dw_forward_row_kernel[grid](x, weight, b, y, *common, K=k, FLIP=flip, HAS_BIAS=bias is not None,
+                                     BLOCK_W=block_w, BLOCK_C=block_c, num_warps=4)
     return y
 
 
-def _weight_grad(x: torch.Tensor, grad: torch.Tensor, k: int) -> torch.Tensor:
+def _weight_grad(x: torch.Tensor, grad: torch.Tensor, k: int):
+    """(weight gradient (C, 1, k, k), bias gradient (C,)), float32."""
     n, c, h, w = x.shape
     x, grad = _nhwc(x), _nhwc(grad)
     rows = n * h
@@ -175,45 +341,57 @@ def _weight_grad(x: torch.Tensor, grad: torch.Tensor, k: int) -> torch.Tensor:
     per_program = max(1, triton.cdiv(rows * k * c_blocks, 1024))
     chunks = triton.cdiv(rows, per_program)
     part = torch.empty(chunks, k, k, c, device=x.device, dtype=torch.float32)
+    bias_part = torch.empty(chunks, c, device=x.device, dtype=torch.float32)
     _dw_weight_grad_kernel[(chunks, k, c_blocks)](
-        x, grad, part, h, w, c, rows, per_program, x.stride(0), x.stride(2), x.stride(3),
+        x, grad, part, bias_part, h, w, c, rows, per_program, x.stride(0), x.stride(2), x.stride(3),
         grad.stride(0), grad.stride(2), grad.stride(3), K=k, BLOCK_W=block_w, BLOCK_C=block_c, num_warps=4)
-    return part.sum(0).permute(2, 0, 1).unsqueeze(1)  # (C, 1, k, k)
+    return part.sum(0).permute(2, 0, 1).unsqueeze(1), bias_part.sum(0)  # (C, 1, k, k), (C,)
 
 
 @torch.library.custom_op('fan_mm::depthwise_conv2d_nhwc', mutates_args=())
-def _depthwise_op(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    return _forward(x, _taps(weight), weight.shape[-1])
+def _depthwise_op(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    return _forward(x, weight, bias)
 
 
 @_depthwise_op.register_fake
-def _(x, weight):
+def _(x, weight, bias):
     return torch.empty_like(x, memory_format=torch.channels_last)
 
 
 @torch.library.custom_op('fan_mm::depthwise_conv2d_nhwc_backward', mutates_args=())
 def _depthwise_backward_op(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> list[torch.Tensor]:
-    k = weight.shape[-1]
-    grad_x = _forward(grad, _taps(weight.flip(2, 3)), k)
-    grad_w = torch.empty_like(weight)  # the weight's strides, as the fake says
-    grad_w.copy_(_weight_grad(x, grad, k))
-    return [grad_x, grad_w]
+    """[input gradient, weight gradient, bias gradient (C,)]."""
+    c, _, k, _ = weight.shape
+    grad_x = _forward(grad, weight, None, flip=True)
+    if k <= STREAM_MAX_KERNEL:  # cuDNN's weight gradient (see STREAM_MAX_KERNEL), with the bias gradient
+        _, grad_w, grad_b = torch.ops.aten.convolution_backward(
+            _nhwc(grad), _nhwc(x), weight, [c], [1, 1], [k // 2, k // 2], [1, 1], False, [0, 0], c,
+            [False, True, True])
+    else:
+        grad_w, grad_b = _weight_grad(x, grad, k)
+    grad_w_strided = torch.empty_like(weight)  # the weight's strides, as the fake says
+    grad_w_strided.copy_(grad_w)
+    return [grad_x, grad_w_strided, grad_b.to(weight.dtype)]
 
 
 @_depthwise_backward_op.register_fake
 def _(grad, x, weight):
-    return [torch.empty_like(x, memory_format=torch.channels_last), torch.empty_like(weight)]
+    return [torch.empty_like(x, memory_format=torch.channels_last), torch.empty_like(weight),
+            weight.new_empty(weight.shape[0])]
 
 
 def _setup_context(ctx, inputs, output):
-    x, weight = inputs
+    x, weight, bias = inputs
     ctx.save_for_backward(x, weight)
+    ctx.bias_dtype = bias.dtype if bias is not None else None
 
 
 def _backward(ctx, grad):
     x, weight = ctx.saved_tensors
-    grad_x, grad_w = _depthwise_backward_op(grad, x, weight)
-    return grad_x, grad_w
+    grad_x, grad_w, grad_b = _depthwise_backward_op(grad, x, weight)
+    if ctx.bias_dtype is None:
+        return grad_x, grad_w, None
+    return grad_x, grad_w, grad_b.to(ctx.bias_dtype)
 
 
 _depthwise_op.register_autograd(_backward, setup_context=_setup_context)
@@ -221,23 +399,23 @@ _depthwise_op.register_autograd(_backward, setup_context=_setup_context)
 
 def depthwise_conv2d_nhwc(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
     """``F.conv2d(x, weight, bias, padding=k // 2, groups=C)`` for an odd k x k ``weight`` (C, 1, k, k) on a
-    CUDA tensor, by the Triton kernels above; the result is channels_last. Under autocast the input and the
-    weight are rounded to the autocast dtype first, as autocast does for ``conv2d``; accumulation is float32."""
+    CUDA tensor, by the Triton kernels above; the result is channels_last. Under autocast the input, the
+    weight and the bias are rounded to the autocast dtype first, as autocast does for ``conv2d``;
+    accumulation, the bias included, is float32, rounded once to the output."""
     if triton is None:
         raise RuntimeError('depthwise_conv2d_nhwc needs Triton, which is not installed')
     c, one, kh, kw = weight.shape
     if one != 1 or x.shape[1] != c or kh != kw or kh % 2 == 0 or kh > MAX_KERNEL:
         raise ValueError(f'depthwise_conv2d_nhwc: a depthwise (C, 1, k, k) weight with odd k <= {MAX_KERNEL} and '
                          f'an input of C channels, got weight {tuple(weight.shape)} and input {tuple(x.shape)}')
+    if bias is not None and tuple(bias.shape) != (c,):
+        raise ValueError(f'depthwise_conv2d_nhwc: a bias of shape ({c},) for {c} channels, got {tuple(bias.shape)}')
     if not x.is_cuda and os.environ.get('TRITON_INTERPRET') != '1':
         raise ValueError(f'depthwise_conv2d_nhwc runs on CUDA tensors (or, slowly, anywhere under Triton\'s '
                          f'interpreter, TRITON_INTERPRET=1); got a tensor on {x.device}')
     dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
     with torch.autocast(x.device.type, enabled=False):
-        y = _depthwise_op(x.to(dtype), weight.to(dtype))
-        if bias is not None:
-            y = y + bias.to(dtype).view(1, c, 1, 1)
-    return y
+        return _depthwise_op(x.to(dtype), weight.to(dtype), bias.to(dtype) if bias is not None else None)
 
 
 class TritonDepthwiseConv2d(nn.Conv2d):
@@ -261,9 +439,9 @@ def _routable(module: nn.Module, kernel_sizes) -> bool:
 
 def route_depthwise_to_triton(model: nn.Module, kernel_sizes=(7,)) -> int:
     """Make ``model``'s depthwise convs of the given kernel sizes ``TritonDepthwiseConv2d`` in place (before
-    it is compiled); returns how many. An experiment route (``benchmark_backbone.py``'s ``+triton7``): the
-    models ship with cuDNN until the route has run with the detection configs' changing input sizes
-    (docs/benchmarks.md, "A triton route")."""
+    it is compiled); returns how many. The benchmarks' route (``benchmark_backbone.py`` and
+    ``benchmark_model.py``: ``+triton7``, ``+triton``): the models ship with cuDNN until the route has been
+    timed in whole detection and segmentation models (docs/benchmarks.md, "A triton route")."""
     bad = [k for k in kernel_sizes if k % 2 == 0 or not 1 <= k <= MAX_KERNEL]
     if bad:
         raise ValueError(f'route_depthwise_to_triton: kernel sizes must be odd and <= {MAX_KERNEL}, got {bad}')

@@ -18,15 +18,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 # (batch, channels, height, width, k): every kernel size the weight-gradient kernel has accumulators for,
 # channels that do not fill a block, maps narrower than a tile and wider than one, a 1-pixel map
+# (1 x 3 and 5 x 7 run different forward kernels, see STREAM_MAX_KERNEL), maps taller than a band of
+# the streaming kernel's output rows
 SHAPES = [(2, 5, 7, 9, 3), (1, 70, 3, 20, 7), (1, 3, 6, 5, 5), (2, 4, 3, 3, 1), (1, 130, 5, 17, 3),
-          (1, 6, 1, 1, 7)]
+          (1, 6, 1, 1, 7), (2, 8, 37, 6, 3), (1, 4, 18, 5, 7)]
 
 CHECK = textwrap.dedent('''
     import json, sys, torch, torch.nn.functional as F
     from fan_mm.layers.conv import depthwise_conv
-    from fan_mm.layers.depthwise_triton import depthwise_conv2d_nhwc
+    from fan_mm.layers.depthwise_triton import _forward, depthwise_conv2d_nhwc
     torch.manual_seed(0)
     errors = []
+    def error(a, r):
+        return (a.double() - r).abs().max().item() / (r.abs().max().item() or 1.0)
     for n, c, h, w, k in json.loads(sys.argv[1]):
         conv = depthwise_conv(c, k).double()
         x = torch.randn(n, c, h, w, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
@@ -45,9 +49,28 @@ CHECK = textwrap.dedent('''
                                         backend='aot_eager'), torch.float32)
         assert y.is_contiguous(memory_format=torch.channels_last)
         for name, a, b, r in zip(('out', 'grad_input', 'grad_weight', 'grad_bias'), ours, compiled, ref):
-            scale = r.abs().max().item() or 1.0
-            errors.append([n, c, h, w, k, name, (a.double() - r).abs().max().item() / scale,
-                           (b.double() - r).abs().max().item() / scale])
+            errors.append([n, c, h, w, k, name, error(a, r), error(b, r)])
+        # the streaming kernel at every kernel size (the benchmarks' launch settings reach it for k > 3 too),
+        # in bands of 5 output rows, forward and input gradient
+        weight, bias = conv.weight.float(), conv.bias.float()
+        for name, (a, r) in dict(stream_out=(_forward(x.float(), weight, bias, launch=(5, 8, 16, 4)), ref[0]),
+                                 stream_grad_input=(_forward(g.float(), weight, None, flip=True,
+                                                             launch=(5, 8, 16, 4)), ref[1])).items():
+            errors.append([n, c, h, w, k, name, error(a, r), error(a, r)])
+    # no bias: the output and the input and weight gradients (the bias is not read)
+    conv = depthwise_conv(6, 3).double()
+    conv.bias = None
+    x = torch.randn(2, 6, 9, 7, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    xr = x.float().requires_grad_()
+    wr = conv.weight.detach().float().requires_grad_()
+    y = depthwise_conv2d_nhwc(xr, wr)
+    y.backward(torch.ones_like(y))
+    xd = x.detach().requires_grad_()
+    yd = conv(xd)
+    yd.backward(torch.ones_like(yd))
+    for name, a, r in (('nobias_out', y.detach(), yd.detach()), ('nobias_grad_input', xr.grad, xd.grad),
+                       ('nobias_grad_weight', wr.grad, conv.weight.grad)):
+        errors.append([2, 6, 9, 7, 3, name, error(a, r), error(a, r)])
     # autocast: the input and weight are rounded to bfloat16 and the result is bfloat16, as for conv2d
     conv = depthwise_conv(8, 3)
     x = torch.randn(1, 8, 5, 6).contiguous(memory_format=torch.channels_last)
@@ -56,8 +79,9 @@ CHECK = textwrap.dedent('''
         ref = conv(x)
     assert y.dtype == ref.dtype == torch.bfloat16, (y.dtype, ref.dtype)
     bf16 = ((y.double() - ref.double()).abs().max() / ref.double().abs().max()).item()
-    torch.library.opcheck(torch.ops.fan_mm.depthwise_conv2d_nhwc.default,
-                          (x, conv.weight.detach().clone().requires_grad_()))
+    for bias in (conv.bias.detach().clone().requires_grad_(), None):
+        torch.library.opcheck(torch.ops.fan_mm.depthwise_conv2d_nhwc.default,
+                              (x, conv.weight.detach().clone().requires_grad_(), bias))
     print(json.dumps(dict(errors=errors, bf16=bf16)))
 ''')
 
@@ -109,7 +133,7 @@ def test_forward_and_gradients_equal_conv2d_in_the_interpreter():
     # float32 accumulation against float64: a few float32 ulps of the largest value
     bad = [e for e in result['errors'] if max(e[6], e[7]) > 1e-5]
     assert not bad, bad
-    assert len(result['errors']) == 4 * len(SHAPES)
+    assert len(result['errors']) == 6 * len(SHAPES) + 3
     assert result['bf16'] < 1e-2  # both round the same bfloat16 inputs; the sums differ in order only
 
 
@@ -141,14 +165,16 @@ def test_cuda_kernels_equal_float64(shape):
     x = torch.randn(n, c, h, w, device='cuda', dtype=torch.float64).contiguous(memory_format=torch.channels_last)
     g = torch.randn(n, c, h, w, device='cuda', dtype=torch.float64)
     outs = []
-    for dtype, fn in ((torch.float64, lambda m, t: m(t)),
-                      (torch.float32, lambda m, t: depthwise_conv2d_nhwc(t, m.weight, m.bias))):
-        module = depthwise_conv(c, k).cuda().to(dtype)
-        module.load_state_dict(conv.state_dict())
-        xr = x.detach().to(dtype).requires_grad_()
-        y = fn(module, xr)
-        y.backward(g.to(dtype))
-        outs.append([y.detach(), xr.grad, module.weight.grad, module.bias.grad])
+    # 3x3 weight and bias gradients come from cuDNN (STREAM_MAX_KERNEL): in float32 without TF32 here
+    with torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=False, allow_tf32=False):
+        for dtype, fn in ((torch.float64, lambda m, t: m(t)),
+                          (torch.float32, lambda m, t: depthwise_conv2d_nhwc(t, m.weight, m.bias))):
+            module = depthwise_conv(c, k).cuda().to(dtype)
+            module.load_state_dict(conv.state_dict())
+            xr = x.detach().to(dtype).requires_grad_()
+            y = fn(module, xr)
+            y.backward(g.to(dtype))
+            outs.append([y.detach(), xr.grad, module.weight.grad, module.bias.grad])
     for name, a, ref in zip(('out', 'grad_input', 'grad_weight', 'grad_bias'), outs[1], outs[0]):
         error = ((a.double() - ref).abs().max() / ref.abs().max()).item()
         assert error < 1e-5, (name, error)
@@ -183,6 +209,14 @@ def test_route_depthwise_to_triton_swaps_only_the_7x7_depthwise_convs():
     with pytest.raises(ValueError, match=r'fan_t_hybrid\+triton7: \+triton7 runs the Triton kernels on CUDA '
                                          r'devices only, not on cpu'):
         build_backbone('fan_t_hybrid+triton7', 64, torch.device('cpu'))
+    # +triton routes every depthwise conv, the 3x3 ones of the channel MLPs too
+    with pytest.raises(ValueError, match=r'tv_resnet50\+triton: .* has no depthwise convolutions for \+triton'):
+        build_backbone('tv_resnet50+triton', 64, torch.device('cpu'))
+    with pytest.raises(ValueError, match=r'fan_t_hybrid\+triton: \+triton runs the Triton kernels on CUDA'):
+        build_backbone('fan_t_hybrid+triton', 64, torch.device('cpu'))
+    everything = build_backbone('fan_t_hybrid', 64, torch.device('cpu'))
+    depthwise = [m for m in everything.modules() if isinstance(m, torch.nn.Conv2d) and m.groups == m.in_channels > 1]
+    assert route_depthwise_to_triton(everything, kernel_sizes=(1, 3, 5, 7)) == len(depthwise) > len(sevens)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
@@ -196,7 +230,7 @@ def test_routed_module_runs_the_triton_operator_on_cuda():
     x = torch.randn(2, 32, 20, 24, device='cuda', dtype=torch.float64)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
         y = conv.float()(x.float())
-    assert any('_dw_forward_kernel' in e.name for e in prof.events())
+    assert any('_dw_forward_row_kernel' in e.name for e in prof.events())
     expected = ref.double()(x)
     assert ((y.double() - expected).abs().max() / expected.abs().max()).item() < 1e-5
 
