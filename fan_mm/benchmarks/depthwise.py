@@ -23,6 +23,7 @@ the replay of a CUDA graph of the call, as inside fan_mm's compiled blocks, so t
 time without the launch and autograd overhead of an eager call (which is tens of microseconds, as long as
 some of these kernels).
 """
+import itertools
 import math
 from collections import Counter
 from contextlib import contextmanager
@@ -259,3 +260,94 @@ def depthwise_table(result: Dict) -> str:
     for route, t in result['totals'].items():
         lines.append(f"| {route} | {t['train_ms_per_step']:.2f} | {t['forward_ms_per_step']:.2f} |")
     return '\n'.join(lines)
+
+
+# launch settings of fan_mm's streaming Triton kernel that sweep_triton_launch tries (every combination)
+SWEEP_SPACE = dict(rows=(2, 4, 8, 16), block_w=(8, 16, 32), block_c=(32, 64, 128), num_warps=(2, 4, 8))
+
+
+def sweep_triton_launch(model: str = 'fan_s_hybrid', batch: int = 2, sizes: Sequence[Tuple[int, int]] = ((896, 896),),
+                        precision: str = 'bf16', device: str = 'cuda', warmup: int = 3, repeats: int = 10,
+                        log: Optional[Callable[[str], None]] = None) -> Dict:
+    """How ``fan_mm.layers.depthwise_triton``'s launch settings were chosen: the forward of every depthwise
+    shape ``model`` runs at each of ``sizes`` (height, width), timed as CUDA-graph replays on the streaming
+    kernel at every setting of ``SWEEP_SPACE`` (bias included), on the row kernel (what larger kernels run)
+    and on cuDNN with its bias. ``chosen``: per kernel size, the streaming setting with the least total time
+    over all shapes of that size, each weighted by its calls per step."""
+    from fan_mm.benchmarks.backbone import BACKBONES, build_backbone
+    from fan_mm.layers import depthwise_triton as dt
+    from fan_mm.utils.environment import collect_environment
+
+    check_precision(precision)
+    if model not in BACKBONES:
+        raise ValueError(f'unknown model {model!r}; known: {sorted(BACKBONES)}')
+    dev = prepare_device(device)
+    if dev.type != 'cuda' or not dt.triton_available():
+        raise ValueError(f'sweep_triton_launch times Triton kernels on a CUDA device, got {dev}')
+    dtype = PRECISIONS[precision] or torch.float32
+    shapes: Counter = Counter()
+    for height, width in sizes:
+        net = build_backbone(model, max(height, width), dev)
+        with autocast(dev, precision):
+            shapes.update(collect_depthwise_shapes(net, torch.zeros(1, 3, height, width, device=dev)))
+        del net
+    settings = [dict(zip(SWEEP_SPACE, values)) for values in itertools.product(*SWEEP_SPACE.values())]
+    gen = torch.Generator().manual_seed(0)
+    rows = []
+    for (c, k, h, w), calls in sorted(shapes.items()):
+        x = torch.randn(batch, c, h, w, generator=gen).to(dev, dtype).contiguous(memory_format=torch.channels_last)
+        weight = (torch.randn(c, 1, k, k, generator=gen) / k).to(dev, dtype)
+        bias = torch.randn(c, generator=gen).to(dev, dtype)
+        ref = F.conv2d(x.double(), weight.double(), bias.double(), padding=k // 2, groups=c)
+
+        def timed(fn):
+            return time_fn(_cuda_graphed(fn), dev, warmup, repeats)['ms']
+
+        row = dict(channels=c, kernel=k, height=h, width=w, calls_per_step=calls,
+                   cudnn_ms=timed(lambda: F.conv2d(x, weight, bias, padding=k // 2, groups=c)), stream=[])
+        if k > dt.STREAM_MAX_KERNEL:
+            row['row_kernel_ms'] = timed(lambda: dt._forward(x, weight, bias))
+        for s in settings:
+            if s['block_c'] > max(32, _next_power_of_2(c)) or s['block_w'] > max(8, _next_power_of_2(w)):
+                continue  # clipped to the map: the same launch as a smaller setting
+            launch = tuple(s.values())
+            error = _relative_error(dt._forward(x, weight, bias, launch=launch), ref)
+            if error > 1e-2:  # bfloat16 rounding is 4e-3
+                raise RuntimeError(f'streaming kernel {s} on {c} x {k}x{k} x {h} x {w}: relative error {error:.1e}')
+            row['stream'].append(dict(s, ms=timed(lambda: dt._forward(x, weight, bias, launch=launch))))
+        row['stream'].sort(key=lambda e: e['ms'])
+        rows.append(row)
+        if log:
+            log(f"{c} x {k}x{k} x {h} x {w}: cuDNN {row['cudnn_ms']:.4f} ms, streaming best {row['stream'][0]}")
+    chosen = {}
+    for k in sorted({r['kernel'] for r in rows}):
+        group = [r for r in rows if r['kernel'] == k]
+        totals: Dict[tuple, List[float]] = {}
+        for r in group:
+            for e in r['stream']:
+                totals.setdefault(tuple(e[key] for key in SWEEP_SPACE), []).append(e['ms'] * r['calls_per_step'])
+        complete = {key: math.fsum(v) for key, v in totals.items() if len(v) == len(group)}
+        best = min(complete, key=complete.get)
+        chosen[k] = dict(zip(SWEEP_SPACE, best), weighted_ms=complete[best],
+                         cudnn_weighted_ms=math.fsum(r['cudnn_ms'] * r['calls_per_step'] for r in group))
+        if k > dt.STREAM_MAX_KERNEL:
+            chosen[k]['row_kernel_weighted_ms'] = math.fsum(r['row_kernel_ms'] * r['calls_per_step'] for r in group)
+    return dict(kind='depthwise_triton_sweep', model=model, batch=batch, sizes=[list(s) for s in sizes],
+                precision=precision, warmup=warmup, repeats=repeats, space={k: list(v) for k, v in SWEEP_SPACE.items()},
+                env=collect_environment(device=str(dev)), rows=rows, chosen=chosen)
+
+
+def sweep_table(result: Dict) -> str:
+    """The sweep's choice per kernel size as Markdown."""
+    lines = ['| kernel | chosen (rows, columns, channels, warps) | streaming, calls-weighted (ms) | row kernel | '
+             'cuDNN with bias |', '|---|---|---|---|---|']
+    for k, c in result['chosen'].items():
+        row_kernel = c.get('row_kernel_weighted_ms')
+        lines.append(f"| {k}x{k} | ({c['rows']}, {c['block_w']}, {c['block_c']}, {c['num_warps']}) | "
+                     f"{c['weighted_ms']:.3f} | {'-' if row_kernel is None else f'{row_kernel:.3f}'} | "
+                     f"{c['cudnn_weighted_ms']:.3f} |")
+    return '\n'.join(lines)
+
+
+def _next_power_of_2(n: int) -> int:
+    return 1 << max(0, n - 1).bit_length()

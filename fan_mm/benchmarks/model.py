@@ -55,6 +55,8 @@ def build_model_from_config(config, cfg_options: Optional[dict] = None, eager: b
 
 # NAME+TAG entries of benchmark_model.py --configs: how the optimizer of a config is changed
 OPTIMIZER_TAGS = ('per_param', 'merged')
+# name tags that run the backbone's depthwise convs of these kernel sizes on fan_mm's Triton kernels
+TRITON_TAGS = {'triton7': (7,), 'triton': (1, 3, 5, 7)}
 
 # the phase of the wrapper's step: AmpOptimWrapper unscales for clipping, clips, steps through the gradient scaler
 # (whose check for infinities waits for the backward) and updates the scale
@@ -186,7 +188,8 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
                 device: torch.device, warmup: int, repeats: int, name: Optional[str] = None,
                 cfg_options: Optional[dict] = None, compile_backbone: Optional[str] = None,
                 eager: bool = False, profile: bool = False, whole_backbone: bool = False,
-                phases: bool = False, optimizer: Optional[str] = None) -> Dict:
+                phases: bool = False, optimizer: Optional[str] = None,
+                triton_kernel_sizes: Sequence[int] = ()) -> Dict:
     """One row: training iteration (loss forward, backward and step of the config's ``optim_wrapper`` as
     mmengine builds it, :func:`build_config_optim_wrapper`) and inference (``mode='predict'``) of the model of
     ``config``.
@@ -201,13 +204,23 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
     ``profile`` holds ``fan_mm.benchmarks.profiling.profile_steps`` of three more training iterations.
     ``phases``: the row's ``phases`` holds ``fan_mm.benchmarks.phases.measure_phases`` of five more: the
     host's wall time and the GPU synchronisations by part of the model and of the step. ``optimizer``: a
-    variant of the config's optimizer (:func:`build_config_optim_wrapper`)."""
+    variant of the config's optimizer (:func:`build_config_optim_wrapper`). ``triton_kernel_sizes``: the
+    backbone's depthwise convs of these kernel sizes run fan_mm's Triton kernels
+    (:func:`fan_mm.layers.depthwise_triton.route_depthwise_to_triton`; CUDA only)."""
     if compile_backbone not in COMPILE_BACKBONE:
         raise ValueError(f'compile_backbone={compile_backbone!r}: use one of {list(COMPILE_BACKBONE)}')
     from fan_mm.models.builder import load_config
     torch.manual_seed(0)
     cfg = load_config(config, cfg_options)  # once: the model and the optimizer are built from it
     model, scope = build_model_from_config(cfg, eager=eager, whole_backbone=whole_backbone)
+    if triton_kernel_sizes:
+        from fan_mm.layers.depthwise_triton import route_depthwise_to_triton
+        if device.type != 'cuda':
+            raise ValueError(f'{name or config}: the Triton depthwise kernels run on CUDA devices only, '
+                             f'not on {device.type}')
+        if not route_depthwise_to_triton(model.backbone, kernel_sizes=tuple(triton_kernel_sizes)):
+            raise ValueError(f'{name or config}: its backbone ({type(model.backbone).__name__}) has no depthwise '
+                             f'convolutions of kernel size {list(triton_kernel_sizes)} for the Triton kernels')
     model = model.to(device)
     by_config = getattr(model.backbone, 'compile_blocks', False)
     if by_config is not False:  # {} and True compile too
@@ -274,7 +287,8 @@ def run_model_benchmark(configs: Sequence[Tuple[str, str]], batch: int, height: 
     Tags after the name, ``NAME+TAG``: ``+eager`` runs that config without its backbone's ``compile_blocks``
     (so that one run can hold a config both ways), ``+whole`` with ``compile_blocks`` of scope ``'backbone'``
     (the whole backbone as one graph), ``+per_param`` / ``+merged`` with that variant of its optimizer
-    (:func:`build_config_optim_wrapper`); ``eager`` runs all eagerly. The training iterations of the names in
+    (:func:`build_config_optim_wrapper`), ``+triton7`` / ``+triton`` with the backbone's 7x7 / all depthwise
+    convs on fan_mm's Triton kernels; ``eager`` runs all eagerly. The training iterations of the names in
     ``profile`` are profiled after they are timed (the result's ``profiles``), those in ``phases`` are timed
     part by part on the host (the result's ``phases``)."""
     check_precision(precision)
@@ -284,10 +298,11 @@ def run_model_benchmark(configs: Sequence[Tuple[str, str]], batch: int, height: 
             raise ValueError(f'{flag} {unknown}: not among the --configs names {[name for name, _ in configs]}')
     tags = {name: name.split('+')[1:] for name, _ in configs}
     for name, found in tags.items():
-        unknown = sorted(set(found) - {'eager', 'whole'} - set(OPTIMIZER_TAGS))
-        if unknown or ('eager' in found and 'whole' in found) or len(set(found) & set(OPTIMIZER_TAGS)) > 1:
+        unknown = sorted(set(found) - {'eager', 'whole'} - set(OPTIMIZER_TAGS) - set(TRITON_TAGS))
+        if (unknown or ('eager' in found and 'whole' in found) or len(set(found) & set(OPTIMIZER_TAGS)) > 1
+                or len(set(found) & set(TRITON_TAGS)) > 1):
             raise ValueError(f'--configs name {name!r}: tags +{" +".join(found)}; use at most one of +eager / '
-                             f'+whole and one of +{" +".join(OPTIMIZER_TAGS)}')
+                             f'+whole, one of +{" +".join(OPTIMIZER_TAGS)} and one of +{" +".join(TRITON_TAGS)}')
     dev = prepare_device(device)
     rows = []
     for name, config in configs:
@@ -297,7 +312,9 @@ def run_model_benchmark(configs: Sequence[Tuple[str, str]], batch: int, height: 
                                     name=name, cfg_options=cfg_options, compile_backbone=compile_backbone,
                                     eager=eager or 'eager' in tags[name], profile=name in profile,
                                     whole_backbone='whole' in tags[name], phases=name in phases,
-                                    optimizer=variant))
+                                    optimizer=variant,
+                                    triton_kernel_sizes=next((TRITON_TAGS[t] for t in tags[name]
+                                                              if t in TRITON_TAGS), ())))
         except torch.cuda.OutOfMemoryError as e:
             rows.append(dict(name=name, config=config, error=f'OOM: {e}'.split('\n')[0]))
             torch.cuda.empty_cache()

@@ -484,6 +484,19 @@ def test_model_benchmark_steps_the_configs_optimizer():
             run_model_benchmark([(bad, toy)], 1, 64, 64, 1, 'fp32', 'cpu', 0, 1)
 
 
+def test_model_benchmark_triton_tags_are_checked():
+    """NAME+triton7 / NAME+triton route the backbone's depthwise convs to fan_mm's Triton kernels: one of
+    them per name, and a CUDA device (off CUDA the routed convs would run F.conv2d under a Triton name)."""
+    from fan_mm.benchmarks.model import TRITON_TAGS, run_model_benchmark
+    assert TRITON_TAGS == {'triton7': (7,), 'triton': (1, 3, 5, 7)}
+    toy = str(ROOT / 'configs' / 'toy' / 'maskrcnn_fan_t_hybrid_toy_coco.py')
+    with pytest.raises(ValueError, match=r'tags \+triton7 \+triton; .*one of \+triton7 \+triton'):
+        run_model_benchmark([('toy+triton7+triton', toy)], 1, 64, 64, 1, 'fp32', 'cpu', 0, 1)
+    with pytest.raises(ValueError, match='toy\\+triton: the Triton depthwise kernels run on CUDA devices only, '
+                                         'not on cpu'):
+        run_model_benchmark([('toy+triton', toy)], 1, 64, 64, 1, 'fp32', 'cpu', 0, 1)
+
+
 def test_model_benchmark_runs_the_configs_optim_wrapper(monkeypatch):
     """The iteration is mmengine's: the wrapper's clipping runs (it logs the gradient norm as the runner's
     does), accumulation steps the optimizer every N-th iteration only, and the precision picks the wrapper."""
@@ -621,6 +634,8 @@ def test_profile_table_says_how_busy_the_gpu_was():
     ('triton_per_fused__native_batch_norm_legit_functional_add_gelu_12', 'inductor fused (elementwise, reductions)'),
     ('triton_poi_fused__to_copy_convert_element_type_3', 'inductor fused (elementwise, reductions)'),
     ('triton_tem_fused_convolution_5', 'convolution'),
+    ('_dw_forward_stream_kernel', 'convolution'),  # fan_mm's Triton depthwise kernels
+    ('_dw_weight_grad_kernel', 'convolution'),
     ('Memcpy DtoD (Device -> Device)', 'copy / fill'),
     ('void at::native::vectorized_elementwise_kernel<4, at::native::CUDAFunctor_add<float>>', 'other'),
 ])
@@ -734,7 +749,7 @@ def test_depthwise_benchmark_cpu(tmp_path, capsys):
 
 
 def test_depthwise_benchmark_bad_input():
-    from fan_mm.benchmarks.depthwise import run_depthwise_benchmark
+    from fan_mm.benchmarks.depthwise import run_depthwise_benchmark, sweep_triton_launch
     with pytest.raises(ValueError, match="unknown route.*'winograd'"):
         run_depthwise_benchmark('fan_t_hybrid', routes=['winograd'], device='cpu')
     with pytest.raises(ValueError, match="unknown model 'fan_xl'"):
@@ -743,6 +758,13 @@ def test_depthwise_benchmark_bad_input():
         run_depthwise_benchmark('tv_resnet50', size=32, batch=1, device='cpu', routes=['channels_last'])
     with pytest.raises(SystemExit, match='cuda_graph: CUDA graphs need a CUDA device, got cpu'):
         load_tool('benchmark_depthwise').main(['--device', 'cpu', '--cuda-graph'])
+    # the launch-settings sweep of the Triton kernels: sizes as HxW, a CUDA device
+    with pytest.raises(SystemExit):
+        load_tool('benchmark_depthwise').main(['--sweep-triton', '896'])
+    with pytest.raises(SystemExit, match='sweep_triton_launch times Triton kernels on a CUDA device, got cpu'):
+        load_tool('benchmark_depthwise').main(['--device', 'cpu', '--sweep-triton', '64x64'])
+    with pytest.raises(ValueError, match="unknown model 'fan_xl'"):
+        sweep_triton_launch('fan_xl', device='cpu')
 
 
 def test_depthwise_cuda_graph_replays_forward_and_backward():
