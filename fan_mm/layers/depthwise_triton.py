@@ -10,14 +10,17 @@ load is coalesced; float32 accumulation; the bias is added before the one roundi
   column tap; each row is added into the k output rows that read it, held as k accumulator tiles; the
   oldest is complete after each row and stored.
 - forward, larger k (the ConvNeXt stem's 7 x 7): the row kernel, one program per output row and block of
-  columns x channels, all k x k taps loaded as shifted tiles (the column shifts hit L1): one accumulator
-  tile, where the streaming kernel's seven would spill.
+  columns x channels, all k x k taps loaded as shifted tiles (the column shifts hit L1), one accumulator
+  tile. (``benchmark_depthwise.py --sweep-triton`` finds the streaming kernel 7% faster on the 7 x 7
+  forwards too; the row kernel is the one timed in whole models.)
 - input gradient: the same kernels on the output gradient with the kernel rotated by 180 degrees.
 - weight and bias gradients, larger k: one program per chunk of rows, kernel row and block of channels;
   each gradient tile is loaded once per kernel row and multiplied with the k input tiles of that row's
   column taps into k accumulator tiles, summed over their columns once at the end; float32 partial sums per
   chunk, added up in a fixed order afterwards (deterministic). The middle kernel row's programs also sum the
-  bias gradient. For k <= 3 cuDNN's weight gradient is faster and runs instead.
+  bias gradient. For k <= 3 cuDNN's weight and bias gradients are faster and run instead.
+
+The weights are passed tap-major, (k * k, C), so that a program loads one tap's channels contiguously.
 
 ``depthwise_conv2d_nhwc`` is a ``torch.library`` operator with its autograd formula, so that it stays inside
 compiled graphs and CUDA graphs as one opaque call, as cuDNN's convolution does. The kernels are not
@@ -96,11 +99,12 @@ if triton is not None:
     def _dw_forward_stream_kernel(x_ptr, w_ptr, b_ptr, y_ptr, H, W, C, ROWS, sxn, sxh, sxw, syn, syh, syw,
                                   swc, swi, swj, K: tl.constexpr, FLIP: tl.constexpr, HAS_BIAS: tl.constexpr,
                                   BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr):
-        # x, y: (N, H, W, C) with unit channel stride; w: (C, 1, K, K) by its strides. One program per band of
-        # ROWS output rows, block of columns and block of channels. It streams the input rows of the band
-        # (plus the K - 1 rows of halo) once: each row is loaded once per column tap and added into the K
-        # output rows that read it, held as K float32 accumulator tiles (named acc0..acc6: no lists in
-        # Triton); the oldest is complete after each row, stored (with the bias), and the tiles shift.
+        # x, y: (N, H, W, C) with unit channel stride; weight[c, i, j] at w_ptr + c*swc + i*swi + j*swj. One
+        # program per band of ROWS output rows, block of columns and block of channels. It streams the input
+        # rows of the band (plus the K - 1 rows of halo) once: each row is loaded once per column tap and
+        # added into the K output rows that read it, held as K float32 accumulator tiles (named acc0..acc6:
+        # no lists in Triton); the oldest is complete after each row, stored (with the bias), and the tiles
+        # shift.
         bands = tl.cdiv(H, ROWS)
         n = tl.program_id(0) // bands
         first = (tl.program_id(0) % bands) * ROWS
@@ -280,10 +284,11 @@ if triton is not None:
 
 MAX_KERNEL = 7  # the kernels' accumulator tiles
 
-# Which kernels run a k x k convolution, from a sweep on an H200 over FAN-Hybrid's shapes at 896x896 and at
-# Mask R-CNN's 800x1344 (bf16; docs/benchmarks.md, "A triton route"):
+# Which kernels run a k x k convolution (bf16 on an H100 and an H200, FAN-Hybrid's shapes at 896x896 and at
+# Mask R-CNN's 800x1344; docs/benchmarks.md, "A triton route"):
 # - forward and input gradient: k <= 3 the streaming kernel, launched with (output rows per program, columns,
-#   channels, warps) = STREAM_LAUNCH; larger k the row kernel (the streaming one's k accumulator tiles spill);
+#   channels, warps) = STREAM_LAUNCH, within 2% of the best setting of
+#   `benchmark_depthwise.py --sweep-triton 896x896 800x1344`; larger k the row kernel;
 # - weight and bias gradients: k <= 3 cuDNN (faster than the Triton kernel there), larger k the Triton kernel.
 STREAM_MAX_KERNEL = 3
 STREAM_LAUNCH = (16, 16, 128, 2)
@@ -310,10 +315,14 @@ def _forward(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]
     k = weight.shape[-1]
     x = _nhwc(x)
     y = torch.empty_like(x, memory_format=torch.channels_last)
-    # channels_last strides of an NCHW tensor: (H*W*C, 1, W*C, C)
-    common = (h, w, c, x.stride(0), x.stride(2), x.stride(3), y.stride(0), y.stride(2), y.stride(3),
-              weight.stride(0), weight.stride(2), weight.stride(3))
-    b = bias if bias is not None else weight  # not read without HAS_BIAS
+    # The weights tap-major, (k * k, C): a program loads one tap's channels contiguously (read from the
+    # (C, 1, k, k) weight, a load gathers them with a stride of k * k, which doubled the 7x7 forward's time).
+    taps = weight.reshape(c, k * k).t().contiguous()
+    # channels_last strides of an NCHW tensor: (H*W*C, 1, W*C, C); the kernels read weight[c, i, j] at
+    # c * swc + i * swi + j * swj
+    common = (h, w, c, x.stride(0), x.stride(2), x.stride(3), y.stride(0), y.stride(2), y.stride(3), 1, k * c, c)
+    weight = taps
+    b = bias if bias is not None else taps  # not read without HAS_BIAS
     if k <= STREAM_MAX_KERNEL or launch is not None:
         rows, block_w, block_c, num_warps = launch or STREAM_LAUNCH
         block_w, block_c = min(block_w, triton.next_power_of_2(w)), min(block_c, triton.next_power_of_2(c))
