@@ -433,6 +433,43 @@ def test_compile_blocks_stay_eager_on_cpu(monkeypatch):
     assert len(calls) == 3 and model._told_eager
 
 
+def test_compile_blocks_depthwise_triton_routes_the_convs_before_compiling(monkeypatch):
+    """compile_blocks' depthwise='triton': where the blocks compile, every depthwise conv becomes the Triton
+    module first (so the compiled graphs hold the Triton operator), the option is not passed on to
+    torch.compile, and a backbone without depthwise convs refuses it by name."""
+    import fan_mm.models.backbones.base as base
+    from fan_mm.layers.depthwise_triton import TritonDepthwiseConv2d
+    seen = []
+
+    def record(trunk, **opts):
+        seen.append((opts, sum(isinstance(m, TritonDepthwiseConv2d) for m in trunk.modules())))
+        return 0
+    monkeypatch.setattr(base, 'compile_trunk_blocks', record)
+    torch.manual_seed(0)
+    plain = FANHybrid(arch=SMALL_HYBRID).eval()
+    depthwise = [m for m in plain.modules() if isinstance(m, nn.Conv2d) and m.groups == m.in_channels > 1]
+    routed = FANHybrid(arch=SMALL_HYBRID, compile_blocks=dict(backend='eager', on_cpu=True,
+                                                              depthwise='triton')).eval()
+    routed.load_state_dict(plain.state_dict())
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        outs, refs = routed(x), plain(x)
+    assert seen == [(dict(backend='eager', cuda_only=False), len(depthwise))] and len(depthwise) > 0
+    for a, b in zip(outs, refs):  # off CUDA the routed convs run F.conv2d: the same maps
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert list(routed.state_dict()) == list(plain.state_dict())
+    with torch.no_grad():  # the default, 'cudnn', leaves the convs as they are
+        FANHybrid(arch=SMALL_HYBRID, compile_blocks=dict(backend='eager', on_cpu=True, depthwise='cudnn')).eval()(x)
+    assert seen[-1] == (dict(backend='eager', cuda_only=False), 0)
+    with pytest.raises(ValueError, match=r"depthwise='winograd'; use one of \['cudnn', 'triton'\]"):
+        FANHybrid(arch=SMALL_HYBRID, compile_blocks=dict(depthwise='winograd'))
+    lvvit = LVViT(arch=dict(embed_dim=48, depth=2, num_heads=2, stem_chs=16), out_indices=(1,), side_layers=False,
+                  compile_blocks=dict(backend='eager', on_cpu=True, depthwise='triton')).eval()
+    with pytest.raises(ValueError, match="LVViT: compile_blocks depthwise='triton', but it has no depthwise"):
+        with torch.no_grad():
+            lvvit(torch.randn(1, 3, 64, 64))
+
+
 def test_first_compiled_forward_logs_what_it_compiled(monkeypatch):
     # the log line says how long the first compiled forward took and what it compiled (with inductor, the
     # cache hits say whether an earlier run's kernel cache served)

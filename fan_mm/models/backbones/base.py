@@ -36,6 +36,7 @@ from mmengine.model import BaseModule
 
 from ...layers.compile import (clone_tensors, begin_inference_step, compile_trunk_blocks, compile_whole_forward,
                                end_inference_step, persistent_compile_cache, uses_cuda_graphs, without_cuda_graphs)
+from ...layers.depthwise_triton import route_depthwise_to_triton
 from ...utils.compile_stats import CompileStats, describe
 from ..checkpoint_utils import CheckpointError, check_state_dict, load_state_dict_file
 
@@ -43,6 +44,9 @@ WRAPPER_PREFIX = 'backbone.'  # mm detectors / segmentors keep the backbone here
 TRUNK = 'trunk.'
 # what compile_blocks=dict(scope=...) compiles: each trunk block on its own, or the whole forward as one graph
 COMPILE_SCOPES = ('blocks', 'backbone')
+# what runs the depthwise convolutions where the blocks compile, compile_blocks=dict(depthwise=...): cuDNN, or
+# fan_mm's Triton kernels (fan_mm.layers.depthwise_triton)
+DEPTHWISE_KERNELS = ('cudnn', 'triton')
 
 
 def resolve_arch(cls_name: str, arch: str, sizes: Mapping[str, str], names: Iterable[str] = ()) -> str:
@@ -101,8 +105,12 @@ class DenseBackbone(BaseModule):
             ``on_cpu=True``. The dict may also hold ``scope``: ``'blocks'`` (the default: each trunk
             block compiled on its own, a few small graphs for any input size) or ``'backbone'`` (the whole
             forward as one graph, see ``compile_whole_forward``: a little faster for fixed input sizes,
-            slower to compile, one graph per size). Off by default in the classes; ``--no-compile`` in the
-            tools (or ``--cfg-options model.backbone.compile_blocks=False``) turns the configs' fast path off.
+            slower to compile, one graph per size). And ``depthwise``: ``'cudnn'`` (the default) or
+            ``'triton'``, which runs the depthwise convolutions on fan_mm's Triton kernels
+            (``fan_mm.layers.depthwise_triton``; faster kernel by kernel, and in Mask R-CNN inference, on an
+            H100, docs/benchmarks.md) wherever the blocks are compiled; a backbone without depthwise
+            convolutions refuses it. Off by default in the classes; ``--no-compile`` in the tools (or
+            ``--cfg-options model.backbone.compile_blocks=False``) turns the configs' fast path off.
     """
 
     variant_name: str = 'this backbone'
@@ -118,7 +126,7 @@ class DenseBackbone(BaseModule):
             raise TypeError(f'compile_blocks must be a bool or a dict of torch.compile options, '
                             f'got {type(compile_blocks).__name__}')
         if isinstance(compile_blocks, dict):  # a misspelt option fails here, not at the first GPU forward
-            own = {'on_cpu', 'scope'}
+            own = {'on_cpu', 'scope', 'depthwise'}
             known = set(inspect.signature(torch.compile).parameters) - {'model'} | own
             unknown = sorted(set(compile_blocks) - known)
             if unknown:
@@ -127,6 +135,9 @@ class DenseBackbone(BaseModule):
             if compile_blocks.get('scope', 'blocks') not in COMPILE_SCOPES:
                 raise ValueError(f"compile_blocks: scope={compile_blocks['scope']!r}; "
                                  f'use one of {list(COMPILE_SCOPES)}')
+            if compile_blocks.get('depthwise', 'cudnn') not in DEPTHWISE_KERNELS:
+                raise ValueError(f"compile_blocks: depthwise={compile_blocks['depthwise']!r}; "
+                                 f'use one of {list(DEPTHWISE_KERNELS)}')
         self.compile_blocks = compile_blocks
         self._blocks_compiled = False
         self._blocks_graphed = False  # compiled with CUDA graphs
@@ -172,6 +183,7 @@ class DenseBackbone(BaseModule):
         opts = {} if module.compile_blocks is True else dict(module.compile_blocks)
         on_cpu = bool(opts.pop('on_cpu', False))
         scope = opts.pop('scope', 'blocks')
+        depthwise = opts.pop('depthwise', 'cudnn')
         device = next((a.device for a in args if isinstance(a, torch.Tensor)), None)
         if device is None:  # called with keyword arguments only: the weights' device
             device = next(module.parameters()).device
@@ -183,6 +195,13 @@ class DenseBackbone(BaseModule):
                           f'inputs)', logger='current', level=logging.INFO)
             return
         module._blocks_compiled = True
+        if depthwise == 'triton':  # before compiling: the graphs then hold the Triton operator
+            routed = route_depthwise_to_triton(module, kernel_sizes=(1, 3, 5, 7))
+            if not routed:
+                raise ValueError(f"{type(module).__name__}: compile_blocks depthwise='triton', but it has no "
+                                 f'depthwise convolutions (stride 1, same padding, odd kernels up to 7)')
+            print_log(f"{type(module).__name__}: {routed} depthwise convolutions run fan_mm's Triton kernels "
+                      f"(compile_blocks depthwise='triton')", logger='current', level=logging.INFO)
         if module.with_cp and uses_cuda_graphs(opts):
             # activation checkpointing replays each block's forward during the backward; CUDA-graph trees
             # under torch.utils.checkpoint fail (pytorch/pytorch#154306, still in torch 2.11), compiled
