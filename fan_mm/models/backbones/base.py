@@ -36,7 +36,6 @@ from mmengine.model import BaseModule
 
 from ...layers.compile import (clone_tensors, begin_inference_step, compile_trunk_blocks, compile_whole_forward,
                                end_inference_step, persistent_compile_cache, uses_cuda_graphs, without_cuda_graphs)
-from ...layers.depthwise_triton import route_depthwise_to_triton
 from ...utils.compile_stats import CompileStats, describe
 from ..checkpoint_utils import CheckpointError, check_state_dict, load_state_dict_file
 
@@ -196,6 +195,7 @@ class DenseBackbone(BaseModule):
             return
         module._blocks_compiled = True
         if depthwise == 'triton':  # before compiling: the graphs then hold the Triton operator
+            from ...layers.depthwise_triton import route_depthwise_to_triton  # imports Triton: only when asked
             routed = route_depthwise_to_triton(module, kernel_sizes=(1, 3, 5, 7))
             if not routed:
                 raise ValueError(f"{type(module).__name__}: compile_blocks depthwise='triton', but it has no "
