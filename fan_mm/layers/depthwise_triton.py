@@ -24,14 +24,16 @@ The weights are passed tap-major, (k * k, C), so that a program loads one tap's 
 
 ``depthwise_conv2d_nhwc`` is a ``torch.library`` operator with its autograd formula, so that it stays inside
 compiled graphs and CUDA graphs as one opaque call, as cuDNN's convolution does. The kernels are not
-specialised on the map's size: inputs whose size changes from batch to batch compile nothing new.
+specialised on the map's size (``do_not_specialize``), so that an input size met for the first time, as
+in multi-scale detection, needs no new kernel variant (the strides stay divisible by 16 wherever C is).
 
 Status (December 2026): a route of ``tools/analysis/benchmark_depthwise.py`` (``--routes channels_last
 triton``), ``benchmark_backbone.py`` (``+triton7``, ``+triton``) and ``benchmark_model.py`` (the same tags),
 exact to float32 rounding (``tests/models/test_depthwise_triton.py``: against float64 on a GPU, and in
 Triton's interpreter on a CPU). Kernel by kernel it beats cuDNN on FAN-Hybrid's shapes, the bias included
-(``docs/benchmarks.md``, "A triton route"); the models run cuDNN until the route has been timed in whole
-detection and segmentation models.
+(``docs/benchmarks.md``, "A triton route"). The models run cuDNN by default until the route has been timed
+on an H200 and in a segmentation model; ``compile_blocks=dict(..., depthwise='triton')`` switches a fan_mm
+backbone to it.
 """
 import os
 from typing import Optional
