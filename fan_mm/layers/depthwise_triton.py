@@ -451,8 +451,9 @@ def _routable(module: nn.Module, kernel_sizes) -> bool:
 def route_depthwise_to_triton(model: nn.Module, kernel_sizes=(7,)) -> int:
     """Make ``model``'s depthwise convs of the given kernel sizes ``TritonDepthwiseConv2d`` in place (before
     it is compiled); returns how many. The benchmarks' route (``benchmark_backbone.py`` and
-    ``benchmark_model.py``: ``+triton7``, ``+triton``): the models ship with cuDNN until the route has been
-    timed in whole detection and segmentation models (docs/benchmarks.md, "A triton route")."""
+    ``benchmark_model.py``: ``+triton7``, ``+triton``) and of the backbones' ``compile_blocks`` option
+    ``depthwise='triton'``; the models default to cuDNN until the route has been timed on an H200 and in a
+    segmentation model (docs/benchmarks.md, "A triton route")."""
     bad = [k for k in kernel_sizes if k % 2 == 0 or not 1 <= k <= MAX_KERNEL]
     if bad:
         raise ValueError(f'route_depthwise_to_triton: kernel sizes must be odd and <= {MAX_KERNEL}, got {bad}')
