@@ -319,6 +319,17 @@ def sweep_triton_launch(model: str = 'fan_s_hybrid', batch: int = 2, sizes: Sequ
         rows.append(row)
         if log:
             log(f"{c} x {k}x{k} x {h} x {w}: cuDNN {row['cudnn_ms']:.4f} ms, streaming best {row['stream'][0]}")
+    chosen = choose_launch(rows, row_kernel_above=dt.STREAM_MAX_KERNEL)
+    return dict(kind='depthwise_triton_sweep', model=model, batch=batch, sizes=[list(s) for s in sizes],
+                precision=precision, warmup=warmup, repeats=repeats, space={k: list(v) for k, v in SWEEP_SPACE.items()},
+                env=collect_environment(device=str(dev)), rows=rows, chosen=chosen)
+
+
+def choose_launch(rows: Sequence[Dict], row_kernel_above: int = 3) -> Dict[int, Dict]:
+    """Per kernel size of ``rows`` (``sweep_triton_launch``'s), the streaming setting with the least total
+    time over every shape of that size, each shape's time weighted by its calls per step; a setting not
+    timed on every shape (clipped to a smaller one there) does not compete. Also the calls-weighted totals
+    of cuDNN and, for kernel sizes above ``row_kernel_above``, of the row kernel."""
     chosen = {}
     for k in sorted({r['kernel'] for r in rows}):
         group = [r for r in rows if r['kernel'] == k]
@@ -330,11 +341,9 @@ def sweep_triton_launch(model: str = 'fan_s_hybrid', batch: int = 2, sizes: Sequ
         best = min(complete, key=complete.get)
         chosen[k] = dict(zip(SWEEP_SPACE, best), weighted_ms=complete[best],
                          cudnn_weighted_ms=math.fsum(r['cudnn_ms'] * r['calls_per_step'] for r in group))
-        if k > dt.STREAM_MAX_KERNEL:
+        if k > row_kernel_above:
             chosen[k]['row_kernel_weighted_ms'] = math.fsum(r['row_kernel_ms'] * r['calls_per_step'] for r in group)
-    return dict(kind='depthwise_triton_sweep', model=model, batch=batch, sizes=[list(s) for s in sizes],
-                precision=precision, warmup=warmup, repeats=repeats, space={k: list(v) for k, v in SWEEP_SPACE.items()},
-                env=collect_environment(device=str(dev)), rows=rows, chosen=chosen)
+    return chosen
 
 
 def sweep_table(result: Dict) -> str:

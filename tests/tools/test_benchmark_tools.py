@@ -767,6 +767,31 @@ def test_depthwise_benchmark_bad_input():
         sweep_triton_launch('fan_xl', device='cpu')
 
 
+def test_triton_launch_choice_weights_calls_and_needs_every_shape():
+    """--sweep-triton's choice, by hand: per kernel size the setting with the least calls-weighted total over
+    all shapes; one missing on a shape (clipped there) does not compete, however fast elsewhere. And the
+    committed H100 sweep's choice follows from its rows."""
+    import json
+    from fan_mm.benchmarks.depthwise import choose_launch
+
+    def setting(rows, block_w, ms):
+        return dict(rows=rows, block_w=block_w, block_c=64, num_warps=4, ms=ms)
+    rows = [dict(kernel=3, calls_per_step=20, cudnn_ms=0.05, stream=[setting(8, 16, 0.04), setting(16, 16, 0.03)]),
+            dict(kernel=3, calls_per_step=2, cudnn_ms=0.5,
+                 stream=[setting(8, 16, 0.1), setting(16, 16, 0.5), setting(4, 8, 0.001)]),
+            dict(kernel=7, calls_per_step=3, cudnn_ms=0.2, row_kernel_ms=0.15, stream=[setting(16, 8, 0.12)])]
+    chosen = choose_launch(rows, row_kernel_above=3)
+    # (8, 16): 0.04 * 20 + 0.1 * 2 = 1.0; (16, 16): 0.03 * 20 + 0.5 * 2 = 1.6; (4, 8) is timed on one shape only
+    assert chosen[3] == dict(rows=8, block_w=16, block_c=64, num_warps=4, weighted_ms=pytest.approx(1.0),
+                             cudnn_weighted_ms=pytest.approx(0.05 * 20 + 0.5 * 2))
+    assert chosen[7]['row_kernel_weighted_ms'] == pytest.approx(0.45) and chosen[7]['rows'] == 16
+    sweep = (ROOT / 'docs' / 'benchmark_results' / 'depthwise_triton_launch_sweep_h100.json').read_text()
+    committed = json.loads(sweep)
+    again = choose_launch(committed['rows'], row_kernel_above=3)
+    assert {str(k): v for k, v in again.items()} == committed['chosen']
+    assert (again[3]['rows'], again[3]['block_w'], again[3]['block_c'], again[3]['num_warps']) == (8, 8, 64, 4)
+
+
 def test_depthwise_cuda_graph_replays_forward_and_backward():
     # --cuda-graph times graph replays: they must redo the captured conv and its backward on the inputs'
     # current data (a graph that captured nothing, or only the forward, would time nothing real)
