@@ -28,7 +28,7 @@ specialised on the map's size (``do_not_specialize``), so that an input size met
 in multi-scale detection, needs no new kernel variant (the strides stay divisible by 16 wherever C is).
 
 Status (December 2026): a route of ``tools/analysis/benchmark_depthwise.py`` (``--routes channels_last
-triton``), ``benchmark_backbone.py`` (``+triton7``, ``+triton``) and ``benchmark_model.py`` (the same tags),
+triton``), ``benchmark_backbone.py`` (``+triton7``, ``+triton``) and ``benchmark_model.py`` (``+triton``),
 exact to float32 rounding (``tests/models/test_depthwise_triton.py``: against float64 on a GPU, and in
 Triton's interpreter on a CPU). Kernel by kernel it beats cuDNN on FAN-Hybrid's shapes, the bias included
 (``docs/benchmarks.md``, "A triton route"). The models run cuDNN by default until the route has been timed
@@ -440,7 +440,7 @@ class TritonDepthwiseConv2d(nn.Conv2d):
 
 
 def _routable(module: nn.Module, kernel_sizes) -> bool:
-    if type(module) is not nn.Conv2d:
+    if type(module) not in (nn.Conv2d, TritonDepthwiseConv2d):  # routed already: counted again, unchanged
         return False
     k = module.kernel_size[0]
     return (k in kernel_sizes and k % 2 == 1 and k <= MAX_KERNEL and module.kernel_size == (k, k)
@@ -450,10 +450,11 @@ def _routable(module: nn.Module, kernel_sizes) -> bool:
 
 def route_depthwise_to_triton(model: nn.Module, kernel_sizes=(7,)) -> int:
     """Make ``model``'s depthwise convs of the given kernel sizes ``TritonDepthwiseConv2d`` in place (before
-    it is compiled); returns how many. The benchmarks' route (``benchmark_backbone.py`` and
-    ``benchmark_model.py``: ``+triton7``, ``+triton``) and of the backbones' ``compile_blocks`` option
-    ``depthwise='triton'``; the models default to cuDNN until the route has been timed on an H200 and in a
-    segmentation model (docs/benchmarks.md, "A triton route")."""
+    it is compiled); returns how many there are then (those routed before included: a copy of a routed model
+    routes again to the same count). The route of the backbones' ``compile_blocks`` option
+    ``depthwise='triton'`` and of ``benchmark_backbone.py``'s ``+triton7`` / ``+triton``; the models default
+    to cuDNN until the route has been timed on an H200 and in a segmentation model (docs/benchmarks.md,
+    "A triton route")."""
     bad = [k for k in kernel_sizes if k % 2 == 0 or not 1 <= k <= MAX_KERNEL]
     if bad:
         raise ValueError(f'route_depthwise_to_triton: kernel sizes must be odd and <= {MAX_KERNEL}, got {bad}')

@@ -8,6 +8,7 @@ no float32 4C-wide sum in ``DWConvMlp``), and ``compile_blocks`` (same outputs, 
 errors).
 """
 import math
+from copy import deepcopy
 import os
 import re
 import os.path as osp
@@ -458,6 +459,12 @@ def test_compile_blocks_depthwise_triton_routes_the_convs_before_compiling(monke
     for a, b in zip(outs, refs):  # off CUDA the routed convs run F.conv2d: the same maps
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert list(routed.state_dict()) == list(plain.state_dict())
+    # a copy made after the first forward (an EMA model, torch.save of the model) compiles again at its own
+    # first forward and finds its convs routed already: the same count, no refusal
+    copy = deepcopy(routed)
+    with torch.no_grad():
+        copy(x)
+    assert seen[-1] == (dict(backend='eager', cuda_only=False), len(depthwise))
     with torch.no_grad():  # the default, 'cudnn', leaves the convs as they are
         FANHybrid(arch=SMALL_HYBRID, compile_blocks=dict(backend='eager', on_cpu=True, depthwise='cudnn')).eval()(x)
     assert seen[-1] == (dict(backend='eager', cuda_only=False), 0)
