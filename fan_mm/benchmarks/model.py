@@ -24,24 +24,34 @@ COMPILE_BACKBONE = {None: None, 'default': dict(dynamic=False),
 
 
 def build_model_from_config(config, cfg_options: Optional[dict] = None, eager: bool = False,
-                            whole_backbone: bool = False):
+                            whole_backbone: bool = False, triton_depthwise: bool = False):
     """``(model, scope)``: the mmdet / mmseg model of ``config`` (a path, ``mmdet::...`` or a loaded ``Config``)
     with random weights, built by :func:`fan_mm.models.build_from_config` and initialised as training starts. ``eager``: without
     the backbone's ``compile_blocks`` (the fast path the fan_mm configs turn on for GPUs). ``whole_backbone``:
-    its ``compile_blocks`` with ``scope='backbone'`` (the whole backbone as one graph, not block by block)."""
+    its ``compile_blocks`` with ``scope='backbone'`` (the whole backbone as one graph, not block by block).
+    ``triton_depthwise``: its ``compile_blocks`` with ``depthwise='triton'`` (the depthwise convs on fan_mm's
+    Triton kernels), the switch a config run would use."""
     from mmengine.logging import MMLogger
 
     from fan_mm.models.builder import build_from_config, config_scope, disable_backbone_compile, load_config
     cfg = load_config(config, cfg_options)
+    if eager and triton_depthwise:
+        raise ValueError(f'{config}: the Triton depthwise kernels run where the backbone compiles, not eagerly')
     if eager:
         disable_backbone_compile(cfg)
-    elif whole_backbone:
+    elif whole_backbone or triton_depthwise:
         backbone = cfg.model.backbone
         compile_blocks = backbone.get('compile_blocks', False)
         if compile_blocks is False:
-            raise ValueError(f'{config}: its backbone ({backbone.get("type")}) has no compile_blocks to compile '
-                             f'whole (+whole is for fan_mm backbones with the fast path on)')
-        backbone['compile_blocks'] = dict({} if compile_blocks is True else compile_blocks, scope='backbone')
+            what = 'compile whole' if whole_backbone else "set depthwise='triton' in"
+            raise ValueError(f'{config}: its backbone ({backbone.get("type")}) has no compile_blocks to {what} '
+                             f'(+whole and +triton are for fan_mm backbones with the fast path on)')
+        compile_blocks = dict({} if compile_blocks is True else compile_blocks)
+        if whole_backbone:
+            compile_blocks['scope'] = 'backbone'
+        if triton_depthwise:
+            compile_blocks['depthwise'] = 'triton'
+        backbone['compile_blocks'] = compile_blocks
     model = build_from_config(cfg, pretrained=False)
     logger = MMLogger.get_current_instance()
     level = logger.level
@@ -55,8 +65,6 @@ def build_model_from_config(config, cfg_options: Optional[dict] = None, eager: b
 
 # NAME+TAG entries of benchmark_model.py --configs: how the optimizer of a config is changed
 OPTIMIZER_TAGS = ('per_param', 'merged')
-# name tags that run the backbone's depthwise convs of these kernel sizes on fan_mm's Triton kernels
-TRITON_TAGS = {'triton7': (7,), 'triton': (1, 3, 5, 7)}
 
 # the phase of the wrapper's step: AmpOptimWrapper unscales for clipping, clips, steps through the gradient scaler
 # (whose check for infinities waits for the backward) and updates the scale
@@ -188,8 +196,7 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
                 device: torch.device, warmup: int, repeats: int, name: Optional[str] = None,
                 cfg_options: Optional[dict] = None, compile_backbone: Optional[str] = None,
                 eager: bool = False, profile: bool = False, whole_backbone: bool = False,
-                phases: bool = False, optimizer: Optional[str] = None,
-                triton_kernel_sizes: Sequence[int] = ()) -> Dict:
+                phases: bool = False, optimizer: Optional[str] = None, triton_depthwise: bool = False) -> Dict:
     """One row: training iteration (loss forward, backward and step of the config's ``optim_wrapper`` as
     mmengine builds it, :func:`build_config_optim_wrapper`) and inference (``mode='predict'``) of the model of
     ``config``.
@@ -204,23 +211,18 @@ def bench_model(config: str, batch: int, height: int, width: int, boxes: int, pr
     ``profile`` holds ``fan_mm.benchmarks.profiling.profile_steps`` of three more training iterations.
     ``phases``: the row's ``phases`` holds ``fan_mm.benchmarks.phases.measure_phases`` of five more: the
     host's wall time and the GPU synchronisations by part of the model and of the step. ``optimizer``: a
-    variant of the config's optimizer (:func:`build_config_optim_wrapper`). ``triton_kernel_sizes``: the
-    backbone's depthwise convs of these kernel sizes run fan_mm's Triton kernels
-    (:func:`fan_mm.layers.depthwise_triton.route_depthwise_to_triton`; CUDA only)."""
+    variant of the config's optimizer (:func:`build_config_optim_wrapper`). ``triton_depthwise``: the
+    backbone's ``compile_blocks`` with ``depthwise='triton'`` (CUDA only)."""
     if compile_backbone not in COMPILE_BACKBONE:
         raise ValueError(f'compile_backbone={compile_backbone!r}: use one of {list(COMPILE_BACKBONE)}')
     from fan_mm.models.builder import load_config
     torch.manual_seed(0)
     cfg = load_config(config, cfg_options)  # once: the model and the optimizer are built from it
-    model, scope = build_model_from_config(cfg, eager=eager, whole_backbone=whole_backbone)
-    if triton_kernel_sizes:
-        from fan_mm.layers.depthwise_triton import route_depthwise_to_triton
-        if device.type != 'cuda':
-            raise ValueError(f'{name or config}: the Triton depthwise kernels run on CUDA devices only, '
-                             f'not on {device.type}')
-        if not route_depthwise_to_triton(model.backbone, kernel_sizes=tuple(triton_kernel_sizes)):
-            raise ValueError(f'{name or config}: its backbone ({type(model.backbone).__name__}) has no depthwise '
-                             f'convolutions of kernel size {list(triton_kernel_sizes)} for the Triton kernels')
+    if triton_depthwise and device.type != 'cuda':  # on a CPU the blocks stay eager: nothing would be routed
+        raise ValueError(f'{name or config}: the Triton depthwise kernels run on CUDA devices only, '
+                         f'not on {device.type}')
+    model, scope = build_model_from_config(cfg, eager=eager, whole_backbone=whole_backbone,
+                                           triton_depthwise=triton_depthwise)
     model = model.to(device)
     by_config = getattr(model.backbone, 'compile_blocks', False)
     if by_config is not False:  # {} and True compile too
@@ -287,9 +289,9 @@ def run_model_benchmark(configs: Sequence[Tuple[str, str]], batch: int, height: 
     Tags after the name, ``NAME+TAG``: ``+eager`` runs that config without its backbone's ``compile_blocks``
     (so that one run can hold a config both ways), ``+whole`` with ``compile_blocks`` of scope ``'backbone'``
     (the whole backbone as one graph), ``+per_param`` / ``+merged`` with that variant of its optimizer
-    (:func:`build_config_optim_wrapper`), ``+triton7`` / ``+triton`` with the backbone's 7x7 / all depthwise
-    convs on fan_mm's Triton kernels; ``eager`` runs all eagerly. The training iterations of the names in
-    ``profile`` are profiled after they are timed (the result's ``profiles``), those in ``phases`` are timed
+    (:func:`build_config_optim_wrapper`), ``+triton`` with ``compile_blocks`` holding ``depthwise='triton'``
+    (the depthwise convs on fan_mm's Triton kernels); ``eager`` runs all eagerly. The training iterations of
+    the names in ``profile`` are profiled after they are timed (the result's ``profiles``), those in ``phases`` are timed
     part by part on the host (the result's ``phases``)."""
     check_precision(precision)
     for flag, names in (('--profile', profile), ('--phases', phases)):
@@ -298,11 +300,11 @@ def run_model_benchmark(configs: Sequence[Tuple[str, str]], batch: int, height: 
             raise ValueError(f'{flag} {unknown}: not among the --configs names {[name for name, _ in configs]}')
     tags = {name: name.split('+')[1:] for name, _ in configs}
     for name, found in tags.items():
-        unknown = sorted(set(found) - {'eager', 'whole'} - set(OPTIMIZER_TAGS) - set(TRITON_TAGS))
-        if (unknown or ('eager' in found and 'whole' in found) or len(set(found) & set(OPTIMIZER_TAGS)) > 1
-                or len(set(found) & set(TRITON_TAGS)) > 1):
+        unknown = sorted(set(found) - {'eager', 'whole', 'triton'} - set(OPTIMIZER_TAGS))
+        if (unknown or 'eager' in found and ('whole' in found or 'triton' in found)
+                or len(set(found) & set(OPTIMIZER_TAGS)) > 1):
             raise ValueError(f'--configs name {name!r}: tags +{" +".join(found)}; use at most one of +eager / '
-                             f'+whole, one of +{" +".join(OPTIMIZER_TAGS)} and one of +{" +".join(TRITON_TAGS)}')
+                             f'+whole, +eager / +triton and one of +{" +".join(OPTIMIZER_TAGS)}')
     dev = prepare_device(device)
     rows = []
     for name, config in configs:
@@ -312,9 +314,7 @@ def run_model_benchmark(configs: Sequence[Tuple[str, str]], batch: int, height: 
                                     name=name, cfg_options=cfg_options, compile_backbone=compile_backbone,
                                     eager=eager or 'eager' in tags[name], profile=name in profile,
                                     whole_backbone='whole' in tags[name], phases=name in phases,
-                                    optimizer=variant,
-                                    triton_kernel_sizes=next((TRITON_TAGS[t] for t in tags[name]
-                                                              if t in TRITON_TAGS), ())))
+                                    optimizer=variant, triton_depthwise='triton' in tags[name]))
         except torch.cuda.OutOfMemoryError as e:
             rows.append(dict(name=name, config=config, error=f'OOM: {e}'.split('\n')[0]))
             torch.cuda.empty_cache()

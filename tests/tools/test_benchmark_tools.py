@@ -484,14 +484,20 @@ def test_model_benchmark_steps_the_configs_optimizer():
             run_model_benchmark([(bad, toy)], 1, 64, 64, 1, 'fp32', 'cpu', 0, 1)
 
 
-def test_model_benchmark_triton_tags_are_checked():
-    """NAME+triton7 / NAME+triton route the backbone's depthwise convs to fan_mm's Triton kernels: one of
-    them per name, and a CUDA device (off CUDA the routed convs would run F.conv2d under a Triton name)."""
-    from fan_mm.benchmarks.model import TRITON_TAGS, run_model_benchmark
-    assert TRITON_TAGS == {'triton7': (7,), 'triton': (1, 3, 5, 7)}
+def test_model_benchmark_triton_tag_sets_the_config_switch():
+    """NAME+triton runs the config with its backbone's compile_blocks holding depthwise='triton' (the switch a
+    user sets), not with +eager, not for a backbone without compile_blocks, and on a CUDA device only (on a
+    CPU the blocks stay eager and nothing would be routed: a row named for what it did not time)."""
+    from fan_mm.benchmarks.model import build_model_from_config, run_model_benchmark
     toy = str(ROOT / 'configs' / 'toy' / 'maskrcnn_fan_t_hybrid_toy_coco.py')
-    with pytest.raises(ValueError, match=r'tags \+triton7 \+triton; .*one of \+triton7 \+triton'):
-        run_model_benchmark([('toy+triton7+triton', toy)], 1, 64, 64, 1, 'fp32', 'cpu', 0, 1)
+    model, _ = build_model_from_config(toy, triton_depthwise=True)
+    assert model.backbone.compile_blocks['depthwise'] == 'triton'
+    assert 'depthwise' not in build_model_from_config(toy)[0].backbone.compile_blocks
+    r50 = str(ROOT / 'configs' / 'toy' / 'maskrcnn_r50_toy_coco.py')
+    with pytest.raises(ValueError, match="has no compile_blocks to set depthwise='triton' in"):
+        build_model_from_config(r50, triton_depthwise=True)
+    with pytest.raises(ValueError, match=r'tags \+eager \+triton; .*\+eager / \+triton'):
+        run_model_benchmark([('toy+eager+triton', toy)], 1, 64, 64, 1, 'fp32', 'cpu', 0, 1)
     with pytest.raises(ValueError, match='toy\\+triton: the Triton depthwise kernels run on CUDA devices only, '
                                          'not on cpu'):
         run_model_benchmark([('toy+triton', toy)], 1, 64, 64, 1, 'fp32', 'cpu', 0, 1)

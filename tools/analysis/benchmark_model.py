@@ -43,9 +43,9 @@ def parse_args(argv=None):
                         "compile_blocks, NAME+whole with the backbone compiled as one graph (compile_blocks' "
                         "scope='backbone'); NAME+per_param with the optimizer's parameter groups as mmengine lays "
                         "them out (one per parameter, foreach), NAME+merged with them merged and fused "
-                        "(NoDecayOptimWrapperConstructor, as fan_mm's configs run); NAME+triton7 / NAME+triton with the "
-                        "backbone's 7x7 / all depthwise convs on fan_mm's Triton kernels (CUDA); tags combine "
-                        "(NAME+eager+merged)")
+                        "(NoDecayOptimWrapperConstructor, as fan_mm's configs run); NAME+triton with the backbone's "
+                        "compile_blocks depthwise='triton' (its depthwise convs on fan_mm's Triton kernels, CUDA); "
+                        "tags combine (NAME+eager+merged)")
     p.add_argument('--reference', default='swin_t', help='NAME the ratios are taken against ("" for none)')
     p.add_argument('--batch', type=int, default=2)
     p.add_argument('--height', type=int, default=800)
