@@ -291,8 +291,8 @@ def run_model_benchmark(configs: Sequence[Tuple[str, str]], batch: int, height: 
     (the whole backbone as one graph), ``+per_param`` / ``+merged`` with that variant of its optimizer
     (:func:`build_config_optim_wrapper`), ``+triton`` with ``compile_blocks`` holding ``depthwise='triton'``
     (the depthwise convs on fan_mm's Triton kernels); ``eager`` runs all eagerly. The training iterations of
-    the names in ``profile`` are profiled after they are timed (the result's ``profiles``), those in ``phases`` are timed
-    part by part on the host (the result's ``phases``)."""
+    the names in ``profile`` are profiled after they are timed (the result's ``profiles``), those in
+    ``phases`` are timed part by part on the host (the result's ``phases``)."""
     check_precision(precision)
     for flag, names in (('--profile', profile), ('--phases', phases)):
         unknown = sorted(set(names) - {name for name, _ in configs})
