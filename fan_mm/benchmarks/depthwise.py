@@ -268,11 +268,13 @@ SWEEP_SPACE = dict(rows=(2, 4, 8, 16), block_w=(8, 16, 32), block_c=(32, 64, 128
 
 def sweep_triton_launch(model: str = 'fan_s_hybrid', batch: int = 2, sizes: Sequence[Tuple[int, int]] = ((896, 896),),
                         precision: str = 'bf16', device: str = 'cuda', warmup: int = 3, repeats: int = 10,
-                        log: Optional[Callable[[str], None]] = None) -> Dict:
+                        log: Optional[Callable[[str], None]] = None,
+                        kernel_sizes: Optional[Sequence[int]] = None) -> Dict:
     """How ``fan_mm.layers.depthwise_triton``'s launch settings were chosen: the forward of every depthwise
     shape ``model`` runs at each of ``sizes`` (height, width), timed as CUDA-graph replays on the streaming
-    kernel at every setting of ``SWEEP_SPACE`` (bias included), on the row kernel (what larger kernels run)
-    and on cuDNN with its bias. ``chosen``: per kernel size, the streaming setting with the least total time
+    kernel at every setting of ``SWEEP_SPACE`` (bias included) and on cuDNN with its bias; for k <= 3 also
+    the weight gradient (``weight_grad``), on the streaming weight-gradient kernel at every setting and on
+    cuDNN. ``kernel_sizes``: only the shapes of these kernel sizes. ``chosen``: per kernel size, the streaming setting with the least total time
     over all shapes of that size, each weighted by its calls per step."""
     from fan_mm.benchmarks.backbone import BACKBONES, build_backbone
     from fan_mm.layers import depthwise_triton as dt
@@ -291,6 +293,12 @@ def sweep_triton_launch(model: str = 'fan_s_hybrid', batch: int = 2, sizes: Sequ
         with autocast(dev, precision):
             shapes.update(collect_depthwise_shapes(net, torch.zeros(1, 3, height, width, device=dev)))
         del net
+    if kernel_sizes:
+        missing = sorted(set(kernel_sizes) - {k for _, k, _, _ in shapes})
+        if missing:
+            raise ValueError(f'{model} runs no depthwise convs of kernel size {missing}; it runs '
+                             f'{sorted({k for _, k, _, _ in shapes})}')
+        shapes = Counter({s: n for s, n in shapes.items() if s[1] in kernel_sizes})
     settings = [dict(zip(SWEEP_SPACE, values)) for values in itertools.product(*SWEEP_SPACE.values())]
     gen = torch.Generator().manual_seed(0)
     rows = []
@@ -305,8 +313,6 @@ def sweep_triton_launch(model: str = 'fan_s_hybrid', batch: int = 2, sizes: Sequ
 
         row = dict(channels=c, kernel=k, height=h, width=w, calls_per_step=calls,
                    cudnn_ms=timed(lambda: F.conv2d(x, weight, bias, padding=k // 2, groups=c)), stream=[])
-        if k > dt.STREAM_MAX_KERNEL:
-            row['row_kernel_ms'] = timed(lambda: dt._forward(x, weight, bias))
         for s in settings:
             if s['block_c'] > max(32, _next_power_of_2(c)) or s['block_w'] > max(8, _next_power_of_2(w)):
                 continue  # clipped to the map: the same launch as a smaller setting
@@ -316,20 +322,41 @@ def sweep_triton_launch(model: str = 'fan_s_hybrid', batch: int = 2, sizes: Sequ
                 raise RuntimeError(f'streaming kernel {s} on {c} x {k}x{k} x {h} x {w}: relative error {error:.1e}')
             row['stream'].append(dict(s, ms=timed(lambda: dt._forward(x, weight, bias, launch=launch))))
         row['stream'].sort(key=lambda e: e['ms'])
+        if k <= 3:
+            grad = torch.randn(batch, c, h, w, generator=gen).to(dev, dtype).contiguous(memory_format=torch.channels_last)
+            ref_w = torch.ops.aten.convolution_backward(grad.double(), x.double(), weight.double(), None, [1, 1],
+                                                        [k // 2] * 2, [1, 1], False, [0, 0], c, [False, True, False])[1]
+            row['weight_grad'] = dict(cudnn_ms=timed(lambda: torch.ops.aten.convolution_backward(
+                grad, x, weight, None, [1, 1], [k // 2] * 2, [1, 1], False, [0, 0], c, [False, True, False])), stream=[])
+            for s in settings:
+                if s['block_c'] > max(32, _next_power_of_2(c)) or s['block_w'] > max(8, _next_power_of_2(w)):
+                    continue
+                launch = tuple(s.values())
+                error = _relative_error(dt._weight_grad_stream(x, grad, k, launch=launch), ref_w)
+                if error > 1e-2:
+                    raise RuntimeError(f'streaming weight gradient {s} on {c} x {k}x{k} x {h} x {w}: relative '
+                                       f'error {error:.1e}')
+                row['weight_grad']['stream'].append(
+                    dict(s, ms=timed(lambda: dt._weight_grad_stream(x, grad, k, launch=launch))))
+            row['weight_grad']['stream'].sort(key=lambda e: e['ms'])
         rows.append(row)
         if log:
             log(f"{c} x {k}x{k} x {h} x {w}: cuDNN {row['cudnn_ms']:.4f} ms, streaming best {row['stream'][0]}")
-    chosen = choose_launch(rows, row_kernel_above=dt.STREAM_MAX_KERNEL)
+    chosen = choose_launch(rows)
+    weight_grad_rows = [dict(r, **r['weight_grad']) for r in rows if 'weight_grad' in r]
     return dict(kind='depthwise_triton_sweep', model=model, batch=batch, sizes=[list(s) for s in sizes],
-                precision=precision, warmup=warmup, repeats=repeats, space={k: list(v) for k, v in SWEEP_SPACE.items()},
-                env=collect_environment(device=str(dev)), rows=rows, chosen=chosen)
+                kernel_sizes=sorted({r['kernel'] for r in rows}), precision=precision, warmup=warmup, repeats=repeats,
+                space={k: list(v) for k, v in SWEEP_SPACE.items()},
+                env=collect_environment(device=str(dev)), rows=rows, chosen=chosen,
+                chosen_weight_grad=choose_launch(weight_grad_rows) if weight_grad_rows else {})
 
 
-def choose_launch(rows: Sequence[Dict], row_kernel_above: int = 3) -> Dict[int, Dict]:
+def choose_launch(rows: Sequence[Dict]) -> Dict[int, Dict]:
     """Per kernel size of ``rows`` (``sweep_triton_launch``'s), the streaming setting with the least total
     time over every shape of that size, each shape's time weighted by its calls per step; a setting not
     timed on every shape (clipped to a smaller one there) does not compete. Also the calls-weighted totals
-    of cuDNN and, for kernel sizes above ``row_kernel_above``, of the row kernel."""
+    of cuDNN and, where the rows have its times (older sweeps), of the row kernel that the
+    7x7 convs ran until the sweep found the streaming kernel faster."""
     chosen = {}
     for k in sorted({r['kernel'] for r in rows}):
         group = [r for r in rows if r['kernel'] == k]
@@ -341,18 +368,20 @@ def choose_launch(rows: Sequence[Dict], row_kernel_above: int = 3) -> Dict[int, 
         best = min(complete, key=complete.get)
         chosen[k] = dict(zip(SWEEP_SPACE, best), weighted_ms=complete[best],
                          cudnn_weighted_ms=math.fsum(r['cudnn_ms'] * r['calls_per_step'] for r in group))
-        if k > row_kernel_above:
+        if all('row_kernel_ms' in r for r in group):
             chosen[k]['row_kernel_weighted_ms'] = math.fsum(r['row_kernel_ms'] * r['calls_per_step'] for r in group)
     return chosen
 
 
 def sweep_table(result: Dict) -> str:
-    """The sweep's choice per kernel size as Markdown."""
+    """The sweep's choice per kernel size as Markdown (forwards; then weight gradients where swept)."""
     lines = ['| kernel | chosen (rows, columns, channels, warps) | streaming, calls-weighted (ms) | row kernel | '
-             'cuDNN with bias |', '|---|---|---|---|---|']
-    for k, c in result['chosen'].items():
+             'cuDNN (forwards: with bias) |', '|---|---|---|---|---|']
+    chosen = [(f'{k}x{k}', c) for k, c in result['chosen'].items()]
+    chosen += [(f'{k}x{k} weight gradient', c) for k, c in result.get('chosen_weight_grad', {}).items()]
+    for k, c in chosen:
         row_kernel = c.get('row_kernel_weighted_ms')
-        lines.append(f"| {k}x{k} | ({c['rows']}, {c['block_w']}, {c['block_c']}, {c['num_warps']}) | "
+        lines.append(f"| {k} | ({c['rows']}, {c['block_w']}, {c['block_c']}, {c['num_warps']}) | "
                      f"{c['weighted_ms']:.3f} | {'-' if row_kernel is None else f'{row_kernel:.3f}'} | "
                      f"{c['cudnn_weighted_ms']:.3f} |")
     return '\n'.join(lines)

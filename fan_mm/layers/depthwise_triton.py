@@ -5,20 +5,23 @@ cuDNN's NHWC depthwise kernels run FAN-Hybrid's depthwise convolutions at a fift
 takes about 12 us. These kernels are laid out for that bound (channels are the contiguous axis, so every
 load is coalesced; float32 accumulation; the bias is added before the one rounding of the output):
 
-- forward, k <= 3 (FAN's channel MLPs): the streaming kernel. A program takes a band of output rows and a
-  block of columns x channels and reads the band's input rows (plus the halo) once each, one load per
-  column tap; each row is added into the k output rows that read it, held as k accumulator tiles; the
-  oldest is complete after each row and stored.
-- forward, larger k (the ConvNeXt stem's 7 x 7): the row kernel, one program per output row and block of
-  columns x channels, all k x k taps loaded as shifted tiles (the column shifts hit L1), one accumulator
-  tile. (``benchmark_depthwise.py --sweep-triton`` finds the streaming kernel 7% faster on the 7 x 7
-  forwards too; the row kernel is the one timed in whole models.)
-- input gradient: the same kernels on the output gradient with the kernel rotated by 180 degrees.
-- weight and bias gradients, larger k: one program per chunk of rows, kernel row and block of channels;
-  each gradient tile is loaded once per kernel row and multiplied with the k input tiles of that row's
-  column taps into k accumulator tiles, summed over their columns once at the end; float32 partial sums per
-  chunk, added up in a fixed order afterwards (deterministic). The middle kernel row's programs also sum the
-  bias gradient. For k <= 3 cuDNN's weight and bias gradients are faster and run instead.
+- forward: the streaming kernel. A program takes a band of output rows and a block of columns x channels and
+  reads the band's input rows (plus the halo) once each, one load per column tap; each row is added into
+  the k output rows that read it, held as k accumulator tiles; the oldest is complete after each row and
+  stored. Launch settings per kernel size (FAN's 3x3 channel MLPs, the ConvNeXt stem's 7x7) from
+  ``benchmark_depthwise.py --sweep-triton``.
+- input gradient: the same kernel on the output gradient with the kernel rotated by 180 degrees; for k <= 3
+  it also sums the output gradient's rows it loads, per channel: the bias gradient.
+- weight gradient, k <= 3: cuDNN's (``WEIGHT_GRAD_3X3 = 'cudnn'``), faster there than the row-chunk kernel
+  below; or the streaming weight-gradient kernel (``'stream'``), which walks a band of input rows once as
+  the forward does, keeps the k gradient rows that pair with the current one as a window of tiles and
+  accumulates all k x k taps (k * k tiles, hence k <= 3).
+- weight gradient, larger k: one program per chunk of rows, kernel row and block of channels; each gradient
+  tile is loaded once per kernel row and multiplied with the k input tiles of that row's column taps into k
+  accumulator tiles, summed over their columns once at the end. The middle kernel row's programs also sum
+  the bias gradient.
+- every weight and bias gradient: float32 partial sums per program, added up in a fixed order afterwards
+  (deterministic).
 
 The weights are passed tap-major, (k * k, C), so that a program loads one tap's channels contiguously.
 
@@ -28,7 +31,8 @@ specialised on the map's size (``do_not_specialize``), so that an input size met
 in multi-scale detection, needs no new kernel variant (the strides stay divisible by 16 wherever C is).
 
 Status (December 2026): a route of ``tools/analysis/benchmark_depthwise.py`` (``--routes channels_last
-triton``), ``benchmark_backbone.py`` (``+triton7``, ``+triton``) and ``benchmark_model.py`` (``+triton``),
+triton``; ``--sweep-triton`` for the launch settings), ``benchmark_backbone.py`` (``+triton7``, ``+triton``)
+and ``benchmark_model.py`` (``+triton``),
 exact to float32 rounding (``tests/models/test_depthwise_triton.py``: against float64 on a GPU, and in
 Triton's interpreter on a CPU). Kernel by kernel it beats cuDNN on FAN-Hybrid's shapes, the bias included
 (``docs/benchmarks.md``, "A triton route"). The models run cuDNN by default until the route has been timed
@@ -98,8 +102,9 @@ if triton is not None:
     # not, for inputs whose size changes from batch to batch, as in detection); the strides are, for
     # vectorised loads.
     @triton.jit(do_not_specialize=['H', 'W', 'ROWS'])
-    def _dw_forward_stream_kernel(x_ptr, w_ptr, b_ptr, y_ptr, H, W, C, ROWS, sxn, sxh, sxw, syn, syh, syw,
-                                  swc, swi, swj, K: tl.constexpr, FLIP: tl.constexpr, HAS_BIAS: tl.constexpr,
+    def _dw_forward_stream_kernel(x_ptr, w_ptr, b_ptr, y_ptr, sum_ptr, H, W, C, ROWS, sxn, sxh, sxw, syn, syh,
+                                  syw, swc, swi, swj, K: tl.constexpr, FLIP: tl.constexpr,
+                                  HAS_BIAS: tl.constexpr, SUM_INPUT: tl.constexpr,
                                   BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr):
         # x, y: (N, H, W, C) with unit channel stride; weight[c, i, j] at w_ptr + c*swc + i*swi + j*swj. One
         # program per band of ROWS output rows, block of columns and block of channels. It streams the input
@@ -107,6 +112,9 @@ if triton is not None:
         # added into the K output rows that read it, held as K float32 accumulator tiles (named acc0..acc6:
         # no lists in Triton); the oldest is complete after each row, stored (with the bias), and the tiles
         # shift.
+        # SUM_INPUT: also sum the band's own input rows per channel, float32, into sum_ptr (one row of C per
+        # program, programs numbered along bands x column blocks): run on the output gradient, that is the
+        # bias gradient, from loads the input gradient makes anyway.
         bands = tl.cdiv(H, ROWS)
         n = tl.program_id(0) // bands
         first = (tl.program_id(0) % bands) * ROWS
@@ -128,6 +136,7 @@ if triton is not None:
         acc4 = zero
         acc5 = zero
         acc6 = zero
+        acc_sum = zero
         for t in range(first - pad, last + pad):  # input row t; acc_s holds output row t - pad + s
             ts = cols * 0 + t  # the row as a vector: the interpreter cannot mix a scalar bool into a mask
             row_ok = (ts >= 0) & (ts < H)
@@ -148,6 +157,9 @@ if triton is not None:
             if K > 5:
                 v5 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 5 - pad)
                 v6 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 6 - pad)
+            if SUM_INPUT:  # the unshifted tile, of the band's own rows only (the halo rows are a neighbour's)
+                own = (ts >= first) & (ts < last)
+                acc_sum += tl.where(own[:, None], _pick(pad, v0, v1, v2, v3, v4, v5, v6), 0.)
             # output row t - pad + s reads input row t with kernel row K - 1 - s
             acc0 += _kernel_row(v0, v1, v2, v3, v4, v5, v6, w_ptr, chans, chan_ok, swc, swi, swj, K - 1, K, FLIP)
             if K > 1:
@@ -185,38 +197,9 @@ if triton is not None:
                 acc4 = acc5
                 acc5 = acc6
                 acc6 = zero
-
-    @triton.jit(do_not_specialize=['H', 'W'])
-    def _dw_forward_row_kernel(x_ptr, w_ptr, b_ptr, y_ptr, H, W, C, sxn, sxh, sxw, syn, syh, syw, swc, swi, swj,
-                               K: tl.constexpr, FLIP: tl.constexpr, HAS_BIAS: tl.constexpr,
-                               BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr):
-        # The same convolution, one program per output row and block of columns x channels, all K x K taps
-        # loaded as shifted tiles (the column shifts hit L1): one accumulator tile, where the streaming
-        # kernel above holds K of them, so that 7 x 7 kernels do not run out of registers.
-        row = tl.program_id(0)
-        n = row // H
-        h = row % H
-        cols = tl.program_id(1) * BLOCK_W + tl.arange(0, BLOCK_W)
-        chans = tl.program_id(2) * BLOCK_C + tl.arange(0, BLOCK_C)
-        chan_ok = chans < C
-        pad: tl.constexpr = K // 2
-        acc = tl.zeros([BLOCK_W, BLOCK_C], dtype=tl.float32)
-        x_base = x_ptr + n.to(tl.int64) * sxn
-        for i in tl.static_range(K):
-            hi = h + i - pad
-            his = cols * 0 + hi  # the row as a vector: the interpreter cannot mix a scalar bool into a mask
-            row_ok = (his >= 0) & (his < H)
-            for j in tl.static_range(K):
-                if FLIP:
-                    tap = (K - 1 - i) * swi + (K - 1 - j) * swj
-                else:
-                    tap = i * swi + j * swj
-                wv = tl.load(w_ptr + chans * swc + tap, mask=chan_ok, other=0.).to(tl.float32)
-                acc += _shifted(x_base + hi * sxh, cols, chans, chan_ok, row_ok, W, sxw, j - pad) * wv[None, :]
-        if HAS_BIAS:
-            acc += tl.load(b_ptr + chans, mask=chan_ok, other=0.).to(tl.float32)[None, :]
-        tl.store(y_ptr + n.to(tl.int64) * syn + h * syh + cols[:, None] * syw + chans[None, :],
-                 acc.to(y_ptr.dtype.element_ty), mask=(cols < W)[:, None] & chan_ok[None, :])
+        if SUM_INPUT:
+            program = tl.program_id(0).to(tl.int64) * tl.num_programs(1) + tl.program_id(1)
+            tl.store(sum_ptr + program * C + chans, tl.sum(acc_sum, axis=0), mask=chan_ok)
 
     @triton.jit
     def _tap_product(x_base, gv, cols, chans, g_mask, W, sxw, shift):
@@ -283,21 +266,99 @@ if triton is not None:
         tl.store(bias_part_ptr + chunk.to(tl.int64) * C + chans, tl.sum(acc_bias, axis=0),
                  mask=chan_ok & (chans * 0 + i == pad))
 
+    @triton.jit(do_not_specialize=['H', 'W', 'ROWS'])
+    def _dw_weight_grad_stream_kernel(x_ptr, g_ptr, part_ptr, H, W, C, ROWS, sxn, sxh, sxw, sgn, sgh, sgw,
+                                      K: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr):
+        # The weight gradient for K <= 3, streamed as the forward is: one program per band of ROWS gradient
+        # rows, block of columns and block of channels walks the input rows of its band and halo once, each
+        # loaded as K column-shifted tiles, and keeps the K gradient rows that pair with the current input
+        # row as a window of tiles (shifted each row; rows outside the band are zero tiles, another
+        # program's). K * K float32 accumulator tiles (a<i><j>: no lists in Triton), summed over their
+        # columns at the end into part: (programs along bands x column blocks, K * K, C).
+        bands = tl.cdiv(H, ROWS)
+        n = tl.program_id(0) // bands
+        first = (tl.program_id(0) % bands) * ROWS
+        last = tl.minimum(first + ROWS, H)
+        cols = tl.program_id(1) * BLOCK_W + tl.arange(0, BLOCK_W)
+        chans = tl.program_id(2) * BLOCK_C + tl.arange(0, BLOCK_C)
+        chan_ok = chans < C
+        pad: tl.constexpr = K // 2
+        x_base = x_ptr + n.to(tl.int64) * sxn
+        g_base = g_ptr + n.to(tl.int64) * sgn
+        g_cols = (cols < W)[:, None] & chan_ok[None, :]
+        zero = tl.zeros([BLOCK_W, BLOCK_C], dtype=tl.float32)
+        a00 = zero
+        a01 = zero
+        a02 = zero
+        a10 = zero
+        a11 = zero
+        a12 = zero
+        a20 = zero
+        a21 = zero
+        a22 = zero
+        g0 = zero  # the window: gradient rows t - pad .. t + pad
+        g1 = zero
+        g2 = zero
+        for t in range(first - pad, last + pad):  # input row t
+            ts = cols * 0 + t  # the row as a vector: the interpreter cannot mix a scalar bool into a mask
+            entering = ts + pad  # the gradient row that enters the window
+            g_ok = ((entering >= first) & (entering < last))[:, None] & g_cols
+            g_new = tl.load(g_base + (t + pad) * sgh + cols[:, None] * sgw + chans[None, :], mask=g_ok,
+                            other=0.).to(tl.float32)
+            row_ok = (ts >= 0) & (ts < H)
+            x_row = x_base + t * sxh
+            v0 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 0 - pad)
+            if K == 1:
+                a00 += g_new * v0
+            if K == 3:
+                g0 = g1
+                g1 = g2
+                g2 = g_new
+                v1 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 1 - pad)
+                v2 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 2 - pad)
+                # kernel row i pairs input row t with gradient row t + pad - i: window tile K - 1 - i
+                a00 += g2 * v0
+                a01 += g2 * v1
+                a02 += g2 * v2
+                a10 += g1 * v0
+                a11 += g1 * v1
+                a12 += g1 * v2
+                a20 += g0 * v0
+                a21 += g0 * v1
+                a22 += g0 * v2
+        program = tl.program_id(0).to(tl.int64) * tl.num_programs(1) + tl.program_id(1)
+        out = part_ptr + program * K * K * C + chans
+        tl.store(out, tl.sum(a00, axis=0), mask=chan_ok)
+        if K == 3:
+            tl.store(out + C, tl.sum(a01, axis=0), mask=chan_ok)
+            tl.store(out + 2 * C, tl.sum(a02, axis=0), mask=chan_ok)
+            tl.store(out + 3 * C, tl.sum(a10, axis=0), mask=chan_ok)
+            tl.store(out + 4 * C, tl.sum(a11, axis=0), mask=chan_ok)
+            tl.store(out + 5 * C, tl.sum(a12, axis=0), mask=chan_ok)
+            tl.store(out + 6 * C, tl.sum(a20, axis=0), mask=chan_ok)
+            tl.store(out + 7 * C, tl.sum(a21, axis=0), mask=chan_ok)
+            tl.store(out + 8 * C, tl.sum(a22, axis=0), mask=chan_ok)
+
 
 MAX_KERNEL = 7  # the kernels' accumulator tiles
 
 # Which kernels run a k x k convolution (bf16 on an H100 and an H200, FAN-Hybrid's shapes at 896x896 and at
 # Mask R-CNN's 800x1344; docs/benchmarks.md, "A triton route"):
-# - forward and input gradient: k <= 3 the streaming kernel, launched with (output rows per program, columns,
-#   channels, warps) = STREAM_LAUNCH, within 2% of the best setting of
-#   `benchmark_depthwise.py --sweep-triton 896x896 800x1344`; larger k the row kernel;
-# - weight and bias gradients: k <= 3 cuDNN (faster than the Triton kernel there), larger k the Triton kernel.
-STREAM_MAX_KERNEL = 3
-STREAM_LAUNCH = (16, 16, 128, 2)
+# - forward and input gradient: the streaming kernel, launched with (output rows per program, columns,
+#   channels, warps) = STREAM_LAUNCH[3] for k <= 3 (within 2% of the best setting of
+#   `benchmark_depthwise.py --sweep-triton 896x896 800x1344`) and STREAM_LAUNCH[7] above (the best one, 7%
+#   faster than the row kernel the 7x7 convs ran before, one program per output row loading all k x k taps);
+# - weight gradient: k <= 3 WEIGHT_GRAD_3X3, cuDNN's ('cudnn') or the streaming weight-gradient kernel
+#   ('stream', launched with WEIGHT_GRAD_LAUNCH); larger k the Triton weight-gradient kernel;
+# - bias gradient: k <= 3 summed by the input gradient's streaming kernel (which loads every row of the
+#   output gradient anyway); larger k by the Triton weight-gradient kernel.
+STREAM_LAUNCH = {3: (16, 16, 128, 2), 7: (16, 8, 64, 4)}
+WEIGHT_GRAD_3X3 = 'cudnn'
+WEIGHT_GRAD_LAUNCH = (8, 16, 64, 4)
 
 
 def _blocks(channels: int, width: int, k: int = 3):
-    # the row and weight-gradient kernels; 7 accumulator tiles of 16 x 64 float32 are 56 registers a thread
+    # the weight-gradient kernel; 7 accumulator tiles of 16 x 64 float32 are 56 registers a thread
     # at 4 warps
     block_c = min(128 if k <= 3 else 64, triton.next_power_of_2(channels))
     block_w = min(16, triton.next_power_of_2(width))
@@ -309,10 +370,11 @@ def _nhwc(t: torch.Tensor) -> torch.Tensor:
 
 
 def _forward(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], flip: bool = False,
-             launch: Optional[tuple] = None) -> torch.Tensor:
+             launch: Optional[tuple] = None, sum_input: bool = False):
     """The depthwise conv of ``x`` by ``weight`` (C, 1, k, k) plus ``bias``; ``flip``: by the kernel rotated
-    by 180 degrees (the input gradient). ``launch``: the streaming kernel's settings instead of
-    ``STREAM_LAUNCH``."""
+    by 180 degrees (the input gradient). ``launch``: the streaming kernel with these settings instead of
+    ``STREAM_LAUNCH``'s. ``sum_input``: return ``(y, x summed over
+    N, H and W in float32)``, the bias gradient where ``x`` is the output gradient."""
     n, c, h, w = x.shape
     k = weight.shape[-1]
     x = _nhwc(x)
@@ -320,24 +382,19 @@ def _forward(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]
     # The weights tap-major, (k * k, C): a program loads one tap's channels contiguously (read from the
     # (C, 1, k, k) weight, a load gathers them with a stride of k * k, which doubled the 7x7 forward's time).
     taps = weight.reshape(c, k * k).t().contiguous()
-    # channels_last strides of an NCHW tensor: (H*W*C, 1, W*C, C); the kernels read weight[c, i, j] at
+    # channels_last strides of an NCHW tensor: (H*W*C, 1, W*C, C); the kernel reads weight[c, i, j] at
     # c * swc + i * swi + j * swj
-    common = (h, w, c, x.stride(0), x.stride(2), x.stride(3), y.stride(0), y.stride(2), y.stride(3), 1, k * c, c)
-    weight = taps
     b = bias if bias is not None else taps  # not read without HAS_BIAS
-    if k <= STREAM_MAX_KERNEL or launch is not None:
-        rows, block_w, block_c, num_warps = launch or STREAM_LAUNCH
-        block_w, block_c = min(block_w, triton.next_power_of_2(w)), min(block_c, triton.next_power_of_2(c))
-        grid = (n * triton.cdiv(h, rows), triton.cdiv(w, block_w), triton.cdiv(c, block_c))
-        h_, w_, c_, *strides = common
-        _dw_forward_stream_kernel[grid](x, weight, b, y, h_, w_, c_, rows, *strides, K=k, FLIP=flip,
-                                        HAS_BIAS=bias is not None, BLOCK_W=block_w, BLOCK_C=block_c,
-                                        num_warps=num_warps)
-    else:
-        block_w, block_c = _blocks(c, w, k)
-        grid = (n * h, triton.cdiv(w, block_w), triton.cdiv(c, block_c))
-        _dw_forward_row_kernel[grid](x, weight, b, y, *common, K=k, FLIP=flip, HAS_BIAS=bias is not None,
-                                     BLOCK_W=block_w, BLOCK_C=block_c, num_warps=4)
+    rows, block_w, block_c, num_warps = launch or STREAM_LAUNCH[3 if k <= 3 else 7]
+    block_w, block_c = min(block_w, triton.next_power_of_2(w)), min(block_c, triton.next_power_of_2(c))
+    grid = (n * triton.cdiv(h, rows), triton.cdiv(w, block_w), triton.cdiv(c, block_c))
+    sums = torch.empty(grid[0] * grid[1] if sum_input else 1, c, device=x.device, dtype=torch.float32)
+    _dw_forward_stream_kernel[grid](x, taps, b, y, sums, h, w, c, rows, x.stride(0), x.stride(2), x.stride(3),
+                                    y.stride(0), y.stride(2), y.stride(3), 1, k * c, c, K=k, FLIP=flip,
+                                    HAS_BIAS=bias is not None, SUM_INPUT=sum_input, BLOCK_W=block_w,
+                                    BLOCK_C=block_c, num_warps=num_warps)
+    if sum_input:
+        return y, sums.sum(0)  # partial sums added in a fixed order: deterministic
     return y
 
 
@@ -359,6 +416,23 @@ def _weight_grad(x: torch.Tensor, grad: torch.Tensor, k: int):
     return part.sum(0).permute(2, 0, 1).unsqueeze(1), bias_part.sum(0)  # (C, 1, k, k), (C,)
 
 
+def _weight_grad_stream(x: torch.Tensor, grad: torch.Tensor, k: int, launch: Optional[tuple] = None) -> torch.Tensor:
+    """The weight gradient (C, 1, k, k), float32, for k <= 3 by the streaming weight-gradient kernel,
+    launched with ``launch`` (rows, columns, channels, warps) or ``WEIGHT_GRAD_LAUNCH``."""
+    if k not in (1, 3):
+        raise ValueError(f'_weight_grad_stream: k = 1 or 3, got {k}')
+    n, c, h, w = x.shape
+    x, grad = _nhwc(x), _nhwc(grad)
+    rows, block_w, block_c, num_warps = launch or WEIGHT_GRAD_LAUNCH
+    block_w, block_c = min(block_w, triton.next_power_of_2(w)), min(block_c, triton.next_power_of_2(c))
+    grid = (n * triton.cdiv(h, rows), triton.cdiv(w, block_w), triton.cdiv(c, block_c))
+    part = torch.empty(grid[0] * grid[1], k * k, c, device=x.device, dtype=torch.float32)
+    _dw_weight_grad_stream_kernel[grid](x, grad, part, h, w, c, rows, x.stride(0), x.stride(2), x.stride(3),
+                                        grad.stride(0), grad.stride(2), grad.stride(3), K=k, BLOCK_W=block_w,
+                                        BLOCK_C=block_c, num_warps=num_warps)
+    return part.sum(0).t().reshape(c, 1, k, k)  # partial sums added in a fixed order: deterministic
+
+
 @torch.library.custom_op('fan_mm::depthwise_conv2d_nhwc', mutates_args=())
 def _depthwise_op(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
     return _forward(x, weight, bias)
@@ -373,12 +447,17 @@ def _(x, weight, bias):
 def _depthwise_backward_op(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> list[torch.Tensor]:
     """[input gradient, weight gradient, bias gradient (C,)]."""
     c, _, k, _ = weight.shape
-    grad_x = _forward(grad, weight, None, flip=True)
-    if k <= STREAM_MAX_KERNEL:  # cuDNN's weight gradient (see STREAM_MAX_KERNEL), with the bias gradient
-        _, grad_w, grad_b = torch.ops.aten.convolution_backward(
-            _nhwc(grad), _nhwc(x), weight, [c], [1, 1], [k // 2, k // 2], [1, 1], False, [0, 0], c,
-            [False, True, True])
+    if k <= 3:
+        # the bias gradient summed by the input gradient's kernel; the weight gradient by WEIGHT_GRAD_3X3
+        grad_x, grad_b = _forward(grad, weight, None, flip=True, sum_input=True)
+        if WEIGHT_GRAD_3X3 == 'stream':
+            grad_w = _weight_grad_stream(x, grad, k)
+        else:
+            _, grad_w, _ = torch.ops.aten.convolution_backward(
+                _nhwc(grad), _nhwc(x), weight, None, [1, 1], [k // 2, k // 2], [1, 1], False, [0, 0], c,
+                [False, True, False])
     else:
+        grad_x = _forward(grad, weight, None, flip=True)
         grad_w, grad_b = _weight_grad(x, grad, k)
     grad_w_strided = torch.empty_like(weight)  # the weight's strides, as the fake says
     grad_w_strided.copy_(grad_w)

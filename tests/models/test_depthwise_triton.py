@@ -17,16 +17,15 @@ pytest.importorskip('triton')
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # (batch, channels, height, width, k): every kernel size the weight-gradient kernel has accumulators for,
-# channels that do not fill a block, maps narrower than a tile and wider than one, a 1-pixel map
-# (1 x 3 and 5 x 7 run different forward kernels, see STREAM_MAX_KERNEL), maps taller than a band of
-# the streaming kernel's output rows
+# channels that do not fill a block, maps narrower than a tile and wider than one, a 1-pixel map, maps taller
+# than a band of the streaming kernel's output rows
 SHAPES = [(2, 5, 7, 9, 3), (1, 70, 3, 20, 7), (1, 3, 6, 5, 5), (2, 4, 3, 3, 1), (1, 130, 5, 17, 3),
           (1, 6, 1, 1, 7), (2, 8, 37, 6, 3), (1, 4, 18, 5, 7)]
 
 CHECK = textwrap.dedent('''
     import json, sys, torch, torch.nn.functional as F
     from fan_mm.layers.conv import depthwise_conv
-    from fan_mm.layers.depthwise_triton import _forward, depthwise_conv2d_nhwc
+    from fan_mm.layers.depthwise_triton import _forward, _weight_grad_stream, depthwise_conv2d_nhwc
     torch.manual_seed(0)
     errors = []
     def error(a, r):
@@ -50,13 +49,17 @@ CHECK = textwrap.dedent('''
         assert y.is_contiguous(memory_format=torch.channels_last)
         for name, a, b, r in zip(('out', 'grad_input', 'grad_weight', 'grad_bias'), ours, compiled, ref):
             errors.append([n, c, h, w, k, name, error(a, r), error(b, r)])
-        # the streaming kernel at every kernel size (the benchmarks' launch settings reach it for k > 3 too),
-        # in bands of 5 output rows, forward and input gradient
+        # the streaming kernel in bands of 5 output rows and small tiles (many programs along every axis):
+        # forward, input gradient and the bias gradient it sums (k <= 3 use that sum; checked at every k)
         weight, bias = conv.weight.float(), conv.bias.float()
+        grad_input, grad_bias = _forward(g.float(), weight, None, flip=True, launch=(5, 8, 16, 4), sum_input=True)
         for name, (a, r) in dict(stream_out=(_forward(x.float(), weight, bias, launch=(5, 8, 16, 4)), ref[0]),
-                                 stream_grad_input=(_forward(g.float(), weight, None, flip=True,
-                                                             launch=(5, 8, 16, 4)), ref[1])).items():
+                                 stream_grad_input=(grad_input, ref[1]),
+                                 stream_grad_bias=(grad_bias, ref[3])).items():
             errors.append([n, c, h, w, k, name, error(a, r), error(a, r)])
+        if k in (1, 3):  # the streaming weight-gradient kernel, the same small launch
+            a = _weight_grad_stream(x.float(), g.float(), k, launch=(5, 8, 16, 4))
+            errors.append([n, c, h, w, k, 'stream_grad_weight', error(a, ref[2]), error(a, ref[2])])
     # no bias: the output and the input and weight gradients (the bias is not read)
     conv = depthwise_conv(6, 3).double()
     conv.bias = None
@@ -133,7 +136,7 @@ def test_forward_and_gradients_equal_conv2d_in_the_interpreter():
     # float32 accumulation against float64: a few float32 ulps of the largest value
     bad = [e for e in result['errors'] if max(e[6], e[7]) > 1e-5]
     assert not bad, bad
-    assert len(result['errors']) == 6 * len(SHAPES) + 3
+    assert len(result['errors']) == 7 * len(SHAPES) + sum(s[-1] in (1, 3) for s in SHAPES) + 3
     assert result['bf16'] < 1e-2  # both round the same bfloat16 inputs; the sums differ in order only
 
 
@@ -165,7 +168,7 @@ def test_cuda_kernels_equal_float64(shape):
     x = torch.randn(n, c, h, w, device='cuda', dtype=torch.float64).contiguous(memory_format=torch.channels_last)
     g = torch.randn(n, c, h, w, device='cuda', dtype=torch.float64)
     outs = []
-    # 3x3 weight and bias gradients come from cuDNN (STREAM_MAX_KERNEL): in float32 without TF32 here
+    # the 3x3 weight gradient may come from cuDNN (WEIGHT_GRAD_3X3): in float32 without TF32 here
     with torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=False, allow_tf32=False):
         for dtype, fn in ((torch.float64, lambda m, t: m(t)),
                           (torch.float32, lambda m, t: depthwise_conv2d_nhwc(t, m.weight, m.bias))):
@@ -220,6 +223,38 @@ def test_route_depthwise_to_triton_swaps_only_the_7x7_depthwise_convs():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+def test_new_input_sizes_compile_no_new_kernel_variant():
+    """Detection's input sizes change from batch to batch (multi-scale training, images of every aspect): after
+    the first size, maps of other sizes, odd or even, and other batch sizes run the kernels compiled for it.
+    (Triton would otherwise compile a variant per size class; ``do_not_specialize`` on the sizes prevents
+    it. Widths of 16 and more, as every depthwise map of a detection input is; narrower maps take narrower
+    tiles, a variant of their own.)"""
+    from fan_mm.layers import depthwise_triton as dt
+    from fan_mm.layers.conv import depthwise_conv
+    kernels = [dt._dw_forward_stream_kernel, dt._dw_weight_grad_kernel]
+    if not all(isinstance(getattr(k, 'device_caches', None), dict) for k in kernels):
+        pytest.skip('this Triton keeps its compiled kernels elsewhere than JITFunction.device_caches')
+
+    def variants():  # compiled kernels, all devices; the first item of a device's entry is its kernel cache
+        return sum(len(entry[0]) for k in kernels for entry in k.device_caches.values())
+
+    convs = [depthwise_conv(64, k).cuda() for k in (3, 7)]
+
+    def step(n, h, w):
+        x = torch.randn(n, 64, h, w, device='cuda', requires_grad=True).contiguous(memory_format=torch.channels_last)
+        for conv in convs:
+            dt.depthwise_conv2d_nhwc(x, conv.weight, conv.bias).sum().backward()
+        torch.cuda.synchronize()
+
+    step(2, 24, 40)
+    first = variants()
+    assert first > 0
+    for n, h, w in ((2, 25, 41), (1, 33, 17), (2, 50, 62), (3, 100, 168)):
+        step(n, h, w)
+        assert variants() == first, (n, h, w)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
 def test_routed_module_runs_the_triton_operator_on_cuda():
     from fan_mm.layers.conv import depthwise_conv
     from fan_mm.layers.depthwise_triton import route_depthwise_to_triton
@@ -230,7 +265,7 @@ def test_routed_module_runs_the_triton_operator_on_cuda():
     x = torch.randn(2, 32, 20, 24, device='cuda', dtype=torch.float64)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
         y = conv.float()(x.float())
-    assert any('_dw_forward_row_kernel' in e.name for e in prof.events())
+    assert any('_dw_forward_stream_kernel' in e.name for e in prof.events())
     expected = ref.double()(x)
     assert ((y.double() - expected).abs().max() / expected.abs().max()).item() < 1e-5
 

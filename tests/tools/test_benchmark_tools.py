@@ -771,6 +771,8 @@ def test_depthwise_benchmark_bad_input():
         load_tool('benchmark_depthwise').main(['--device', 'cpu', '--sweep-triton', '64x64'])
     with pytest.raises(ValueError, match="unknown model 'fan_xl'"):
         sweep_triton_launch('fan_xl', device='cpu')
+    with pytest.raises(SystemExit):
+        load_tool('benchmark_depthwise').main(['--kernel-sizes', '3'])
 
 
 def test_triton_launch_choice_weights_calls_and_needs_every_shape():
@@ -778,7 +780,7 @@ def test_triton_launch_choice_weights_calls_and_needs_every_shape():
     all shapes; one missing on a shape (clipped there) does not compete, however fast elsewhere. And the
     committed H100 sweep's choice follows from its rows."""
     import json
-    from fan_mm.benchmarks.depthwise import choose_launch
+    from fan_mm.benchmarks.depthwise import choose_launch, sweep_table
 
     def setting(rows, block_w, ms):
         return dict(rows=rows, block_w=block_w, block_c=64, num_warps=4, ms=ms)
@@ -786,16 +788,26 @@ def test_triton_launch_choice_weights_calls_and_needs_every_shape():
             dict(kernel=3, calls_per_step=2, cudnn_ms=0.5,
                  stream=[setting(8, 16, 0.1), setting(16, 16, 0.5), setting(4, 8, 0.001)]),
             dict(kernel=7, calls_per_step=3, cudnn_ms=0.2, row_kernel_ms=0.15, stream=[setting(16, 8, 0.12)])]
-    chosen = choose_launch(rows, row_kernel_above=3)
+    chosen = choose_launch(rows)
     # (8, 16): 0.04 * 20 + 0.1 * 2 = 1.0; (16, 16): 0.03 * 20 + 0.5 * 2 = 1.6; (4, 8) is timed on one shape only
     assert chosen[3] == dict(rows=8, block_w=16, block_c=64, num_warps=4, weighted_ms=pytest.approx(1.0),
                              cudnn_weighted_ms=pytest.approx(0.05 * 20 + 0.5 * 2))
     assert chosen[7]['row_kernel_weighted_ms'] == pytest.approx(0.45) and chosen[7]['rows'] == 16
+    assert 'row_kernel_weighted_ms' not in chosen[3]  # not timed there
+    # the table: forwards, then the weight gradients where the sweep timed them
+    table = sweep_table(dict(chosen=chosen, chosen_weight_grad=choose_launch(rows[:2])))
+    assert '| 3x3 | (8, 16, 64, 4) | 1.000 | - | 2.000 |' in table
+    assert '| 7x7 | (16, 8, 64, 4) | 0.360 | 0.450 | 0.600 |' in table
+    assert table.index('| 7x7 |') < table.index('| 3x3 weight gradient | (8, 16, 64, 4) | 1.000 | - | 2.000 |')
     sweep = (ROOT / 'docs' / 'benchmark_results' / 'depthwise_triton_launch_sweep_h100.json').read_text()
     committed = json.loads(sweep)
-    again = choose_launch(committed['rows'], row_kernel_above=3)
+    again = choose_launch(committed['rows'])
     assert {str(k): v for k, v in again.items()} == committed['chosen']
     assert (again[3]['rows'], again[3]['block_w'], again[3]['block_c'], again[3]['num_warps']) == (8, 8, 64, 4)
+    # the 7x7 convs launch with that sweep's choice (the 3x3 ones with a setting within 2% of its choice)
+    if importlib.util.find_spec('triton') is not None:
+        from fan_mm.layers.depthwise_triton import STREAM_LAUNCH
+        assert STREAM_LAUNCH[7] == tuple(again[7][key] for key in ('rows', 'block_w', 'block_c', 'num_warps'))
 
 
 def test_depthwise_cuda_graph_replays_forward_and_backward():

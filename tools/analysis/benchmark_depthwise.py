@@ -8,6 +8,7 @@ r"""Time a backbone's depthwise convolutions on each kernel route, with their er
         --routes channels_last contiguous
     # how fan_mm's Triton depthwise kernels' launch settings were chosen (a CUDA device):
     python tools/analysis/benchmark_depthwise.py --sweep-triton 896x896 800x1344
+    python tools/analysis/benchmark_depthwise.py --sweep-triton 896x896 800x1344 --kernel-sizes 3
 
 Prints a Markdown table; ``--json`` also writes the result as JSON (settings and environment included).
 """
@@ -34,8 +35,12 @@ def parse_args(argv=None):
     p.add_argument('--sweep-triton', nargs='+', metavar='HxW',
                    help="instead of the routes: time the Triton streaming kernel's launch settings on the depthwise "
                         "shapes the model runs at these input sizes (fan_mm.benchmarks.depthwise.sweep_triton_launch)")
+    p.add_argument('--kernel-sizes', nargs='+', type=int, metavar='K',
+                   help='with --sweep-triton: only the shapes of these kernel sizes (default: all the model runs)')
     p.add_argument('--json', help='JSON file for the result')
     args = p.parse_args(argv)
+    if args.kernel_sizes and not args.sweep_triton:
+        p.error('--kernel-sizes selects the shapes of --sweep-triton; give --sweep-triton too')
     if args.sweep_triton:
         try:
             args.sweep_triton = [tuple(int(v) for v in s.lower().split('x')) for s in args.sweep_triton]
@@ -50,7 +55,8 @@ def main(argv=None):
     if args.sweep_triton:
         try:
             result = sweep_triton_launch(args.model, args.batch, args.sweep_triton, args.precision, args.device,
-                                         args.warmup, args.repeats, log=lambda line: print(line, flush=True))
+                                         args.warmup, args.repeats, log=lambda line: print(line, flush=True),
+                                         kernel_sizes=args.kernel_sizes)
         except (ValueError, RuntimeError) as e:
             raise SystemExit(f'benchmark_depthwise: {e}')
         if args.json:
