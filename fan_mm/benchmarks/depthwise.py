@@ -272,10 +272,9 @@ def sweep_triton_launch(model: str = 'fan_s_hybrid', batch: int = 2, sizes: Sequ
                         kernel_sizes: Optional[Sequence[int]] = None) -> Dict:
     """How ``fan_mm.layers.depthwise_triton``'s launch settings were chosen: the forward of every depthwise
     shape ``model`` runs at each of ``sizes`` (height, width), timed as CUDA-graph replays on the streaming
-    kernel at every setting of ``SWEEP_SPACE`` (bias included) and on cuDNN with its bias; for k <= 3 also
-    the weight gradient (``weight_grad``), on the streaming weight-gradient kernel at every setting and on
-    cuDNN. ``kernel_sizes``: only the shapes of these kernel sizes. ``chosen``: per kernel size, the streaming setting with the least total time
-    over all shapes of that size, each weighted by its calls per step."""
+    kernel at every setting of ``SWEEP_SPACE`` (bias included) and on cuDNN with its bias. ``kernel_sizes``:
+    only the shapes of these kernel sizes. ``chosen``: per kernel size, the streaming setting with the least
+    total time over all shapes of that size, each weighted by its calls per step."""
     from fan_mm.benchmarks.backbone import BACKBONES, build_backbone
     from fan_mm.layers import depthwise_triton as dt
     from fan_mm.utils.environment import collect_environment
@@ -322,33 +321,14 @@ def sweep_triton_launch(model: str = 'fan_s_hybrid', batch: int = 2, sizes: Sequ
                 raise RuntimeError(f'streaming kernel {s} on {c} x {k}x{k} x {h} x {w}: relative error {error:.1e}')
             row['stream'].append(dict(s, ms=timed(lambda: dt._forward(x, weight, bias, launch=launch))))
         row['stream'].sort(key=lambda e: e['ms'])
-        if k <= 3:
-            grad = torch.randn(batch, c, h, w, generator=gen).to(dev, dtype).contiguous(memory_format=torch.channels_last)
-            ref_w = torch.ops.aten.convolution_backward(grad.double(), x.double(), weight.double(), None, [1, 1],
-                                                        [k // 2] * 2, [1, 1], False, [0, 0], c, [False, True, False])[1]
-            row['weight_grad'] = dict(cudnn_ms=timed(lambda: torch.ops.aten.convolution_backward(
-                grad, x, weight, None, [1, 1], [k // 2] * 2, [1, 1], False, [0, 0], c, [False, True, False])), stream=[])
-            for s in settings:
-                if s['block_c'] > max(32, _next_power_of_2(c)) or s['block_w'] > max(8, _next_power_of_2(w)):
-                    continue
-                launch = tuple(s.values())
-                error = _relative_error(dt._weight_grad_stream(x, grad, k, launch=launch), ref_w)
-                if error > 1e-2:
-                    raise RuntimeError(f'streaming weight gradient {s} on {c} x {k}x{k} x {h} x {w}: relative '
-                                       f'error {error:.1e}')
-                row['weight_grad']['stream'].append(
-                    dict(s, ms=timed(lambda: dt._weight_grad_stream(x, grad, k, launch=launch))))
-            row['weight_grad']['stream'].sort(key=lambda e: e['ms'])
         rows.append(row)
         if log:
             log(f"{c} x {k}x{k} x {h} x {w}: cuDNN {row['cudnn_ms']:.4f} ms, streaming best {row['stream'][0]}")
     chosen = choose_launch(rows)
-    weight_grad_rows = [dict(r, **r['weight_grad']) for r in rows if 'weight_grad' in r]
     return dict(kind='depthwise_triton_sweep', model=model, batch=batch, sizes=[list(s) for s in sizes],
                 kernel_sizes=sorted({r['kernel'] for r in rows}), precision=precision, warmup=warmup, repeats=repeats,
                 space={k: list(v) for k, v in SWEEP_SPACE.items()},
-                env=collect_environment(device=str(dev)), rows=rows, chosen=chosen,
-                chosen_weight_grad=choose_launch(weight_grad_rows) if weight_grad_rows else {})
+                env=collect_environment(device=str(dev)), rows=rows, chosen=chosen)
 
 
 def choose_launch(rows: Sequence[Dict]) -> Dict[int, Dict]:
@@ -374,14 +354,12 @@ def choose_launch(rows: Sequence[Dict]) -> Dict[int, Dict]:
 
 
 def sweep_table(result: Dict) -> str:
-    """The sweep's choice per kernel size as Markdown (forwards; then weight gradients where swept)."""
+    """The sweep's choice per kernel size as Markdown."""
     lines = ['| kernel | chosen (rows, columns, channels, warps) | streaming, calls-weighted (ms) | row kernel | '
-             'cuDNN (forwards: with bias) |', '|---|---|---|---|---|']
-    chosen = [(f'{k}x{k}', c) for k, c in result['chosen'].items()]
-    chosen += [(f'{k}x{k} weight gradient', c) for k, c in result.get('chosen_weight_grad', {}).items()]
-    for k, c in chosen:
+             'cuDNN with bias |', '|---|---|---|---|---|']
+    for k, c in result['chosen'].items():
         row_kernel = c.get('row_kernel_weighted_ms')
-        lines.append(f"| {k} | ({c['rows']}, {c['block_w']}, {c['block_c']}, {c['num_warps']}) | "
+        lines.append(f"| {k}x{k} | ({c['rows']}, {c['block_w']}, {c['block_c']}, {c['num_warps']}) | "
                      f"{c['weighted_ms']:.3f} | {'-' if row_kernel is None else f'{row_kernel:.3f}'} | "
                      f"{c['cudnn_weighted_ms']:.3f} |")
     return '\n'.join(lines)

@@ -12,10 +12,7 @@ load is coalesced; float32 accumulation; the bias is added before the one roundi
   ``benchmark_depthwise.py --sweep-triton``.
 - input gradient: the same kernel on the output gradient with the kernel rotated by 180 degrees; for k <= 3
   it also sums the output gradient's rows it loads, per channel: the bias gradient.
-- weight gradient, k <= 3: cuDNN's (``WEIGHT_GRAD_3X3 = 'cudnn'``), faster there than the row-chunk kernel
-  below; or the streaming weight-gradient kernel (``'stream'``), which walks a band of input rows once as
-  the forward does, keeps the k gradient rows that pair with the current one as a window of tiles and
-  accumulates all k x k taps (k * k tiles, hence k <= 3).
+- weight gradient, k <= 3: cuDNN's, faster there than the kernel below.
 - weight gradient, larger k: one program per chunk of rows, kernel row and block of channels; each gradient
   tile is loaded once per kernel row and multiplied with the k input tiles of that row's column taps into k
   accumulator tiles, summed over their columns once at the end. The middle kernel row's programs also sum
@@ -266,80 +263,6 @@ if triton is not None:
         tl.store(bias_part_ptr + chunk.to(tl.int64) * C + chans, tl.sum(acc_bias, axis=0),
                  mask=chan_ok & (chans * 0 + i == pad))
 
-    @triton.jit(do_not_specialize=['H', 'W', 'ROWS'])
-    def _dw_weight_grad_stream_kernel(x_ptr, g_ptr, part_ptr, H, W, C, ROWS, sxn, sxh, sxw, sgn, sgh, sgw,
-                                      K: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr):
-        # The weight gradient for K <= 3, streamed as the forward is: one program per band of ROWS gradient
-        # rows, block of columns and block of channels walks the input rows of its band and halo once, each
-        # loaded as K column-shifted tiles, and keeps the K gradient rows that pair with the current input
-        # row as a window of tiles (shifted each row; rows outside the band are zero tiles, another
-        # program's). K * K float32 accumulator tiles (a<i><j>: no lists in Triton), summed over their
-        # columns at the end into part: (programs along bands x column blocks, K * K, C).
-        bands = tl.cdiv(H, ROWS)
-        n = tl.program_id(0) // bands
-        first = (tl.program_id(0) % bands) * ROWS
-        last = tl.minimum(first + ROWS, H)
-        cols = tl.program_id(1) * BLOCK_W + tl.arange(0, BLOCK_W)
-        chans = tl.program_id(2) * BLOCK_C + tl.arange(0, BLOCK_C)
-        chan_ok = chans < C
-        pad: tl.constexpr = K // 2
-        x_base = x_ptr + n.to(tl.int64) * sxn
-        g_base = g_ptr + n.to(tl.int64) * sgn
-        g_cols = (cols < W)[:, None] & chan_ok[None, :]
-        zero = tl.zeros([BLOCK_W, BLOCK_C], dtype=tl.float32)
-        a00 = zero
-        a01 = zero
-        a02 = zero
-        a10 = zero
-        a11 = zero
-        a12 = zero
-        a20 = zero
-        a21 = zero
-        a22 = zero
-        g0 = zero  # the window: gradient rows t - pad .. t + pad
-        g1 = zero
-        g2 = zero
-        for t in range(first - pad, last + pad):  # input row t
-            ts = cols * 0 + t  # the row as a vector: the interpreter cannot mix a scalar bool into a mask
-            entering = ts + pad  # the gradient row that enters the window
-            g_ok = ((entering >= first) & (entering < last))[:, None] & g_cols
-            g_new = tl.load(g_base + (t + pad) * sgh + cols[:, None] * sgw + chans[None, :], mask=g_ok,
-                            other=0.).to(tl.float32)
-            row_ok = (ts >= 0) & (ts < H)
-            x_row = x_base + t * sxh
-            v0 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 0 - pad)
-            if K == 1:
-                a00 += g_new * v0
-            if K == 3:
-                g0 = g1
-                g1 = g2
-                g2 = g_new
-                v1 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 1 - pad)
-                v2 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 2 - pad)
-                # kernel row i pairs input row t with gradient row t + pad - i: window tile K - 1 - i
-                a00 += g2 * v0
-                a01 += g2 * v1
-                a02 += g2 * v2
-                a10 += g1 * v0
-                a11 += g1 * v1
-                a12 += g1 * v2
-                a20 += g0 * v0
-                a21 += g0 * v1
-                a22 += g0 * v2
-        program = tl.program_id(0).to(tl.int64) * tl.num_programs(1) + tl.program_id(1)
-        out = part_ptr + program * K * K * C + chans
-        tl.store(out, tl.sum(a00, axis=0), mask=chan_ok)
-        if K == 3:
-            tl.store(out + C, tl.sum(a01, axis=0), mask=chan_ok)
-            tl.store(out + 2 * C, tl.sum(a02, axis=0), mask=chan_ok)
-            tl.store(out + 3 * C, tl.sum(a10, axis=0), mask=chan_ok)
-            tl.store(out + 4 * C, tl.sum(a11, axis=0), mask=chan_ok)
-            tl.store(out + 5 * C, tl.sum(a12, axis=0), mask=chan_ok)
-            tl.store(out + 6 * C, tl.sum(a20, axis=0), mask=chan_ok)
-            tl.store(out + 7 * C, tl.sum(a21, axis=0), mask=chan_ok)
-            tl.store(out + 8 * C, tl.sum(a22, axis=0), mask=chan_ok)
-
-
 MAX_KERNEL = 7  # the kernels' accumulator tiles
 
 # Which kernels run a k x k convolution (bf16 on an H100 and an H200, FAN-Hybrid's shapes at 896x896 and at
@@ -348,13 +271,10 @@ MAX_KERNEL = 7  # the kernels' accumulator tiles
 #   channels, warps) = STREAM_LAUNCH[3] for k <= 3 (within 2% of the best setting of
 #   `benchmark_depthwise.py --sweep-triton 896x896 800x1344`) and STREAM_LAUNCH[7] above (the best one, 7%
 #   faster than the row kernel the 7x7 convs ran before, one program per output row loading all k x k taps);
-# - weight gradient: k <= 3 WEIGHT_GRAD_3X3, cuDNN's ('cudnn') or the streaming weight-gradient kernel
-#   ('stream', launched with WEIGHT_GRAD_LAUNCH); larger k the Triton weight-gradient kernel;
+# - weight gradient: k <= 3 cuDNN's (faster there than the Triton kernel); larger k the Triton kernel;
 # - bias gradient: k <= 3 summed by the input gradient's streaming kernel (which loads every row of the
 #   output gradient anyway); larger k by the Triton weight-gradient kernel.
 STREAM_LAUNCH = {3: (16, 16, 128, 2), 7: (16, 8, 64, 4)}
-WEIGHT_GRAD_3X3 = 'cudnn'
-WEIGHT_GRAD_LAUNCH = (8, 16, 64, 4)
 
 
 def _blocks(channels: int, width: int, k: int = 3):
@@ -416,23 +336,6 @@ def _weight_grad(x: torch.Tensor, grad: torch.Tensor, k: int):
     return part.sum(0).permute(2, 0, 1).unsqueeze(1), bias_part.sum(0)  # (C, 1, k, k), (C,)
 
 
-def _weight_grad_stream(x: torch.Tensor, grad: torch.Tensor, k: int, launch: Optional[tuple] = None) -> torch.Tensor:
-    """The weight gradient (C, 1, k, k), float32, for k <= 3 by the streaming weight-gradient kernel,
-    launched with ``launch`` (rows, columns, channels, warps) or ``WEIGHT_GRAD_LAUNCH``."""
-    if k not in (1, 3):
-        raise ValueError(f'_weight_grad_stream: k = 1 or 3, got {k}')
-    n, c, h, w = x.shape
-    x, grad = _nhwc(x), _nhwc(grad)
-    rows, block_w, block_c, num_warps = launch or WEIGHT_GRAD_LAUNCH
-    block_w, block_c = min(block_w, triton.next_power_of_2(w)), min(block_c, triton.next_power_of_2(c))
-    grid = (n * triton.cdiv(h, rows), triton.cdiv(w, block_w), triton.cdiv(c, block_c))
-    part = torch.empty(grid[0] * grid[1], k * k, c, device=x.device, dtype=torch.float32)
-    _dw_weight_grad_stream_kernel[grid](x, grad, part, h, w, c, rows, x.stride(0), x.stride(2), x.stride(3),
-                                        grad.stride(0), grad.stride(2), grad.stride(3), K=k, BLOCK_W=block_w,
-                                        BLOCK_C=block_c, num_warps=num_warps)
-    return part.sum(0).t().reshape(c, 1, k, k)  # partial sums added in a fixed order: deterministic
-
-
 @torch.library.custom_op('fan_mm::depthwise_conv2d_nhwc', mutates_args=())
 def _depthwise_op(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
     return _forward(x, weight, bias)
@@ -448,14 +351,11 @@ def _depthwise_backward_op(grad: torch.Tensor, x: torch.Tensor, weight: torch.Te
     """[input gradient, weight gradient, bias gradient (C,)]."""
     c, _, k, _ = weight.shape
     if k <= 3:
-        # the bias gradient summed by the input gradient's kernel; the weight gradient by WEIGHT_GRAD_3X3
+        # the bias gradient summed by the input gradient's kernel; cuDNN's weight gradient
         grad_x, grad_b = _forward(grad, weight, None, flip=True, sum_input=True)
-        if WEIGHT_GRAD_3X3 == 'stream':
-            grad_w = _weight_grad_stream(x, grad, k)
-        else:
-            _, grad_w, _ = torch.ops.aten.convolution_backward(
-                _nhwc(grad), _nhwc(x), weight, None, [1, 1], [k // 2, k // 2], [1, 1], False, [0, 0], c,
-                [False, True, False])
+        _, grad_w, _ = torch.ops.aten.convolution_backward(
+            _nhwc(grad), _nhwc(x), weight, None, [1, 1], [k // 2, k // 2], [1, 1], False, [0, 0], c,
+            [False, True, False])
     else:
         grad_x = _forward(grad, weight, None, flip=True)
         grad_w, grad_b = _weight_grad(x, grad, k)
