@@ -263,14 +263,16 @@ if triton is not None:
         tl.store(bias_part_ptr + chunk.to(tl.int64) * C + chans, tl.sum(acc_bias, axis=0),
                  mask=chan_ok & (chans * 0 + i == pad))
 
+
 MAX_KERNEL = 7  # the kernels' accumulator tiles
 
 # Which kernels run a k x k convolution (bf16 on an H100 and an H200, FAN-Hybrid's shapes at 896x896 and at
 # Mask R-CNN's 800x1344; docs/benchmarks.md, "A triton route"):
 # - forward and input gradient: the streaming kernel, launched with (output rows per program, columns,
 #   channels, warps) = STREAM_LAUNCH[3] for k <= 3 (within 2% of the best setting of
-#   `benchmark_depthwise.py --sweep-triton 896x896 800x1344`) and STREAM_LAUNCH[7] above (the best one, 7%
-#   faster than the row kernel the 7x7 convs ran before, one program per output row loading all k x k taps);
+#   `benchmark_depthwise.py --sweep-triton 896x896 800x1344`) and STREAM_LAUNCH[7] above (that sweep's best
+#   on an H100, 7% faster than the row kernel the 7x7 convs ran before, one program per output row loading
+#   all k x k taps);
 # - weight gradient: k <= 3 cuDNN's (faster there than the Triton kernel); larger k the Triton kernel;
 # - bias gradient: k <= 3 summed by the input gradient's streaming kernel (which loads every row of the
 #   output gradient anyway); larger k by the Triton weight-gradient kernel.
@@ -293,8 +295,8 @@ def _forward(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]
              launch: Optional[tuple] = None, sum_input: bool = False):
     """The depthwise conv of ``x`` by ``weight`` (C, 1, k, k) plus ``bias``; ``flip``: by the kernel rotated
     by 180 degrees (the input gradient). ``launch``: the streaming kernel with these settings instead of
-    ``STREAM_LAUNCH``'s. ``sum_input``: return ``(y, x summed over
-    N, H and W in float32)``, the bias gradient where ``x`` is the output gradient."""
+    ``STREAM_LAUNCH``'s. ``sum_input``: return ``(y, x summed over N, H and W in float32)``, the bias
+    gradient where ``x`` is the output gradient."""
     n, c, h, w = x.shape
     k = weight.shape[-1]
     x = _nhwc(x)
