@@ -313,7 +313,8 @@ def sweep_triton_launch(model: str = 'fan_s_hybrid', batch: int = 2, sizes: Sequ
         row = dict(channels=c, kernel=k, height=h, width=w, calls_per_step=calls,
                    cudnn_ms=timed(lambda: F.conv2d(x, weight, bias, padding=k // 2, groups=c)), stream=[])
         for s in settings:
-            if s['block_c'] > max(32, _next_power_of_2(c)) or s['block_w'] > max(8, _next_power_of_2(w)):
+            if (s['block_c'] > max(32, dt.triton.next_power_of_2(c))
+                    or s['block_w'] > max(8, dt.triton.next_power_of_2(w))):
                 continue  # clipped to the map: the same launch as a smaller setting
             launch = tuple(s.values())
             error = _relative_error(dt._forward(x, weight, bias, launch=launch), ref)
@@ -363,7 +364,3 @@ def sweep_table(result: Dict) -> str:
                      f"{c['weighted_ms']:.3f} | {'-' if row_kernel is None else f'{row_kernel:.3f}'} | "
                      f"{c['cudnn_weighted_ms']:.3f} |")
     return '\n'.join(lines)
-
-
-def _next_power_of_2(n: int) -> int:
-    return 1 << max(0, n - 1).bit_length()

@@ -475,6 +475,15 @@ def test_compile_blocks_depthwise_triton_routes_the_convs_before_compiling(monke
     with pytest.raises(ValueError, match="LVViT: compile_blocks depthwise='triton', but it has no depthwise"):
         with torch.no_grad():
             lvvit(torch.randn(1, 3, 64, 64))
+    # an install without Triton gets the option named at the first compiled forward, nothing routed
+    import fan_mm.layers.depthwise_triton as depthwise_triton
+    monkeypatch.setattr(depthwise_triton, 'triton', None)
+    unrouted = FANHybrid(arch=SMALL_HYBRID, compile_blocks=dict(backend='eager', on_cpu=True, depthwise='triton'))
+    with pytest.raises(RuntimeError, match="FANHybrid: compile_blocks depthwise='triton' needs Triton, which is "
+                                           "not installed; use depthwise='cudnn'"):
+        with torch.no_grad():
+            unrouted.eval()(x)
+    assert not any(isinstance(m, TritonDepthwiseConv2d) for m in unrouted.modules())
 
 
 def test_first_compiled_forward_logs_what_it_compiled(monkeypatch):

@@ -195,7 +195,10 @@ class DenseBackbone(BaseModule):
             return
         module._blocks_compiled = True
         if depthwise == 'triton':  # before compiling: the graphs then hold the Triton operator
-            from ...layers.depthwise_triton import route_depthwise_to_triton  # imports Triton: only when asked
+            from ...layers.depthwise_triton import route_depthwise_to_triton, triton_available  # only when asked
+            if not triton_available():  # named here, not at the first conv's call deep inside a compiled graph
+                raise RuntimeError(f"{type(module).__name__}: compile_blocks depthwise='triton' needs Triton, which "
+                                   f"is not installed; use depthwise='cudnn' (the default)")
             routed = route_depthwise_to_triton(module, kernel_sizes=(1, 3, 5, 7))
             if not routed:
                 raise ValueError(f"{type(module).__name__}: compile_blocks depthwise='triton', but it has no "
