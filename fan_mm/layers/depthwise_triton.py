@@ -32,9 +32,9 @@ triton``; ``--sweep-triton`` for the launch settings), ``benchmark_backbone.py``
 and ``benchmark_model.py`` (``+triton``),
 exact to float32 rounding (``tests/models/test_depthwise_triton.py``: against float64 on a GPU, and in
 Triton's interpreter on a CPU). Kernel by kernel it beats cuDNN on FAN-Hybrid's shapes, the bias included
-(``docs/benchmarks.md``, "A triton route"). The models run cuDNN by default until the route has been timed
-on an H200 and in a segmentation model; ``compile_blocks=dict(..., depthwise='triton')`` switches a fan_mm
-backbone to it.
+(``docs/benchmarks.md``, "A triton route"); through the config switch below it makes SegFormer's and Mask
+R-CNN's inference faster on an H100. The models run cuDNN by default until the route has been timed on an
+H200; ``compile_blocks=dict(..., depthwise='triton')`` switches a fan_mm backbone to it.
 """
 import os
 from typing import Optional
@@ -434,8 +434,7 @@ def route_depthwise_to_triton(model: nn.Module, kernel_sizes=(7,)) -> int:
     it is compiled); returns how many there are then (those routed before included: a copy of a routed model
     routes again to the same count). The route of the backbones' ``compile_blocks`` option
     ``depthwise='triton'`` and of ``benchmark_backbone.py``'s ``+triton7`` / ``+triton``; the models default
-    to cuDNN until the route has been timed on an H200 and in a segmentation model (docs/benchmarks.md,
-    "A triton route")."""
+    to cuDNN until the route has been timed on an H200 (docs/benchmarks.md, "A triton route")."""
     bad = [k for k in kernel_sizes if k % 2 == 0 or not 1 <= k <= MAX_KERNEL]
     if bad:
         raise ValueError(f'route_depthwise_to_triton: kernel sizes must be odd and <= {MAX_KERNEL}, got {bad}')
