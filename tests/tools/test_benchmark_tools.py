@@ -754,7 +754,7 @@ def test_depthwise_benchmark_cpu(tmp_path, capsys):
     assert res['cuda_graph'] is False
 
 
-def test_depthwise_benchmark_bad_input():
+def test_depthwise_benchmark_bad_input(capsys):
     from fan_mm.benchmarks.depthwise import run_depthwise_benchmark, sweep_triton_launch
     with pytest.raises(ValueError, match="unknown route.*'winograd'"):
         run_depthwise_benchmark('fan_t_hybrid', routes=['winograd'], device='cpu')
@@ -773,6 +773,7 @@ def test_depthwise_benchmark_bad_input():
         sweep_triton_launch('fan_xl', device='cpu')
     with pytest.raises(SystemExit):
         load_tool('benchmark_depthwise').main(['--kernel-sizes', '3'])
+    assert '--kernel-sizes selects the shapes of --sweep-triton; give --sweep-triton too' in capsys.readouterr().err
 
 
 def test_triton_launch_choice_weights_calls_and_needs_every_shape():
