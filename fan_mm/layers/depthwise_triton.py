@@ -8,7 +8,9 @@ load is coalesced; float32 accumulation; the bias is added before the one roundi
 - forward: the streaming kernel. A program takes a band of output rows and a block of columns x channels and
   reads the band's input rows (plus the halo) once each, one load per column tap; each row is added into
   the k output rows that read it, held as k accumulator tiles; the oldest is complete after each row and
-  stored. Launch settings per kernel size (FAN's 3x3 channel MLPs, the ConvNeXt stem's 7x7) from
+  stored. Each iteration loads the next row before it computes (the loads of a row are in flight while
+  the previous row is summed), and for k <= 3 the weights are loaded once, before the row loop. Launch
+  settings per kernel size (FAN's 3x3 channel MLPs, the ConvNeXt stem's 7x7) from
   ``benchmark_depthwise.py --sweep-triton``.
 - input gradient: the same kernel on the output gradient with the kernel rotated by 180 degrees; for k <= 3
   it also sums the output gradient's rows it loads, per channel: the bias gradient.
@@ -32,9 +34,11 @@ triton``; ``--sweep-triton`` for the launch settings), ``benchmark_backbone.py``
 and ``benchmark_model.py`` (``+triton``),
 exact to float32 rounding (``tests/models/test_depthwise_triton.py``: against float64 on a GPU, and in
 Triton's interpreter on a CPU). Kernel by kernel it beats cuDNN on FAN-Hybrid's shapes, the bias included
-(``docs/benchmarks.md``, "A triton route"); through the config switch below it makes SegFormer's and Mask
-R-CNN's inference faster on an H100. The models run cuDNN by default until the route has been timed on an
-H200; ``compile_blocks=dict(..., depthwise='triton')`` switches a fan_mm backbone to it.
+(``docs/benchmarks.md``, "A triton route"): a train step's depthwise convs in 0.64x cuDNN's time, and
+7% less GPU time for FAN-S-Hybrid's whole train step, on an H100. Through the config switch below it made
+Mask R-CNN's inference faster on an H100 (SegFormer's level). The models run cuDNN by default until the
+route has been timed on an H200; ``compile_blocks=dict(..., depthwise='triton')`` switches a fan_mm
+backbone to it.
 """
 import os
 from typing import Optional
@@ -75,17 +79,28 @@ if triton is not None:
         return v
 
     @triton.jit
+    def _row3(acc, v0, v1, v2, wa, wb, wc):
+        # acc + sum_j v_j * w_j for three column taps whose weights (BLOCK_C,) were loaded before the row loop
+        return acc + v0 * wa[None, :] + v1 * wb[None, :] + v2 * wc[None, :]
+
+    @triton.jit
+    def _tap(w_ptr, chans, chan_ok, swc, swi, swj, i: tl.constexpr, j: tl.constexpr, K: tl.constexpr,
+             FLIP: tl.constexpr):
+        # weight[c, i, j] of the block's channels, float32; FLIP: weight[c, K-1-i, K-1-j]
+        if FLIP:
+            tap = (K - 1 - i) * swi + (K - 1 - j) * swj
+        else:
+            tap = i * swi + j * swj
+        return tl.load(w_ptr + chans * swc + tap, mask=chan_ok, other=0.).to(tl.float32)
+
+    @triton.jit
     def _kernel_row(v0, v1, v2, v3, v4, v5, v6, w_ptr, chans, chan_ok, swc, swi, swj,
                     i: tl.constexpr, K: tl.constexpr, FLIP: tl.constexpr):
         # sum_j v_j * w[c, i, j]: one input row's contribution to the output row that kernel row i reads it
         # with (v_j: the row shifted by column tap j); FLIP reads w[c, K-1-i, K-1-j] (the input gradient)
         acc = tl.zeros_like(v0)
         for j in tl.static_range(K):
-            if FLIP:
-                tap = (K - 1 - i) * swi + (K - 1 - j) * swj
-            else:
-                tap = i * swi + j * swj
-            wv = tl.load(w_ptr + chans * swc + tap, mask=chan_ok, other=0.).to(tl.float32)
+            wv = _tap(w_ptr, chans, chan_ok, swc, swi, swj, i, j, K, FLIP)
             acc += _pick(j, v0, v1, v2, v3, v4, v5, v6) * wv[None, :]
         return acc
 
@@ -108,7 +123,10 @@ if triton is not None:
         # rows of the band (plus the K - 1 rows of halo) once: each row is loaded once per column tap and
         # added into the K output rows that read it, held as K float32 accumulator tiles (named acc0..acc6:
         # no lists in Triton); the oldest is complete after each row, stored (with the bias), and the tiles
-        # shift.
+        # shift. A row's column taps are loaded one iteration ahead (n0..n6, carried into the next
+        # iteration), so that its loads are in flight while the previous row is summed and stored instead of
+        # waiting for them. With that and the 3x3 weights loaded once, the forward's time over FAN-S-Hybrid's
+        # shapes fell by 18% (3x3) and 16% (7x7) on an H100, each at its best launch setting.
         # SUM_INPUT: also sum the band's own input rows per channel, float32, into sum_ptr (one row of C per
         # program, programs numbered along bands x column blocks): run on the output gradient, that is the
         # bias gradient, from loads the input gradient makes anyway.
@@ -126,6 +144,7 @@ if triton is not None:
         if HAS_BIAS:
             bias = tl.load(b_ptr + chans, mask=chan_ok, other=0.).to(tl.float32)
         zero = tl.zeros([BLOCK_W, BLOCK_C], dtype=tl.float32)
+        zero_c = tl.zeros([BLOCK_C], dtype=tl.float32)
         acc0 = zero
         acc1 = zero
         acc2 = zero
@@ -134,35 +153,84 @@ if triton is not None:
         acc5 = zero
         acc6 = zero
         acc_sum = zero
+        # 3x3: the nine weights of the program's channels are loaded once, before the loop (loaded in the
+        # loop, they are reloaded every row: its stores keep the compiler from hoisting them). Larger kernels
+        # keep loading them per row, where k * k weights held across the loop would not fit in registers.
+        w00 = zero_c
+        w01 = zero_c
+        w02 = zero_c
+        w10 = zero_c
+        w11 = zero_c
+        w12 = zero_c
+        w20 = zero_c
+        w21 = zero_c
+        w22 = zero_c
+        if K == 3:
+            w00 = _tap(w_ptr, chans, chan_ok, swc, swi, swj, 0, 0, K, FLIP)
+            w01 = _tap(w_ptr, chans, chan_ok, swc, swi, swj, 0, 1, K, FLIP)
+            w02 = _tap(w_ptr, chans, chan_ok, swc, swi, swj, 0, 2, K, FLIP)
+            w10 = _tap(w_ptr, chans, chan_ok, swc, swi, swj, 1, 0, K, FLIP)
+            w11 = _tap(w_ptr, chans, chan_ok, swc, swi, swj, 1, 1, K, FLIP)
+            w12 = _tap(w_ptr, chans, chan_ok, swc, swi, swj, 1, 2, K, FLIP)
+            w20 = _tap(w_ptr, chans, chan_ok, swc, swi, swj, 2, 0, K, FLIP)
+            w21 = _tap(w_ptr, chans, chan_ok, swc, swi, swj, 2, 1, K, FLIP)
+            w22 = _tap(w_ptr, chans, chan_ok, swc, swi, swj, 2, 2, K, FLIP)
+        # the first row's column taps; each iteration then loads the next row's before it computes, so that
+        # the loads are in flight while it does (a row's loads otherwise wait for the previous row's sums)
+        t = first - pad
+        ts = cols * 0 + t
+        row_ok = (ts >= 0) & (ts < H)
+        x_row = x_base + t * sxh
+        n0 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 0 - pad)
+        n1 = n0
+        n2 = n0
+        n3 = n0
+        n4 = n0
+        n5 = n0
+        n6 = n0
+        if K > 1:
+            n1 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 1 - pad)
+            n2 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 2 - pad)
+        if K > 3:
+            n3 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 3 - pad)
+            n4 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 4 - pad)
+        if K > 5:
+            n5 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 5 - pad)
+            n6 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 6 - pad)
         for t in range(first - pad, last + pad):  # input row t; acc_s holds output row t - pad + s
             ts = cols * 0 + t  # the row as a vector: the interpreter cannot mix a scalar bool into a mask
-            row_ok = (ts >= 0) & (ts < H)
-            x_row = x_base + t * sxh
-            v0 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 0 - pad)
-            v1 = v0
-            v2 = v0
-            v3 = v0
-            v4 = v0
-            v5 = v0
-            v6 = v0
+            v0 = n0
+            v1 = n1
+            v2 = n2
+            v3 = n3
+            v4 = n4
+            v5 = n5
+            v6 = n6
+            next_ok = (ts + 1 >= 0) & (ts + 1 < last + pad) & (ts + 1 < H)
+            next_row = x_base + (t + 1) * sxh
+            n0 = _shifted(next_row, cols, chans, chan_ok, next_ok, W, sxw, 0 - pad)
             if K > 1:
-                v1 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 1 - pad)
-                v2 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 2 - pad)
+                n1 = _shifted(next_row, cols, chans, chan_ok, next_ok, W, sxw, 1 - pad)
+                n2 = _shifted(next_row, cols, chans, chan_ok, next_ok, W, sxw, 2 - pad)
             if K > 3:
-                v3 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 3 - pad)
-                v4 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 4 - pad)
+                n3 = _shifted(next_row, cols, chans, chan_ok, next_ok, W, sxw, 3 - pad)
+                n4 = _shifted(next_row, cols, chans, chan_ok, next_ok, W, sxw, 4 - pad)
             if K > 5:
-                v5 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 5 - pad)
-                v6 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 6 - pad)
+                n5 = _shifted(next_row, cols, chans, chan_ok, next_ok, W, sxw, 5 - pad)
+                n6 = _shifted(next_row, cols, chans, chan_ok, next_ok, W, sxw, 6 - pad)
             if SUM_INPUT:  # the unshifted tile, of the band's own rows only (the halo rows are a neighbour's)
                 own = (ts >= first) & (ts < last)
                 acc_sum += tl.where(own[:, None], _pick(pad, v0, v1, v2, v3, v4, v5, v6), 0.)
             # output row t - pad + s reads input row t with kernel row K - 1 - s
-            acc0 += _kernel_row(v0, v1, v2, v3, v4, v5, v6, w_ptr, chans, chan_ok, swc, swi, swj, K - 1, K, FLIP)
-            if K > 1:
+            if K == 3:
+                acc0 = _row3(acc0, v0, v1, v2, w20, w21, w22)
+                acc1 = _row3(acc1, v0, v1, v2, w10, w11, w12)
+                acc2 = _row3(acc2, v0, v1, v2, w00, w01, w02)
+            else:
+                acc0 += _kernel_row(v0, v1, v2, v3, v4, v5, v6, w_ptr, chans, chan_ok, swc, swi, swj, K - 1, K, FLIP)
+            if K > 3:
                 acc1 += _kernel_row(v0, v1, v2, v3, v4, v5, v6, w_ptr, chans, chan_ok, swc, swi, swj, K - 2, K, FLIP)
                 acc2 += _kernel_row(v0, v1, v2, v3, v4, v5, v6, w_ptr, chans, chan_ok, swc, swi, swj, K - 3, K, FLIP)
-            if K > 3:
                 acc3 += _kernel_row(v0, v1, v2, v3, v4, v5, v6, w_ptr, chans, chan_ok, swc, swi, swj, K - 4, K, FLIP)
                 acc4 += _kernel_row(v0, v1, v2, v3, v4, v5, v6, w_ptr, chans, chan_ok, swc, swi, swj, K - 5, K, FLIP)
             if K > 5:
@@ -269,14 +337,13 @@ MAX_KERNEL = 7  # the kernels' accumulator tiles
 # Which kernels run a k x k convolution (bf16 on an H100 and an H200, FAN-Hybrid's shapes at 896x896 and at
 # Mask R-CNN's 800x1344; docs/benchmarks.md, "A triton route"):
 # - forward and input gradient: the streaming kernel, launched with (output rows per program, columns,
-#   channels, warps) = STREAM_LAUNCH[3] for k <= 3 (within 2% of the best setting of
-#   `benchmark_depthwise.py --sweep-triton 896x896 800x1344`) and STREAM_LAUNCH[7] above (that sweep's best
-#   on an H100, 7% faster than the row kernel the 7x7 convs ran before, one program per output row loading
-#   all k x k taps);
+#   channels, warps) = STREAM_LAUNCH[3] for k <= 3 and STREAM_LAUNCH[7] above: the settings that
+#   `benchmark_depthwise.py --sweep-triton 896x896 800x1344` chose on an H100 (least calls-weighted time
+#   over FAN-S-Hybrid's shapes of that kernel size at both input sizes);
 # - weight gradient: k <= 3 cuDNN's (faster there than the Triton kernel); larger k the Triton kernel;
 # - bias gradient: k <= 3 summed by the input gradient's streaming kernel (which loads every row of the
 #   output gradient anyway); larger k by the Triton weight-gradient kernel.
-STREAM_LAUNCH = {3: (16, 16, 128, 2), 7: (16, 8, 64, 4)}
+STREAM_LAUNCH = {3: (8, 8, 64, 4), 7: (32, 8, 64, 4)}
 
 
 def _blocks(channels: int, width: int, k: int = 3):
