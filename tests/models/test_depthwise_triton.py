@@ -11,7 +11,7 @@ import textwrap
 import pytest
 import torch
 
-pytest.importorskip('triton')
+triton = pytest.importorskip('triton')
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -294,3 +294,39 @@ def test_routed_convs_stay_inside_cuda_graphs():
     torch.testing.assert_close(y, expected, rtol=1e-5, atol=1e-5)
     for got, want in zip([x.grad] + [p.grad for p in block.parameters()], expected_grads):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+def _compiled_for_sm90(kernel, types: dict, constants: dict, num_warps: int):
+    """``kernel`` compiled by Triton for an H100 (sm_90) without a GPU: Triton's compiled kernel, whose
+    ``asm`` holds the TTGIR (the tiles' layouts) and the machine code."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    names = list(kernel.arg_names)
+    signature = {n: 'constexpr' if n in constants else types.get(n, 'i32') for n in names}
+    # as the launcher specialises them for FAN's maps: pointers and strides divisible by 16, unit strides 1
+    aligned = {(names.index(n),): [['tt.divisibility', 16]] for n in names
+               if n not in constants and (n.endswith('_ptr') or n == 'C' or n[0] == 's')}
+    source = ASTSource(kernel, signature, {(names.index(n),): v for n, v in constants.items()}, aligned)
+    return triton.compile(source, target=GPUTarget('cuda', 90, 32),
+                          options=dict(num_warps=num_warps, enable_fp_fusion=True))  # multiply-adds, as launched
+
+
+@pytest.mark.parametrize('k', [3, 7])
+def test_streaming_kernel_row_loop_keeps_one_layout(k):
+    """At the shipped launch settings the streaming kernel's row loop converts no tile between layouts. A
+    conversion goes through shared memory between barriers: at the 3x3 setting shipped until 2026-12-08 the
+    weights' 1-D loads took another layout than the tiles, nine conversions with 36 barriers in every row
+    (docs/benchmarks.md, "The forward with its rows prefetched"). Compiled for sm_90 on the CPU."""
+    from fan_mm.layers.depthwise_triton import STREAM_LAUNCH, _dw_forward_stream_kernel
+    if not hasattr(triton.compiler, 'ASTSource'):
+        pytest.skip(f'Triton {triton.__version__} has no triton.compiler.ASTSource')
+    _, block_w, block_c, num_warps = STREAM_LAUNCH[k]
+    types = dict(x_ptr='*bf16', w_ptr='*bf16', b_ptr='*bf16', y_ptr='*bf16', sum_ptr='*fp32')
+    # the forward (bias) and the input gradient (flipped, summing its input for the bias gradient)
+    for flip, has_bias, sum_input in ((False, True, False), (True, False, True)):
+        compiled = _compiled_for_sm90(_dw_forward_stream_kernel, types, dict(
+            swc=1, K=k, FLIP=flip, HAS_BIAS=has_bias, SUM_INPUT=sum_input, BLOCK_W=block_w, BLOCK_C=block_c),
+            num_warps)
+        ttgir = compiled.asm['ttgir']
+        loop = ttgir[ttgir.index('scf.for'):ttgir.index('scf.yield')]
+        assert loop.count('ttg.convert_layout') == 0, (k, flip, STREAM_LAUNCH[k])
