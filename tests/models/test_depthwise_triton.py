@@ -311,6 +311,10 @@ def _compiled_for_sm90(kernel, types: dict, constants: dict, num_warps: int):
                           options=dict(num_warps=num_warps, enable_fp_fusion=True))  # multiply-adds, as launched
 
 
+def _loops(ttgir: str) -> str:
+    return ttgir[ttgir.index('scf.for'):ttgir.rindex('scf.yield')]
+
+
 @pytest.mark.parametrize('k', [3, 7])
 def test_streaming_kernel_row_loop_keeps_one_layout(k):
     """At the shipped launch settings the streaming kernel's row loop converts no tile between layouts. A
@@ -327,6 +331,17 @@ def test_streaming_kernel_row_loop_keeps_one_layout(k):
         compiled = _compiled_for_sm90(_dw_forward_stream_kernel, types, dict(
             swc=1, K=k, FLIP=flip, HAS_BIAS=has_bias, SUM_INPUT=sum_input, BLOCK_W=block_w, BLOCK_C=block_c),
             num_warps)
-        ttgir = compiled.asm['ttgir']
-        loop = ttgir[ttgir.index('scf.for'):ttgir.index('scf.yield')]
-        assert loop.count('ttg.convert_layout') == 0, (k, flip, STREAM_LAUNCH[k])
+        assert _loops(compiled.asm['ttgir']).count('ttg.convert_layout') == 0, (k, flip, STREAM_LAUNCH[k])
+
+
+def test_weight_gradient_loops_keep_one_layout():
+    """The same for the 7x7 weight-gradient kernel's loops, at the tiles it takes for the stem's maps."""
+    from fan_mm.layers.depthwise_triton import _blocks, _dw_weight_grad_kernel
+    if not hasattr(triton.compiler, 'ASTSource'):
+        pytest.skip(f'Triton {triton.__version__} has no triton.compiler.ASTSource')
+    for channels, width in ((128, 224), (256, 112)):
+        block_w, block_c = _blocks(channels, width, 7)
+        compiled = _compiled_for_sm90(_dw_weight_grad_kernel, dict(
+            x_ptr='*bf16', g_ptr='*bf16', part_ptr='*fp32', bias_part_ptr='*fp32'), dict(
+            K=7, BLOCK_W=block_w, BLOCK_C=block_c), num_warps=4)
+        assert _loops(compiled.asm['ttgir']).count('ttg.convert_layout') == 0, (channels, width)
