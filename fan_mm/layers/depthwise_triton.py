@@ -110,6 +110,32 @@ if triton is not None:
         mask = ((wi >= 0) & (wi < W) & row_ok)[:, None] & chan_ok[None, :]
         return tl.load(x_row + wi[:, None] * sxw + chans[None, :], mask=mask, other=0.).to(tl.float32)
 
+    @triton.jit
+    def _row_taps(x_base, t, end, cols, chans, chan_ok, H, W, sxh, sxw, K: tl.constexpr):
+        # input row t at each column tap (up to 7; the unused ones repeat the first), float32; zero where the
+        # row is outside the map or at or past row `end`
+        pad: tl.constexpr = K // 2
+        ts = cols * 0 + t  # the row as a vector: the interpreter cannot mix a scalar bool into a mask
+        row_ok = (ts >= 0) & (ts < H) & (ts < end)
+        x_row = x_base + t * sxh
+        v0 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 0 - pad)
+        v1 = v0
+        v2 = v0
+        v3 = v0
+        v4 = v0
+        v5 = v0
+        v6 = v0
+        if K > 1:
+            v1 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 1 - pad)
+            v2 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 2 - pad)
+        if K > 3:
+            v3 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 3 - pad)
+            v4 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 4 - pad)
+        if K > 5:
+            v5 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 5 - pad)
+            v6 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 6 - pad)
+        return v0, v1, v2, v3, v4, v5, v6
+
     # Not specialised on the map's size (Triton would compile a variant per size class, divisible by 16 or
     # not, for inputs whose size changes from batch to batch, as in detection); the strides are, for
     # vectorised loads.
@@ -177,47 +203,12 @@ if triton is not None:
             w22 = _tap(w_ptr, chans, chan_ok, swc, swi, swj, 2, 2, K, FLIP)
         # the first row's column taps; each iteration then loads the next row's before it computes, so that
         # the loads are in flight while it does (a row's loads otherwise wait for the previous row's sums)
-        t = first - pad
-        ts = cols * 0 + t
-        row_ok = (ts >= 0) & (ts < H)
-        x_row = x_base + t * sxh
-        n0 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 0 - pad)
-        n1 = n0
-        n2 = n0
-        n3 = n0
-        n4 = n0
-        n5 = n0
-        n6 = n0
-        if K > 1:
-            n1 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 1 - pad)
-            n2 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 2 - pad)
-        if K > 3:
-            n3 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 3 - pad)
-            n4 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 4 - pad)
-        if K > 5:
-            n5 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 5 - pad)
-            n6 = _shifted(x_row, cols, chans, chan_ok, row_ok, W, sxw, 6 - pad)
+        n0, n1, n2, n3, n4, n5, n6 = _row_taps(x_base, first - pad, last + pad, cols, chans, chan_ok, H, W, sxh,
+                                               sxw, K)
         for t in range(first - pad, last + pad):  # input row t; acc_s holds output row t - pad + s
             ts = cols * 0 + t  # the row as a vector: the interpreter cannot mix a scalar bool into a mask
-            v0 = n0
-            v1 = n1
-            v2 = n2
-            v3 = n3
-            v4 = n4
-            v5 = n5
-            v6 = n6
-            next_ok = (ts + 1 >= 0) & (ts + 1 < last + pad) & (ts + 1 < H)
-            next_row = x_base + (t + 1) * sxh
-            n0 = _shifted(next_row, cols, chans, chan_ok, next_ok, W, sxw, 0 - pad)
-            if K > 1:
-                n1 = _shifted(next_row, cols, chans, chan_ok, next_ok, W, sxw, 1 - pad)
-                n2 = _shifted(next_row, cols, chans, chan_ok, next_ok, W, sxw, 2 - pad)
-            if K > 3:
-                n3 = _shifted(next_row, cols, chans, chan_ok, next_ok, W, sxw, 3 - pad)
-                n4 = _shifted(next_row, cols, chans, chan_ok, next_ok, W, sxw, 4 - pad)
-            if K > 5:
-                n5 = _shifted(next_row, cols, chans, chan_ok, next_ok, W, sxw, 5 - pad)
-                n6 = _shifted(next_row, cols, chans, chan_ok, next_ok, W, sxw, 6 - pad)
+            v0, v1, v2, v3, v4, v5, v6 = n0, n1, n2, n3, n4, n5, n6
+            n0, n1, n2, n3, n4, n5, n6 = _row_taps(x_base, t + 1, last + pad, cols, chans, chan_ok, H, W, sxh, sxw, K)
             if SUM_INPUT:  # the unshifted tile, of the band's own rows only (the halo rows are a neighbour's)
                 own = (ts >= first) & (ts < last)
                 acc_sum += tl.where(own[:, None], _pick(pad, v0, v1, v2, v3, v4, v5, v6), 0.)
