@@ -8,6 +8,8 @@
 - :mod:`.corruptions`: fan_mm's corruption engine against imagecorruptions 1.1.2, output compared.
 - :mod:`.synthesis`: CPU time and disk space of a corrupted dataset, scaled from one image.
 - :mod:`.noise_decay`: the noise-decay measurement on CPU and GPU, timed and compared.
+- :mod:`.machine_code`: what fan_mm's Triton kernels compile to for a GPU architecture (registers,
+  spills, occupancy, a loop iteration's loads and multiply-adds), read on any machine.
 - :mod:`.results`: result files (JSON) and their Markdown tables.
 
 Every result records :func:`fan_mm.utils.environment.collect_environment`. Importing this package

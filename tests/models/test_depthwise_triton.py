@@ -296,52 +296,52 @@ def test_routed_convs_stay_inside_cuda_graphs():
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 
-def _compiled_for_sm90(kernel, types: dict, constants: dict, num_warps: int):
-    """``kernel`` compiled by Triton for an H100 (sm_90) without a GPU: Triton's compiled kernel, whose
-    ``asm`` holds the TTGIR (the tiles' layouts) and the machine code."""
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
-    names = list(kernel.arg_names)
-    signature = {n: 'constexpr' if n in constants else types.get(n, 'i32') for n in names}
-    # as the launcher specialises them for FAN's maps: pointers and strides divisible by 16, unit strides 1
-    aligned = {(names.index(n),): [['tt.divisibility', 16]] for n in names
-               if n not in constants and (n.endswith('_ptr') or n == 'C' or n[0] == 's')}
-    source = ASTSource(kernel, signature, {(names.index(n),): v for n, v in constants.items()}, aligned)
-    return triton.compile(source, target=GPUTarget('cuda', 90, 32),
-                          options=dict(num_warps=num_warps, enable_fp_fusion=True))  # multiply-adds, as launched
+def _shipped_variants():
+    from fan_mm.benchmarks.machine_code import shipped_variants
+    return {v.name: v for v in shipped_variants()}
 
 
-def _loops(ttgir: str) -> str:
-    return ttgir[ttgir.index('scf.for'):ttgir.rindex('scf.yield')]
-
-
-@pytest.mark.parametrize('k', [3, 7])
-def test_streaming_kernel_row_loop_keeps_one_layout(k):
-    """At the shipped launch settings the streaming kernel's row loop converts no tile between layouts. A
-    conversion goes through shared memory between barriers: at the 3x3 setting shipped until 2026-12-08 the
-    weights' 1-D loads took another layout than the tiles, nine conversions with 36 barriers in every row
+@pytest.mark.parametrize('name', ['3x3 forward', '3x3 input gradient', '7x7 forward', '7x7 input gradient',
+                                  '7x7 weight gradient'])
+def test_shipped_kernels_loops_keep_one_layout(name):
+    """At the shipped launch settings no kernel's loop converts a tile between layouts. A conversion goes
+    through shared memory between barriers: at the 3x3 setting shipped until 2026-12-08 the weights' 1-D
+    loads took another layout than the tiles, nine conversions with 36 barriers in every row
     (docs/benchmarks.md, "The forward with its rows prefetched"). Compiled for sm_90 on the CPU."""
-    from fan_mm.layers.depthwise_triton import STREAM_LAUNCH, _dw_forward_stream_kernel
+    from fan_mm.benchmarks.machine_code import compile_for_gpu, loop_layout_conversions
     if not hasattr(triton.compiler, 'ASTSource'):
         pytest.skip(f'Triton {triton.__version__} has no triton.compiler.ASTSource')
-    _, block_w, block_c, num_warps = STREAM_LAUNCH[k]
-    types = dict(x_ptr='*bf16', w_ptr='*bf16', b_ptr='*bf16', y_ptr='*bf16', sum_ptr='*fp32')
-    # the forward (bias) and the input gradient (flipped, summing its input for the bias gradient)
-    for flip, has_bias, sum_input in ((False, True, False), (True, False, True)):
-        compiled = _compiled_for_sm90(_dw_forward_stream_kernel, types, dict(
-            swc=1, K=k, FLIP=flip, HAS_BIAS=has_bias, SUM_INPUT=sum_input, BLOCK_W=block_w, BLOCK_C=block_c),
-            num_warps)
-        assert _loops(compiled.asm['ttgir']).count('ttg.convert_layout') == 0, (k, flip, STREAM_LAUNCH[k])
+    v = _shipped_variants()[name]
+    types = {n: '*bf16' if t == 'input' else t for n, t in v.pointers.items()}
+    compiled = compile_for_gpu(v.kernel, types, v.constants, v.num_warps, capability=90)
+    assert loop_layout_conversions(compiled.asm['ttgir']) == 0, (name, v.launch)
 
 
-def test_weight_gradient_loops_keep_one_layout():
-    """The same for the 7x7 weight-gradient kernel's loops, at the tiles it takes for the stem's maps."""
-    from fan_mm.layers.depthwise_triton import _blocks, _dw_weight_grad_kernel
-    if not hasattr(triton.compiler, 'ASTSource'):
-        pytest.skip(f'Triton {triton.__version__} has no triton.compiler.ASTSource')
-    for channels, width in ((128, 224), (256, 112)):
-        block_w, block_c = _blocks(channels, width, 7)
-        compiled = _compiled_for_sm90(_dw_weight_grad_kernel, dict(
-            x_ptr='*bf16', g_ptr='*bf16', part_ptr='*fp32', bias_part_ptr='*fp32'), dict(
-            K=7, BLOCK_W=block_w, BLOCK_C=block_c), num_warps=4)
-        assert _loops(compiled.asm['ttgir']).count('ttg.convert_layout') == 0, (channels, width)
+def test_machine_code_variants_are_what_the_operator_launches(monkeypatch):
+    """The variants that tools/analysis/triton_machine_code.py compiles are the constants and warps the
+    operator launches its kernels with for FAN-Hybrid's 3x3 and 7x7 convs (forward and backward), recorded
+    from the launches (on CPU tensors, nothing run)."""
+    from fan_mm.layers import depthwise_triton as dt
+    expected = set()
+    for v in _shipped_variants().values():
+        constants = {n: c for n, c in v.constants.items() if n != 'swc'}  # unit stride: passed as 1
+        expected.add((v.kernel, tuple(sorted(constants.items())), v.num_warps))
+    launched = []
+
+    class Recorder:
+        def __init__(self, kernel):
+            self.kernel = kernel
+
+        def __getitem__(self, grid):
+            def launch(*args, num_warps, **constants):
+                launched.append((self.kernel, dict(constants), num_warps))
+            return launch
+
+    monkeypatch.setattr(dt, '_dw_forward_stream_kernel', Recorder(dt._dw_forward_stream_kernel))
+    monkeypatch.setattr(dt, '_dw_weight_grad_kernel', Recorder(dt._dw_weight_grad_kernel))
+    for c, k, size in ((1536, 3, 56), (128, 7, 224), (256, 7, 112)):
+        x = torch.zeros(1, c, size, size)
+        weight = torch.zeros(c, 1, k, k)
+        dt._forward(x, weight, torch.zeros(c))
+        dt._depthwise_backward_op(x, x, weight)
+    assert {(kernel, tuple(sorted(c.items())), w) for kernel, c, w in launched} == expected
