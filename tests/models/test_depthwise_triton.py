@@ -306,7 +306,7 @@ def _shipped_variants():
 def test_shipped_kernels_loops_keep_one_layout(name):
     """At the shipped launch settings no kernel's loop converts a tile between layouts. A conversion goes
     through shared memory between barriers: at the 3x3 setting shipped until 2026-12-08 the weights' 1-D
-    loads took another layout than the tiles, nine conversions with 36 barriers in every row
+    loads took another layout than the tiles, nine conversions with 18 (Triton 3.6) or 36 (3.9) barriers in every row
     (docs/benchmarks.md, "The forward with its rows prefetched"). Compiled for sm_90 on the CPU."""
     from fan_mm.benchmarks.machine_code import compile_for_gpu, loop_layout_conversions
     if not hasattr(triton.compiler, 'ASTSource'):
