@@ -11,7 +11,8 @@ load is coalesced; float32 accumulation; the bias is added before the one roundi
   stored. Each iteration loads the next row before it computes (the loads of a row are in flight while
   the previous row is summed), and for k <= 3 the weights are loaded once, before the row loop. Launch
   settings per kernel size (FAN's 3x3 channel MLPs, the ConvNeXt stem's 7x7) from
-  ``benchmark_depthwise.py --sweep-triton``.
+  ``benchmark_depthwise.py --sweep-triton``; ``tools/analysis/triton_machine_code.py`` reads what they
+  compile to (registers, spills, what a row iteration loads) on any machine.
 - input gradient: the same kernel on the output gradient with the kernel rotated by 180 degrees; for k <= 3
   it also sums the output gradient's rows it loads, per channel: the bias gradient.
 - weight gradient, k <= 3: cuDNN's, faster there than the kernel below.
