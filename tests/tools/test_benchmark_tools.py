@@ -5,19 +5,14 @@ from pathlib import Path
 
 import pytest
 
+from tool_loading import load_tool
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / 'tools' / 'analysis' / f'{name}.py')
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_backbone_benchmark_cpu(tmp_path, capsys):
     out = tmp_path / 'b.json'
-    load_tool('benchmark_backbone').main([
+    load_tool('analysis/benchmark_backbone').main([
         '--device', 'cpu', '--size', '32', '--batch', '1', '--warmup', '0', '--repeats', '1',
         '--precision', 'fp32', '--models', 'fan_t_hybrid', 'convnext_t+cl', '--reference', 'convnext_t+cl',
         '--json', str(out)])
@@ -71,7 +66,7 @@ def _fake_checkout(root):
 def test_backbone_benchmark_times_the_official_code_in_its_own_process(tmp_path):
     checkout = _fake_checkout(tmp_path / 'FAN')
     out = tmp_path / 'b.json'
-    load_tool('benchmark_backbone').main([
+    load_tool('analysis/benchmark_backbone').main([
         '--device', 'cpu', '--size', '64', '--batch', '1', '--warmup', '0', '--repeats', '1', '--precision', 'fp32',
         '--models', 'official_fan_s_hybrid', 'official_fan_s_hybrid+cp', 'fan_t_hybrid', '--reference', 'tv_resnet50',
         '--official-checkout', str(checkout), '--json', str(out)])
@@ -87,10 +82,10 @@ def test_backbone_benchmark_times_the_official_code_in_its_own_process(tmp_path)
     assert res['official_anchor'] == 'official_fan_s_hybrid'
     assert res['official_commit'] is None  # not a git checkout (tmp_path lies outside any repository)
     with pytest.raises(SystemExit, match='must not depend on timm'):
-        load_tool('benchmark_backbone').main(['--device', 'cpu', '--models', 'official_fan_s_hybrid',
+        load_tool('analysis/benchmark_backbone').main(['--device', 'cpu', '--models', 'official_fan_s_hybrid',
                                               '--reference', 'swin_t', '--official-checkout', str(checkout)])
     with pytest.raises(SystemExit, match='not a checkout of NVlabs/FAN'):
-        load_tool('benchmark_backbone').main(['--device', 'cpu', '--models', 'official_fan_s_hybrid',
+        load_tool('analysis/benchmark_backbone').main(['--device', 'cpu', '--models', 'official_fan_s_hybrid',
                                               '--reference', 'tv_swin_t', '--official-checkout', str(tmp_path)])
 
 
@@ -102,7 +97,7 @@ def test_official_process_imports_timm_from_a_relative_official_timm_folder(tmp_
     (tmp_path / 'old_timm' / 'timm' / '__init__.py').write_text("__version__ = '0.5.4+stand-in'\n")
     monkeypatch.chdir(tmp_path)
     out = tmp_path / 'b.json'
-    load_tool('benchmark_backbone').main([
+    load_tool('analysis/benchmark_backbone').main([
         '--device', 'cpu', '--size', '64', '--batch', '1', '--warmup', '0', '--repeats', '1', '--precision', 'fp32',
         '--models', 'official_fan_s_hybrid', '--reference', 'tv_resnet50', '--official-checkout', 'FAN',
         '--official-timm', 'old_timm', '--json', str(out)])
@@ -179,7 +174,7 @@ def test_backbone_benchmark_rejects_unknown_names():
 def test_model_benchmark_cpu(tmp_path):
     out = tmp_path / 'm.json'
     cfg = str(ROOT / 'configs' / 'toy' / 'maskrcnn_fan_t_hybrid_toy_coco.py')
-    load_tool('benchmark_model').main([
+    load_tool('analysis/benchmark_model').main([
         '--configs', f'toy={cfg}', '--device', 'cpu', '--height', '64', '--width', '96', '--batch', '1',
         '--boxes', '2', '--precision', 'fp32', '--warmup', '0', '--repeats', '1', '--reference', 'toy',
         '--json', str(out)])
@@ -197,7 +192,7 @@ def test_model_benchmark_whole_backbone_rows(tmp_path):
     # torch.compile's eager backend, so that the compile really happens here
     out = tmp_path / 'm.json'
     cfg = str(ROOT / 'configs' / 'toy' / 'maskrcnn_fan_t_hybrid_toy_coco.py')
-    load_tool('benchmark_model').main([
+    load_tool('analysis/benchmark_model').main([
         '--configs', f'toy={cfg}', f'toy+whole={cfg}', '--device', 'cpu', '--height', '64', '--width', '64',
         '--batch', '1', '--boxes', '2', '--precision', 'fp32', '--warmup', '0', '--repeats', '1',
         '--reference', 'toy', '--json', str(out), '--cfg-options', 'model.backbone.compile_blocks.on_cpu=True',
@@ -220,7 +215,7 @@ def _toy_model_args(config='maskrcnn_fan_t_hybrid_toy_coco.py', warmup=0, batch=
 def test_model_benchmark_profiles_the_training_iteration(tmp_path, capsys):
     out = tmp_path / 'm.json'
     args = _toy_model_args()
-    load_tool('benchmark_model').main(args + ['--profile', 'toy', '--json', str(out)])
+    load_tool('analysis/benchmark_model').main(args + ['--profile', 'toy', '--json', str(out)])
     res = json.loads(out.read_text())
     (p,) = res['profiles']
     assert p['spec'] == 'toy' and p['steps'] == 3 and 'profile' not in res['rows'][0]
@@ -228,7 +223,7 @@ def test_model_benchmark_profiles_the_training_iteration(tmp_path, capsys):
     assert 'aten::convolution_backward' in ops or 'ConvolutionBackward0' in ops, ops  # the backward ran
     assert 'Top ops of one training iteration of toy' in capsys.readouterr().out
     with pytest.raises(SystemExit, match=r"--profile \['swin'\]: not among the --configs names \['toy'\]"):
-        load_tool('benchmark_model').main(args + ['--profile', 'swin'])
+        load_tool('analysis/benchmark_model').main(args + ['--profile', 'swin'])
 
 
 @pytest.mark.parametrize('config, batch, parts', [
@@ -239,7 +234,7 @@ def test_model_benchmark_profiles_the_training_iteration(tmp_path, capsys):
 def test_model_benchmark_times_the_iteration_part_by_part(config, batch, parts, tmp_path, capsys):
     out = tmp_path / 'm.json'
     args = _toy_model_args(config, warmup=1, batch=batch)
-    load_tool('benchmark_model').main(args + ['--phases', 'toy', '--json', str(out)])
+    load_tool('analysis/benchmark_model').main(args + ['--phases', 'toy', '--json', str(out)])
     res = json.loads(out.read_text())
     (p,) = res['phases']
     assert p['spec'] == 'toy' and p['steps'] == 5 and 'phases' not in res['rows'][0]
@@ -255,7 +250,7 @@ def test_model_benchmark_times_the_iteration_part_by_part(config, batch, parts, 
     assert rows['loss forward, outside the parts']['ms_per_step'] < rows['backbone']['ms_per_step']
     assert 'Host wall time of one training iteration of toy by phase' in capsys.readouterr().out
     with pytest.raises(SystemExit, match=r"--phases \['swin'\]: not among the --configs names \['toy'\]"):
-        load_tool('benchmark_model').main(args + ['--phases', 'swin'])
+        load_tool('analysis/benchmark_model').main(args + ['--phases', 'swin'])
 
 
 def test_phase_clock_counts_own_time_and_syncs_where_they_happen(monkeypatch):
@@ -421,7 +416,7 @@ def test_model_benchmark_compile_backbone_options(monkeypatch):
     own blocks (on a GPU) and is not compiled a second time; +eager / --no-compile turn that off."""
     import fan_mm.layers as layers
     from fan_mm.benchmarks.model import bench_model
-    tool = load_tool('benchmark_model')
+    tool = load_tool('analysis/benchmark_model')
     assert tool.parse_args([]).compile_backbone is None and tool.parse_args([]).no_compile is False
     assert tool.parse_args(['--compile-backbone']).compile_backbone == 'default'
     assert tool.parse_args(['--compile-backbone', 'cudagraph']).compile_backbone == 'cudagraph'
@@ -534,7 +529,7 @@ def test_model_benchmark_runs_the_configs_optim_wrapper(monkeypatch):
 
 def test_model_benchmark_bad_entry():
     with pytest.raises(SystemExit, match='NAME=CONFIG'):
-        load_tool('benchmark_model').main(['--configs', 'no_equals_sign', '--device', 'cpu'])
+        load_tool('analysis/benchmark_model').main(['--configs', 'no_equals_sign', '--device', 'cpu'])
 
 
 def test_autocast_census_counts_casts_and_saved_tensors():
@@ -685,7 +680,7 @@ def test_noise_decay_benchmark_runs_on_cpu_and_records_its_environment(tmp_path)
     Image.fromarray(data.astronaut()).save(photos / 'astronaut.png')
     Image.fromarray(data.coffee()).save(photos / 'coffee.png')
     out = tmp_path / 'out'
-    load_tool('benchmark_noise_decay').main([str(photos), '--out', str(out), '--models', 'fan_small_12_p16_224',
+    load_tool('analysis/benchmark_noise_decay').main([str(photos), '--out', str(out), '--models', 'fan_small_12_p16_224',
                                              '--cpu-images', '1', '--gpu-images', '3', '--device', 'cpu'])
     res = json.loads((out / 'benchmark.json').read_text())
     assert res['kind'] == 'noise_decay' and res['device'] == 'cpu' and res['env']['device'] == 'cpu'
@@ -699,7 +694,7 @@ def test_noise_decay_benchmark_runs_on_cpu_and_records_its_environment(tmp_path)
     import torch
     if not torch.cuda.is_available():
         with pytest.raises(SystemExit, match='needs a CUDA device'):
-            load_tool('benchmark_noise_decay').main([str(photos), '--out', str(out)])
+            load_tool('analysis/benchmark_noise_decay').main([str(photos), '--out', str(out)])
 
 
 @pytest.mark.parametrize('k', [3, 7])
@@ -735,7 +730,7 @@ def test_depthwise_shapes_of_fan_hybrid_are_its_stem_and_channel_mlps():
 
 def test_depthwise_benchmark_cpu(tmp_path, capsys):
     out = tmp_path / 'd.json'
-    load_tool('benchmark_depthwise').main([
+    load_tool('analysis/benchmark_depthwise').main([
         '--device', 'cpu', '--model', 'fan_t_hybrid', '--size', '32', '--batch', '1', '--warmup', '0',
         '--repeats', '1', '--precision', 'fp32', '--routes', 'channels_last', 'contiguous', '--json', str(out)])
     res = json.loads(out.read_text())
@@ -763,16 +758,16 @@ def test_depthwise_benchmark_bad_input(capsys):
     with pytest.raises(ValueError, match='tv_resnet50 has no depthwise convolutions'):
         run_depthwise_benchmark('tv_resnet50', size=32, batch=1, device='cpu', routes=['channels_last'])
     with pytest.raises(SystemExit, match='cuda_graph: CUDA graphs need a CUDA device, got cpu'):
-        load_tool('benchmark_depthwise').main(['--device', 'cpu', '--cuda-graph'])
+        load_tool('analysis/benchmark_depthwise').main(['--device', 'cpu', '--cuda-graph'])
     # the launch-settings sweep of the Triton kernels: sizes as HxW, a CUDA device
     with pytest.raises(SystemExit):
-        load_tool('benchmark_depthwise').main(['--sweep-triton', '896'])
+        load_tool('analysis/benchmark_depthwise').main(['--sweep-triton', '896'])
     with pytest.raises(SystemExit, match='sweep_triton_launch times Triton kernels on a CUDA device, got cpu'):
-        load_tool('benchmark_depthwise').main(['--device', 'cpu', '--sweep-triton', '64x64'])
+        load_tool('analysis/benchmark_depthwise').main(['--device', 'cpu', '--sweep-triton', '64x64'])
     with pytest.raises(ValueError, match="unknown model 'fan_xl'"):
         sweep_triton_launch('fan_xl', device='cpu')
     with pytest.raises(SystemExit):
-        load_tool('benchmark_depthwise').main(['--kernel-sizes', '3'])
+        load_tool('analysis/benchmark_depthwise').main(['--kernel-sizes', '3'])
     assert '--kernel-sizes selects the shapes of --sweep-triton; give --sweep-triton too' in capsys.readouterr().err
 
 

@@ -1,15 +1,12 @@
 """tools/analysis/triton_machine_code.py and fan_mm.benchmarks.machine_code: the reading of SASS, the
 occupancy arithmetic by hand, and the tool on the shipped kernels compiled for sm_90 on this CPU."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from fan_mm.benchmarks.machine_code import (loop_body_counts, loop_layout_conversions, loops, machine_code_table,
                                             resident_warps, sass_instructions)
-
-ROOT = Path(__file__).resolve().parents[2]
+from tool_loading import load_tool
 
 # cuobjdump -sass output as sm_90 prints it, cut down: a row loop (0x0100-0x0160) holding an inner loop
 # (0x0120-0x0140, the innermost), a branch forward, the uniform-predicate branch form of sm_120, and the
@@ -64,12 +61,6 @@ def test_resident_warps_by_hand():
     assert resident_warps(80, 0, 4, 75) is None  # not in the table
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'triton_machine_code', ROOT / 'tools' / 'analysis' / 'triton_machine_code.py')
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope='module')
@@ -78,7 +69,7 @@ def shipped(tmp_path_factory):
     if not hasattr(triton.compiler, 'ASTSource'):
         pytest.skip(f'Triton {triton.__version__} has no triton.compiler.ASTSource')
     out = tmp_path_factory.mktemp('machine_code') / 'sm90.json'
-    load_tool().main(['--json', str(out)])
+    load_tool('analysis/triton_machine_code').main(['--json', str(out)])
     return json.loads(out.read_text())
 
 
@@ -109,7 +100,7 @@ def test_tool_reads_the_shipped_kernels_for_sm90(shipped):
 
 def test_tool_other_launch_settings(capsys):
     pytest.importorskip('triton')
-    tool = load_tool()
+    tool = load_tool('analysis/triton_machine_code')
     args = tool.parse_args(['--stream-launch', '3=16,16,128,2', '--capability', '80', '--dtype', 'fp16'])
     assert args.stream_launch == [(3, (16, 16, 128, 2))] and args.capability == 80
     with pytest.raises(SystemExit):

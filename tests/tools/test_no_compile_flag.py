@@ -1,17 +1,7 @@
 """--no-compile reaches the jobs of tools/train.py, tools/test.py and tools/test_robustness.py as eager=True."""
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f'tool_{name}', ROOT / 'tools' / f'{name}.py')
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from tool_loading import load_tool
 
 
 @pytest.mark.parametrize('flag, eager', [([], False), (['--no-compile'], True)])
