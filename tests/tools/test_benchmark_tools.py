@@ -82,11 +82,13 @@ def test_backbone_benchmark_times_the_official_code_in_its_own_process(tmp_path)
     assert res['official_anchor'] == 'official_fan_s_hybrid'
     assert res['official_commit'] is None  # not a git checkout (tmp_path lies outside any repository)
     with pytest.raises(SystemExit, match='must not depend on timm'):
-        load_tool('analysis/benchmark_backbone').main(['--device', 'cpu', '--models', 'official_fan_s_hybrid',
-                                              '--reference', 'swin_t', '--official-checkout', str(checkout)])
+        load_tool('analysis/benchmark_backbone').main([
+            '--device', 'cpu', '--models', 'official_fan_s_hybrid', '--reference', 'swin_t',
+            '--official-checkout', str(checkout)])
     with pytest.raises(SystemExit, match='not a checkout of NVlabs/FAN'):
-        load_tool('analysis/benchmark_backbone').main(['--device', 'cpu', '--models', 'official_fan_s_hybrid',
-                                              '--reference', 'tv_swin_t', '--official-checkout', str(tmp_path)])
+        load_tool('analysis/benchmark_backbone').main([
+            '--device', 'cpu', '--models', 'official_fan_s_hybrid', '--reference', 'tv_swin_t',
+            '--official-checkout', str(tmp_path)])
 
 
 def test_official_process_imports_timm_from_a_relative_official_timm_folder(tmp_path, monkeypatch):
@@ -680,8 +682,9 @@ def test_noise_decay_benchmark_runs_on_cpu_and_records_its_environment(tmp_path)
     Image.fromarray(data.astronaut()).save(photos / 'astronaut.png')
     Image.fromarray(data.coffee()).save(photos / 'coffee.png')
     out = tmp_path / 'out'
-    load_tool('analysis/benchmark_noise_decay').main([str(photos), '--out', str(out), '--models', 'fan_small_12_p16_224',
-                                             '--cpu-images', '1', '--gpu-images', '3', '--device', 'cpu'])
+    load_tool('analysis/benchmark_noise_decay').main([
+        str(photos), '--out', str(out), '--models', 'fan_small_12_p16_224', '--cpu-images', '1', '--gpu-images', '3',
+        '--device', 'cpu'])
     res = json.loads((out / 'benchmark.json').read_text())
     assert res['kind'] == 'noise_decay' and res['device'] == 'cpu' and res['env']['device'] == 'cpu'
     assert res['images'] == ['astronaut', 'coffee'] and res['gpu_images'] == 3

@@ -1,6 +1,7 @@
 """tools/analysis/triton_machine_code.py and fan_mm.benchmarks.machine_code: the reading of SASS, the
 occupancy arithmetic by hand, and the tool on the shipped kernels compiled for sm_90 on this CPU."""
 import json
+import re
 
 import pytest
 
@@ -108,3 +109,17 @@ def test_tool_other_launch_settings(capsys):
     with pytest.raises(SystemExit):
         tool.parse_args(['--capability', '12'])
     assert '--capability 12' in capsys.readouterr().err
+
+
+def test_a_kernel_that_does_not_compile_is_named():
+    triton = pytest.importorskip('triton')
+    if not hasattr(triton.compiler, 'ASTSource'):
+        pytest.skip(f'Triton {triton.__version__} has no triton.compiler.ASTSource')
+    from fan_mm.benchmarks.machine_code import inspect_kernels, inspect_variant, shipped_variants
+    forward = shipped_variants()[0]
+    broken = forward._replace(constants=dict(forward.constants, NO_SUCH_ARGUMENT=1))
+    with pytest.raises(RuntimeError, match=re.escape(f'3x3 forward {forward.launch} does not compile for sm_90: ')
+                       + r".*has no arguments \['NO_SUCH_ARGUMENT'\]"):
+        inspect_variant(broken)
+    with pytest.raises(ValueError, match=r"dtype 'int8' is not one of \['bf16', 'fp16', 'fp32'\]"):
+        inspect_kernels([forward], dtype='int8')
